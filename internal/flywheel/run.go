@@ -1,0 +1,174 @@
+package flywheel
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Run is one flywheel run (a job): the blueprint's flywheel_runs document.
+type Run struct {
+	ID         string     `json:"id"`
+	WorkloadID string     `json:"workload_id"`
+	ClientID   string     `json:"client_id"`
+	Status     RunStatus  `json:"status"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	NumRecords int        `json:"num_records"`
+	Datasets   []Dataset  `json:"datasets"`
+	Error      string     `json:"error,omitempty"`
+	// Spec is the configuration the run was created with.
+	Spec RunSpec `json:"-"`
+	// WorkloadType is known once create_datasets has run.
+	WorkloadType WorkloadType `json:"workload_type,omitempty"`
+	// Stats are the data statistics of create_datasets.
+	Stats *DataStats `json:"data_stats,omitempty"`
+	// Recommendation is set by finalize.
+	Recommendation *Recommendation `json:"recommendation,omitempty"`
+	// IdempotencyKey is the Idempotency-Key header the run was created with.
+	IdempotencyKey string    `json:"-"`
+	UpdatedAt      time.Time `json:"-"`
+}
+
+// Dataset is a dataset built for a run.
+type Dataset struct {
+	Name       string      `json:"name"`
+	NumRecords int         `json:"num_records"`
+	NMPURI     *string     `json:"nmp_uri"`
+	Type       DatasetType `json:"type,omitempty"`
+	// Path is where the files are kept locally (not shown by the API).
+	Path string `json:"-"`
+}
+
+// DataStats are the counts of every step of dataset creation.
+type DataStats struct {
+	Total         int `json:"total"`
+	InvalidFormat int `json:"invalid_format"`
+	Filtered      int `json:"filtered"`
+	Deduplicated  int `json:"deduplicated"`
+	Selected      int `json:"selected"`
+	Eval          int `json:"eval"`
+	Train         int `json:"train"`
+	Val           int `json:"val"`
+	// Reasons counts rejected records per reason.
+	Reasons map[string]int `json:"reasons,omitempty"`
+}
+
+// NIMRun is one candidate model inside a run: the blueprint's nims document.
+type NIMRun struct {
+	ID               string           `json:"id"`
+	RunID            string           `json:"flywheel_run_id"`
+	ModelName        string           `json:"model_name"`
+	Position         int              `json:"-"`
+	Status           NIMStatus        `json:"status"`
+	DeploymentStatus DeploymentStatus `json:"deployment_status"`
+	StartedAt        *time.Time       `json:"started_at"`
+	FinishedAt       *time.Time       `json:"finished_at"`
+	RuntimeSeconds   float64          `json:"runtime_seconds"`
+	Error            string           `json:"error,omitempty"`
+}
+
+// Evaluation is one evaluation of a candidate.
+type Evaluation struct {
+	ID             string                 `json:"id"`
+	NIMID          string                 `json:"nim_id"`
+	EvalType       EvalType               `json:"eval_type"`
+	Scores         map[string]float64     `json:"scores"`
+	StartedAt      time.Time              `json:"started_at"`
+	FinishedAt     *time.Time             `json:"finished_at"`
+	RuntimeSeconds float64                `json:"runtime_seconds"`
+	Progress       float64                `json:"progress"`
+	NMPURI         *string                `json:"nmp_uri"`
+	MLflowURI      *string                `json:"mlflow_uri"`
+	JobID          string                 `json:"job_id,omitempty"`
+	Error          string                 `json:"error,omitempty"`
+	Details        map[string]ScoreDetail `json:"score_details,omitempty"`
+	Summary        *EvalSummary           `json:"summary,omitempty"`
+}
+
+// ScoreDetail is the evidence behind one score.
+type ScoreDetail struct {
+	N      int     `json:"n"`
+	Mean   float64 `json:"mean"`
+	StdErr float64 `json:"stderr"`
+	CILow  float64 `json:"ci_low"`
+	CIHigh float64 `json:"ci_high"`
+}
+
+// EvalSummary holds the latency, token and cost figures of an evaluation.
+type EvalSummary struct {
+	Items            int                    `json:"items"`
+	Errors           int                    `json:"errors"`
+	LatencyP50MS     float64                `json:"latency_p50_ms"`
+	LatencyP95MS     float64                `json:"latency_p95_ms"`
+	PromptTokens     float64                `json:"prompt_tokens_per_request"`
+	CompletionTokens float64                `json:"completion_tokens_per_request"`
+	CostPer1KReq     float64                `json:"cost_per_1k_requests"`
+	ErrorClasses     map[string]int         `json:"error_classes,omitempty"`
+	PerTool          map[string]ScoreDetail `json:"per_tool,omitempty"`
+}
+
+// Customization is one fine-tuning job of a candidate.
+type Customization struct {
+	ID              string     `json:"id"`
+	NIMID           string     `json:"nim_id"`
+	JobID           string     `json:"job_id,omitempty"`
+	WorkloadID      string     `json:"workload_id"`
+	BaseModel       string     `json:"base_model"`
+	CustomizedModel *string    `json:"customized_model"`
+	StartedAt       time.Time  `json:"started_at"`
+	FinishedAt      *time.Time `json:"finished_at"`
+	RuntimeSeconds  float64    `json:"runtime_seconds"`
+	Progress        float64    `json:"progress"`
+	EpochsCompleted int        `json:"epochs_completed"`
+	StepsCompleted  int        `json:"steps_completed"`
+	NMPURI          *string    `json:"nmp_uri"`
+	Error           string     `json:"error,omitempty"`
+	// Losses is the training loss per step as reported.
+	Losses []float64 `json:"losses,omitempty"`
+}
+
+// LLMJudgeRun is the judge of a run.
+type LLMJudgeRun struct {
+	ID               string           `json:"id"`
+	RunID            string           `json:"flywheel_run_id"`
+	ModelName        string           `json:"model_name"`
+	DeploymentType   string           `json:"type"`
+	DeploymentStatus DeploymentStatus `json:"deployment_status"`
+	Error            string           `json:"error,omitempty"`
+}
+
+// Recommendation says which candidate can replace the production model.
+type Recommendation struct {
+	Candidate string   `json:"candidate,omitempty"`
+	EvalType  EvalType `json:"eval_type,omitempty"`
+	Metric    string   `json:"metric,omitempty"`
+	Margin    float64  `json:"margin"`
+	Reason    string   `json:"reason"`
+	Evidence  []string `json:"evidence,omitempty"`
+}
+
+// LogRecord is one logged production chat completion (the 5-field schema).
+type LogRecord struct {
+	ID         int64           `json:"-"`
+	WorkloadID string          `json:"workload_id"`
+	ClientID   string          `json:"client_id"`
+	Timestamp  time.Time       `json:"timestamp"`
+	Request    json.RawMessage `json:"request"`
+	Response   json.RawMessage `json:"response"`
+}
+
+// ItemResult is the outcome of one evaluated record.
+type ItemResult struct {
+	EvaluationID     string             `json:"evaluation_id"`
+	Index            int                `json:"index"`
+	Tool             string             `json:"tool,omitempty"`
+	Request          json.RawMessage    `json:"request,omitempty"`
+	Reference        json.RawMessage    `json:"reference,omitempty"`
+	Prediction       json.RawMessage    `json:"prediction,omitempty"`
+	Scores           map[string]float64 `json:"scores"`
+	ErrorClass       string             `json:"error_class,omitempty"`
+	Error            string             `json:"error,omitempty"`
+	LatencyMS        float64            `json:"latency_ms"`
+	PromptTokens     int                `json:"prompt_tokens"`
+	CompletionTokens int                `json:"completion_tokens"`
+}
