@@ -184,3 +184,11 @@ type Evaluator interface {
 	// cancelled and returns ctx's error.
 	Evaluate(ctx context.Context, req EvalRequest, progress ProgressFunc) (EvalResult, error)
 }
+
+// ResourceReleaser is implemented by platforms that can release any ledger
+// resource they created (an evaluation job, a customized model, a dataset),
+// used by cleanup, job deletion and the reaper. Releasing a resource that
+// is already gone is not an error.
+type ResourceReleaser interface {
+	Release(ctx context.Context, r Resource) error
+}
