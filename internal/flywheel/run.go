@@ -1,6 +1,9 @@
 package flywheel
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -171,4 +174,28 @@ type ItemResult struct {
 	LatencyMS        float64            `json:"latency_ms"`
 	PromptTokens     int                `json:"prompt_tokens"`
 	CompletionTokens int                `json:"completion_tokens"`
+}
+
+// Hash returns the record's content hash: SHA-256 over the workload id, the
+// client id and the compacted request and response JSON. Loading the same
+// record twice yields the same hash, so stores skip the copy.
+func (r LogRecord) Hash() string {
+	h := sha256.New()
+	h.Write([]byte(r.WorkloadID))
+	h.Write([]byte{0})
+	h.Write([]byte(r.ClientID))
+	h.Write([]byte{0})
+	writeCompact(h, r.Request)
+	h.Write([]byte{0})
+	writeCompact(h, r.Response)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func writeCompact(w interface{ Write([]byte) (int, error) }, raw json.RawMessage) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		_, _ = w.Write(raw)
+		return
+	}
+	_, _ = w.Write(buf.Bytes())
 }

@@ -61,6 +61,18 @@ type Stage struct {
 	Progress float64 `json:"progress"`
 	// TimeLimitSeconds is the stage's overall (hard) limit.
 	TimeLimitSeconds float64 `json:"time_limit_seconds,omitempty"`
+	// Position orders stages for display (DAG order).
+	Position int `json:"-"`
+	// Deps are the stages this one waits for.
+	Deps []StageDep `json:"deps,omitempty"`
+}
+
+// StageDep is an edge of the run DAG. A Hard dependency must succeed for the
+// stage to run (otherwise it is skipped); a soft one only orders it.
+type StageDep struct {
+	Candidate string    `json:"candidate,omitempty"`
+	Name      StageName `json:"name"`
+	Hard      bool      `json:"hard,omitempty"`
 }
 
 // ResourceKind names a kind of live remote resource in the ledger.
