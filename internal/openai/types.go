@@ -1,0 +1,237 @@
+package openai
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Message is one chat message. Content holds the text; a reply whose
+// content is null or an array of parts decodes into the concatenated text
+// parts.
+type Message struct {
+	Role       string     `json:"role"`
+	Content    string     `json:"content"`
+	Name       string     `json:"name,omitempty"`
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+// UnmarshalJSON accepts content as a string, null, or an array of parts.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Role       string          `json:"role"`
+		Content    json.RawMessage `json:"content"`
+		Name       string          `json:"name"`
+		ToolCalls  []ToolCall      `json:"tool_calls"`
+		ToolCallID string          `json:"tool_call_id"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	text, err := contentText(raw.Content)
+	if err != nil {
+		return err
+	}
+	*m = Message{Role: raw.Role, Content: text, Name: raw.Name, ToolCalls: raw.ToolCalls, ToolCallID: raw.ToolCallID}
+	return nil
+}
+
+// contentText returns the text of a message content value.
+func contentText(c json.RawMessage) (string, error) {
+	c = bytes.TrimSpace(c)
+	if len(c) == 0 || string(c) == "null" {
+		return "", nil
+	}
+	switch c[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(c, &s); err != nil {
+			return "", fmt.Errorf("decode content: %w", err)
+		}
+		return s, nil
+	case '[':
+		var parts []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(c, &parts); err != nil {
+			return "", fmt.Errorf("decode content parts: %w", err)
+		}
+		var sb strings.Builder
+		for _, p := range parts {
+			sb.WriteString(p.Text)
+		}
+		return sb.String(), nil
+	}
+	return "", fmt.Errorf("decode content: unexpected JSON %.20q", c)
+}
+
+// ToolCall is one function call made by the model. Arguments is the JSON
+// text of the arguments as the model wrote it (servers send a string; an
+// object is kept as its JSON text).
+type ToolCall struct {
+	Index    *int         `json:"index,omitempty"`
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type"`
+	Function FunctionCall `json:"function"`
+}
+
+// FunctionCall is the function part of a ToolCall.
+type FunctionCall struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// UnmarshalJSON accepts arguments as a JSON string or as a JSON value.
+func (f *FunctionCall) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	f.Name = raw.Name
+	a := bytes.TrimSpace(raw.Arguments)
+	switch {
+	case len(a) == 0 || string(a) == "null":
+		f.Arguments = ""
+	case a[0] == '"':
+		if err := json.Unmarshal(a, &f.Arguments); err != nil {
+			return fmt.Errorf("decode arguments: %w", err)
+		}
+	default:
+		f.Arguments = string(a)
+	}
+	return nil
+}
+
+// Tool is a tool offered to the model.
+type Tool struct {
+	Type     string      `json:"type"`
+	Function FunctionDef `json:"function"`
+}
+
+// FunctionDef declares a function: its name, description and JSON-schema
+// parameters.
+type FunctionDef struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+}
+
+// ChatRequest is a typed chat completion request. Extra fields are merged
+// into the JSON body as given (they override typed fields of the same
+// name).
+type ChatRequest struct {
+	Model       string          `json:"model"`
+	Messages    []Message       `json:"messages"`
+	Tools       []Tool          `json:"tools,omitempty"`
+	ToolChoice  json.RawMessage `json:"tool_choice,omitempty"`
+	Temperature *float64        `json:"temperature,omitempty"`
+	TopP        *float64        `json:"top_p,omitempty"`
+	MaxTokens   *int            `json:"max_tokens,omitempty"`
+	Seed        *int64          `json:"seed,omitempty"`
+	Stop        []string        `json:"stop,omitempty"`
+	Stream      bool            `json:"stream,omitempty"`
+	// Extra holds any other body fields (for example "nvext").
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// MarshalJSON encodes the request with Extra merged in.
+func (r ChatRequest) MarshalJSON() ([]byte, error) {
+	type plain ChatRequest
+	b, err := json.Marshal(plain(r))
+	if err != nil || len(r.Extra) == 0 {
+		return b, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range r.Extra {
+		m[k] = v
+	}
+	return json.Marshal(m)
+}
+
+// Usage is the token accounting of a reply.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// Choice is one alternative of a chat completion.
+type Choice struct {
+	Index        int     `json:"index"`
+	Message      Message `json:"message"`
+	FinishReason string  `json:"finish_reason"`
+}
+
+// ChatResponse is a chat completion. For a streamed reply it is
+// reassembled from the chunks. The fields without JSON names describe the
+// call, not the reply.
+type ChatResponse struct {
+	ID      string   `json:"id"`
+	Object  string   `json:"object"`
+	Created int64    `json:"created"`
+	Model   string   `json:"model"`
+	Choices []Choice `json:"choices"`
+	Usage   *Usage   `json:"usage,omitempty"`
+
+	// Latency is the duration of the attempt that succeeded, from sending
+	// the request to reading the last byte of the reply.
+	Latency time.Duration `json:"-"`
+	// TimeToFirstToken is, for a streamed reply, the time from sending the
+	// request to the first chunk carrying content or a tool call.
+	TimeToFirstToken time.Duration `json:"-"`
+	// Attempts is how many HTTP attempts the call took (1 without retries).
+	Attempts int `json:"-"`
+	// Streamed reports whether the reply came as server-sent events.
+	Streamed bool `json:"-"`
+}
+
+// FirstMessage returns the message of the first choice, or a zero Message
+// when there are no choices.
+func (r *ChatResponse) FirstMessage() Message {
+	if r == nil || len(r.Choices) == 0 {
+		return Message{}
+	}
+	return r.Choices[0].Message
+}
+
+// EmbeddingRequest asks for the embeddings of Input. InputType and
+// Truncate are NVIDIA extensions ("query"/"passage", "END"/"NONE").
+type EmbeddingRequest struct {
+	Model          string   `json:"model"`
+	Input          []string `json:"input"`
+	InputType      string   `json:"input_type,omitempty"`
+	EncodingFormat string   `json:"encoding_format,omitempty"`
+	Dimensions     int      `json:"dimensions,omitempty"`
+	Truncate       string   `json:"truncate,omitempty"`
+}
+
+// Embedding is one embedding vector and the position of its input.
+type Embedding struct {
+	Index     int       `json:"index"`
+	Embedding []float32 `json:"embedding"`
+}
+
+// EmbeddingResponse is the reply to an embeddings request.
+type EmbeddingResponse struct {
+	Model string      `json:"model"`
+	Data  []Embedding `json:"data"`
+	Usage *Usage      `json:"usage,omitempty"`
+}
+
+// Model is one entry of GET /v1/models.
+type Model struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
