@@ -1,0 +1,35 @@
+package server
+
+// RoutesOf lists "METHOD /path" of every route and mount of s, with path
+// parameters written "{}", for the document coverage test.
+func RoutesOf(s *Server) []string {
+	var out []string
+	for _, r := range s.routes() {
+		out = append(out, r.method+" "+normalize(r.path))
+	}
+	for _, m := range s.mounts() {
+		method := "GET"
+		if m.prefix == "/v1/" {
+			method = "POST"
+		}
+		out = append(out, method+" "+m.prefix+"{}")
+	}
+	return out
+}
+
+func normalize(p string) string {
+	out := []byte{}
+	skip := false
+	for i := 0; i < len(p); i++ {
+		switch {
+		case p[i] == '{':
+			skip = true
+			out = append(out, "{}"...)
+		case p[i] == '}':
+			skip = false
+		case !skip:
+			out = append(out, p[i])
+		}
+	}
+	return string(out)
+}

@@ -1,0 +1,147 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/flywheel-go/flywheel/api"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+)
+
+// IdempotencyKeyHeader names the header that makes POST /api/jobs safe to
+// retry: a repeated key returns the run the first request created.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, MaxJobBodyBytes)
+	if errors.Is(err, errBodyTooLarge) {
+		writeDetail(w, http.StatusRequestEntityTooLarge, "Request body too large")
+		return
+	}
+	if err != nil {
+		writeDetail(w, http.StatusBadRequest, "Could not read the request body")
+		return
+	}
+	req, errs := decodeJobRequest(body)
+	key := r.Header.Get(IdempotencyKeyHeader)
+	if key != "" && (len(key) > MaxIdempotencyKeyLen || !validRequestID(strings.ReplaceAll(key, " ", "-"))) {
+		errs = append(errs, verr("string_pattern_mismatch",
+			"Idempotency-Key must be 1 to 255 printable ASCII characters", "header", "idempotency-key"))
+	}
+	if len(errs) > 0 {
+		writeValidation(w, errs)
+		return
+	}
+	req.IdempotencyKey = key
+	run, err := s.opts.Jobs.CreateJob(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.JobResponse{
+		ID:      run.ID,
+		Status:  api.JobResponseStatusQueued,
+		Message: api.JobResponseMessageQueued,
+	})
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	q := &query{r: r}
+	f := flywheel.JobFilter{
+		WorkloadID: q.str("workload_id"),
+		ClientID:   q.str("client_id"),
+		Status:     q.runStatus("status"),
+		Limit:      q.intIn("limit", 0, 1, ListLimitMax),
+		Cursor:     q.str("cursor"),
+	}
+	if len(q.errs) > 0 {
+		writeValidation(w, q.errs)
+		return
+	}
+	page, err := s.opts.Jobs.ListJobs(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := api.JobsListResponse{Jobs: make([]api.JobListItem, 0, len(page.Runs))}
+	for _, run := range page.Runs {
+		if run != nil {
+			resp.Jobs = append(resp.Jobs, listItem(run))
+		}
+	}
+	if page.NextCursor != "" {
+		resp.NextCursor = &page.NextCursor
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	d, err := s.opts.Jobs.GetJob(r.Context(), r.PathValue("job_id"))
+	if err == nil && (d == nil || d.Run == nil) {
+		err = errors.New("job service returned no run")
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, jobDetail(d))
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("job_id")
+	msg, err := s.opts.Jobs.CancelJob(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.JobCancelResponse{ID: id, Message: msg})
+}
+
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("job_id")
+	msg, err := s.opts.Jobs.DeleteJob(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.JobDeleteResponse{ID: id, Message: msg})
+}
+
+func (s *Server) listItems(w http.ResponseWriter, r *http.Request) {
+	q := &query{r: r}
+	f := flywheel.ItemFilter{
+		EvaluationID:  r.PathValue("evaluation_id"),
+		Tool:          q.str("tool"),
+		ErrorClass:    q.str("error_class"),
+		OnlyDivergent: q.boolean("divergent"),
+		Limit:         q.intIn("limit", ItemsLimitDefault, 1, ItemsLimitMax),
+		Offset:        q.intIn("offset", 0, 0, 1<<31-1),
+	}
+	if len(q.errs) > 0 {
+		writeValidation(w, q.errs)
+		return
+	}
+	page, err := s.opts.Jobs.ListItems(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := api.ItemsResponse{
+		Items:  page.Items,
+		Total:  page.Total,
+		Limit:  f.Limit,
+		Offset: f.Offset,
+	}
+	if resp.Items == nil {
+		resp.Items = []flywheel.ItemResult{}
+	}
+	for i := range resp.Items {
+		resp.Items[i].Scores = finiteMap(resp.Items[i].Scores)
+		resp.Items[i].LatencyMS = finite(resp.Items[i].LatencyMS)
+	}
+	if next := f.Offset + len(page.Items); len(page.Items) > 0 && next < page.Total {
+		resp.NextOffset = &next
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

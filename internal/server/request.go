@@ -1,0 +1,321 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/flywheel-go/flywheel/api"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+)
+
+// This file validates request bodies and query parameters the way FastAPI
+// (pydantic v2, lax mode) does, with the same error types and messages, so
+// a client of the blueprint sees the 422 bodies it knows.
+
+// errBodyTooLarge is returned by readBody when the body exceeds its cap.
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads at most limit bytes of r's body.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errBodyTooLarge
+		}
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	return b, nil
+}
+
+// verr builds one validation error.
+func verr(typ, msg string, loc ...any) api.ValidationError {
+	return api.ValidationError{Loc: loc, Msg: msg, Type: typ}
+}
+
+// decodeJobRequest validates a POST /api/jobs body. It reports every
+// problem at once; a nil slice means the request is valid.
+func decodeJobRequest(body []byte) (flywheel.CreateJobRequest, []api.ValidationError) {
+	var req flywheel.CreateJobRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, []api.ValidationError{verr("missing", "Field required", "body")}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	if err == nil && dec.More() {
+		err = fmt.Errorf("extra data after the JSON value")
+	}
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = fmt.Errorf("extra data after the JSON value")
+		}
+	}
+	if err != nil {
+		pos := int(dec.InputOffset())
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			pos = int(se.Offset)
+		}
+		e := verr("json_invalid", "JSON decode error", "body", pos)
+		return req, []api.ValidationError{e}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return req, []api.ValidationError{verr("model_attributes_type",
+			"Input should be a valid dictionary or object to extract fields from", "body")}
+	}
+	var errs []api.ValidationError
+	req.WorkloadID, errs = requiredString(obj, "workload_id", errs)
+	req.ClientID, errs = requiredString(obj, "client_id", errs)
+	if raw, ok := obj["data_split_config"]; ok && raw != nil {
+		req.DataSplitConfig, errs = decodeDataSplit(raw, errs)
+	}
+	return req, errs
+}
+
+func requiredString(obj map[string]any, name string, errs []api.ValidationError) (string, []api.ValidationError) {
+	raw, ok := obj[name]
+	if !ok {
+		return "", append(errs, verr("missing", "Field required", "body", name))
+	}
+	s, ok := raw.(string)
+	if !ok {
+		return "", append(errs, verr("string_type", "Input should be a valid string", "body", name))
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", append(errs, verr("string_too_short", "String should have at least 1 character", "body", name))
+	}
+	return s, errs
+}
+
+func decodeDataSplit(raw any, errs []api.ValidationError) (*flywheel.DataSplitOverride, []api.ValidationError) {
+	obj, ok := raw.(map[string]any)
+	if !ok {
+		return nil, append(errs, verr("model_type",
+			"Input should be a valid dictionary or instance of DataSplitConfig", "body", "data_split_config"))
+	}
+	o := &flywheel.DataSplitOverride{}
+	loc := func(f string) []any { return []any{"body", "data_split_config", f} }
+	intField := func(name string) *int {
+		v, present := obj[name]
+		if !present {
+			return nil
+		}
+		n, e := laxInt(v)
+		if e != nil {
+			e.Loc = loc(name)
+			errs = append(errs, *e)
+			return nil
+		}
+		i := int(n)
+		return &i
+	}
+	o.EvalSize = intField("eval_size")
+	o.MinTotalRecords = intField("min_total_records")
+	o.Limit = intField("limit")
+	if v, present := obj["random_seed"]; present && v != nil {
+		n, e := laxInt(v)
+		if e != nil {
+			e.Loc = loc("random_seed")
+			errs = append(errs, *e)
+		} else {
+			o.RandomSeed = &n
+		}
+	}
+	if v, present := obj["val_ratio"]; present {
+		f, e := laxFloat(v)
+		switch {
+		case e != nil:
+			e.Loc = loc("val_ratio")
+			errs = append(errs, *e)
+		case f < 0:
+			errs = append(errs, verr("greater_than_equal", "Input should be greater than or equal to 0", loc("val_ratio")...))
+		case f >= 1:
+			errs = append(errs, verr("less_than", "Input should be less than 1", loc("val_ratio")...))
+		default:
+			o.ValRatio = &f
+		}
+	}
+	if v, present := obj["parse_function_arguments"]; present {
+		b, e := laxBool(v)
+		if e != nil {
+			e.Loc = loc("parse_function_arguments")
+			errs = append(errs, *e)
+		} else {
+			o.ParseFunctionArguments = &b
+		}
+	}
+	return o, errs
+}
+
+// laxInt accepts what pydantic's lax mode accepts for int: integers,
+// floats without a fractional part, and strings holding an integer.
+func laxInt(v any) (int64, *api.ValidationError) {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n, nil
+		}
+		f, err := x.Float64()
+		if err != nil || math.IsInf(f, 0) {
+			e := verr("int_type", "Input should be a valid integer")
+			return 0, &e
+		}
+		if f != math.Trunc(f) {
+			e := verr("int_from_float", "Input should be a valid integer, got a number with a fractional part")
+			return 0, &e
+		}
+		if f > math.MaxInt64 || f < math.MinInt64 {
+			e := verr("int_type", "Input should be a valid integer")
+			return 0, &e
+		}
+		return int64(f), nil
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+		if err != nil {
+			e := verr("int_parsing", "Input should be a valid integer, unable to parse string as an integer")
+			return 0, &e
+		}
+		return n, nil
+	case bool:
+		if x {
+			return 1, nil
+		}
+		return 0, nil
+	default:
+		e := verr("int_type", "Input should be a valid integer")
+		return 0, &e
+	}
+}
+
+// laxFloat accepts numbers and strings holding a number.
+func laxFloat(v any) (float64, *api.ValidationError) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			e := verr("finite_number", "Input should be a finite number")
+			return 0, &e
+		}
+		return f, nil
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			e := verr("float_parsing", "Input should be a valid number, unable to parse string as a number")
+			return 0, &e
+		}
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			e := verr("finite_number", "Input should be a finite number")
+			return 0, &e
+		}
+		return f, nil
+	case bool:
+		if x {
+			return 1, nil
+		}
+		return 0, nil
+	default:
+		e := verr("float_type", "Input should be a valid number")
+		return 0, &e
+	}
+}
+
+// laxBool accepts booleans, 0 and 1, and pydantic's boolean words.
+func laxBool(v any) (bool, *api.ValidationError) {
+	switch x := v.(type) {
+	case bool:
+		return x, nil
+	case json.Number:
+		switch x.String() {
+		case "0", "0.0":
+			return false, nil
+		case "1", "1.0":
+			return true, nil
+		}
+		e := verr("bool_parsing", "Input should be a valid boolean, unable to interpret input")
+		return false, &e
+	case string:
+		if b, ok := parseBoolWord(x); ok {
+			return b, nil
+		}
+		e := verr("bool_parsing", "Input should be a valid boolean, unable to interpret input")
+		return false, &e
+	default:
+		e := verr("bool_type", "Input should be a valid boolean")
+		return false, &e
+	}
+}
+
+func parseBoolWord(s string) (bool, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "true", "t", "yes", "y", "on":
+		return true, true
+	case "0", "false", "f", "no", "n", "off":
+		return false, true
+	}
+	return false, false
+}
+
+// query reads the query parameters of a request, collecting errors.
+type query struct {
+	r    *http.Request
+	errs []api.ValidationError
+}
+
+func (q *query) str(name string) string {
+	return q.r.URL.Query().Get(name)
+}
+
+// intIn reads an integer parameter in [lo, hi], def when absent.
+func (q *query) intIn(name string, def, lo, hi int) int {
+	s := q.r.URL.Query().Get(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		q.errs = append(q.errs, verr("int_parsing", "Input should be a valid integer, unable to parse string as an integer", "query", name))
+		return def
+	}
+	if n < lo {
+		q.errs = append(q.errs, verr("greater_than_equal", fmt.Sprintf("Input should be greater than or equal to %d", lo), "query", name))
+		return def
+	}
+	if n > hi {
+		q.errs = append(q.errs, verr("less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", hi), "query", name))
+		return def
+	}
+	return n
+}
+
+func (q *query) boolean(name string) bool {
+	s := q.r.URL.Query().Get(name)
+	if s == "" {
+		return false
+	}
+	b, ok := parseBoolWord(s)
+	if !ok {
+		q.errs = append(q.errs, verr("bool_parsing", "Input should be a valid boolean, unable to interpret input", "query", name))
+	}
+	return b
+}
+
+// runStatus reads a run status parameter.
+func (q *query) runStatus(name string) flywheel.RunStatus {
+	s := flywheel.RunStatus(q.r.URL.Query().Get(name))
+	if s == "" || s.Valid() {
+		return s
+	}
+	q.errs = append(q.errs, verr("enum",
+		"Input should be 'pending', 'running', 'completed', 'failed' or 'cancelled'", "query", name))
+	return ""
+}

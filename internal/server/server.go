@@ -1,0 +1,242 @@
+// Package server is the REST API of the flywheel service: the blueprint's
+// /api/jobs endpoints with our additions, health and readiness checks,
+// Prometheus metrics, the OpenAPI document, and the mount points of the
+// dashboard, River's UI and the capture proxy.
+//
+// It is the one place that turns a flywheel error code into an HTTP status
+// and a FastAPI-shaped body ({"detail": ...}).
+package server
+
+import (
+	"cmp"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flywheel-go/flywheel/api"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+)
+
+// Limits and defaults of the API.
+const (
+	// MaxJobBodyBytes caps the body of POST /api/jobs.
+	MaxJobBodyBytes = 1 << 20
+	// MaxLogBodyBytesDefault caps the body of POST /api/logs.
+	MaxLogBodyBytesDefault = 32 << 20
+	// LogBatchSizeDefault is how many records POST /api/logs stores at once.
+	LogBatchSizeDefault = 1000
+	// MaxLogErrors caps the rejected lines listed in a LogsResponse.
+	MaxLogErrors = 100
+	// ListLimitMax is the largest page size of GET /api/jobs.
+	ListLimitMax = 1000
+	// ItemsLimitDefault and ItemsLimitMax are the page sizes of
+	// GET /api/evaluations/{id}/items.
+	ItemsLimitDefault = 50
+	ItemsLimitMax     = 1000
+	// ReadyTimeoutDefault bounds the readiness check.
+	ReadyTimeoutDefault = 5 * time.Second
+	// MaxIdempotencyKeyLen is the longest Idempotency-Key accepted.
+	MaxIdempotencyKeyLen = 255
+)
+
+// LogParseFunc turns one line of a POST /api/logs body into a record, or
+// says why the line cannot be used. lineNo is 1-based. The ingest package
+// provides the real one; a nil LogParseFunc selects a strict parser of the
+// blueprint's 5-field log schema.
+type LogParseFunc func(line []byte, lineNo int) (flywheel.LogRecord, *api.LogLineError)
+
+// Options configures a Server. Jobs is required; every other field is optional.
+type Options struct {
+	// Jobs serves the /api/jobs and /api/evaluations endpoints and /readyz.
+	Jobs flywheel.JobService
+	// Logs stores the records of POST /api/logs; without it the endpoint
+	// answers 503.
+	Logs flywheel.LogIngester
+	// LogParser parses POST /api/logs lines (nil: the built-in parser).
+	LogParser LogParseFunc
+	// MaxLogBodyBytes caps POST /api/logs bodies (0: MaxLogBodyBytesDefault).
+	MaxLogBodyBytes int64
+	// Registry receives the HTTP metrics and is served at /metrics. When nil
+	// the server makes its own.
+	Registry *prometheus.Registry
+	// RiverUI, when set, is mounted at /ui/river/ (build it with that prefix).
+	RiverUI http.Handler
+	// Capture, when set, is mounted at /v1/ (the OpenAI-compatible capture proxy).
+	Capture http.Handler
+	// UI, when set, is mounted at /ui/ (the dashboard); / redirects to it.
+	UI http.Handler
+	// Logger receives one line per request and every internal error. When
+	// nil nothing is logged.
+	Logger *slog.Logger
+	// Version is shown by /healthz.
+	Version string
+	// ReadyTimeout bounds JobService.Ready (0: ReadyTimeoutDefault).
+	ReadyTimeout time.Duration
+	// Now is the clock used for request durations (nil: time.Now).
+	Now flywheel.Clock
+}
+
+// Server is the HTTP handler of the whole API.
+type Server struct {
+	opts    Options
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	metrics *httpMetrics
+	openapi []byte
+}
+
+// route is one endpoint the server registers; the table drives both the
+// mux and the test that checks the OpenAPI document covers every route.
+type route struct {
+	method  string
+	path    string
+	handler http.HandlerFunc
+}
+
+// mount is a handler served under a path prefix.
+type mount struct {
+	prefix  string
+	handler http.Handler
+}
+
+// New returns a Server. It panics only on a programming error: Options.Jobs nil.
+func New(opts Options) *Server {
+	if opts.Jobs == nil {
+		panic("server.New: Options.Jobs is nil")
+	}
+	opts.MaxLogBodyBytes = cmp.Or(opts.MaxLogBodyBytes, MaxLogBodyBytesDefault)
+	opts.ReadyTimeout = cmp.Or(opts.ReadyTimeout, ReadyTimeoutDefault)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LogParser == nil {
+		opts.LogParser = parseLogLine
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		opts:    opts,
+		logger:  logger.With(slog.String("component", "server")),
+		mux:     http.NewServeMux(),
+		metrics: newHTTPMetrics(opts.Registry),
+	}
+	doc, err := api.DocumentJSON()
+	if err != nil {
+		// The document is embedded and checked by tests; a failure here is
+		// a build defect, reported on every request for it.
+		s.logger.Error("OpenAPI document unreadable", slog.Any("error", err))
+	}
+	s.openapi = doc
+
+	allowed := map[string][]string{}
+	var order []string
+	for _, rt := range s.routes() {
+		s.mux.HandleFunc(rt.method+" "+rt.path, rt.handler)
+		if _, ok := allowed[rt.path]; !ok {
+			order = append(order, rt.path)
+		}
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+	}
+	for _, path := range order {
+		s.mux.Handle(path, methodNotAllowed(allowed[path]))
+	}
+	for _, m := range s.mounts() {
+		s.mux.Handle(m.prefix, m.handler)
+		s.mux.Handle(strings.TrimSuffix(m.prefix, "/"), http.RedirectHandler(m.prefix, http.StatusMovedPermanently))
+	}
+	if opts.UI != nil {
+		s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeDetail(w, http.StatusNotFound, "Not Found")
+	})
+	s.handler = s.observe(s.recoverPanics(s.mux))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{http.MethodPost, "/api/jobs", s.createJob},
+		{http.MethodGet, "/api/jobs", s.listJobs},
+		{http.MethodGet, "/api/jobs/{job_id}", s.getJob},
+		{http.MethodDelete, "/api/jobs/{job_id}", s.deleteJob},
+		{http.MethodPost, "/api/jobs/{job_id}/cancel", s.cancelJob},
+		{http.MethodGet, "/api/evaluations/{evaluation_id}/items", s.listItems},
+		{http.MethodPost, "/api/logs", s.ingestLogs},
+		{http.MethodGet, "/healthz", s.healthz},
+		{http.MethodGet, "/readyz", s.readyz},
+		{http.MethodGet, "/metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{http.MethodGet, "/openapi.json", s.openapiJSON},
+		{http.MethodGet, "/openapi.yaml", s.openapiYAML},
+	}
+}
+
+func (s *Server) mounts() []mount {
+	var ms []mount
+	if s.opts.RiverUI != nil {
+		ms = append(ms, mount{"/ui/river/", s.opts.RiverUI})
+	}
+	if s.opts.UI != nil {
+		ms = append(ms, mount{"/ui/", s.opts.UI})
+	}
+	if s.opts.Capture != nil {
+		ms = append(ms, mount{"/v1/", s.opts.Capture})
+	}
+	return ms
+}
+
+func methodNotAllowed(methods []string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeDetail(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, api.HealthResponse{Status: "ok", Version: s.opts.Version})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := contextWithTimeout(r, s.opts.ReadyTimeout)
+	defer cancel()
+	if err := s.opts.Jobs.Ready(ctx); err != nil {
+		s.logger.WarnContext(ctx, "Not ready", slog.Any("error", err))
+		msg := "Not ready"
+		if m := flywheel.ErrorMessage(err); m != "Internal error" {
+			msg = "Not ready: " + m
+		}
+		writeDetail(w, http.StatusServiceUnavailable, msg)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.HealthResponse{Status: "ready", Version: s.opts.Version})
+}
+
+func (s *Server) openapiJSON(w http.ResponseWriter, r *http.Request) {
+	if s.openapi == nil {
+		s.writeError(w, r, flywheel.Errorf(flywheel.EINTERNAL, "Internal error"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(s.openapi)
+}
+
+func (s *Server) openapiYAML(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(api.DocumentYAML())
+}
