@@ -1,36 +1,17 @@
 package ingest
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"hash"
-
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
 
-// Hash returns the content hash of a record: the hex SHA-256 of its
-// workload id, client id, and canonical request and response (keys sorted,
-// no insignificant whitespace, numbers as written). The timestamp is left
-// out, so the same exchange loaded twice (for example from a conversation
-// file without timestamps) hashes the same. Stores use it to skip
-// duplicates.
+// Hash returns the content hash of a record as the stores compute it
+// (flywheel.LogRecord.Hash: SHA-256 over the workload id, the client id,
+// the request and the response; the timestamp is left out) after putting
+// the request and response in canonical form (Canonical). Records read by
+// this package are already canonical, so for them Hash equals rec.Hash();
+// for records from elsewhere, Hash makes key order and spacing irrelevant.
 func Hash(rec flywheel.LogRecord) string {
-	h := sha256.New()
-	writeField(h, []byte(rec.WorkloadID))
-	writeField(h, []byte(rec.ClientID))
-	writeField(h, Canonical(rec.Request))
-	writeField(h, Canonical(rec.Response))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// writeField writes a length-prefixed field so that field boundaries cannot
-// be forged by moving bytes from one field into the next.
-func writeField(h hash.Hash, b []byte) {
-	var n [8]byte
-	l := uint64(len(b))
-	for i := range n {
-		n[i] = byte(l >> (8 * i))
-	}
-	h.Write(n[:])
-	h.Write(b)
+	rec.Request = Canonical(rec.Request)
+	rec.Response = Canonical(rec.Response)
+	return rec.Hash()
 }

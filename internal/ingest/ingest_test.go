@@ -342,6 +342,7 @@ func TestLoadBFCL(t *testing.T) {
 				require.NotEmpty(t, r.WorkloadID)
 				require.Equal(t, "bfcl", r.ClientID)
 				require.False(t, r.Timestamp.IsZero())
+				require.Equal(t, r.Hash(), ingest.Hash(r), "records read here are canonical")
 			}
 		})
 	}
