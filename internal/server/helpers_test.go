@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -133,3 +134,9 @@ func do(t *testing.T, h http.Handler, method, target, body string, header ...str
 	h.ServeHTTP(rec, req)
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
+
+func sampleDetail(id string) *flywheel.JobDetail {
+	return servertest.Detail(id, flywheel.RunRunning, start)
+}
+
+func nanValue() float64 { return math.NaN() }

@@ -63,7 +63,8 @@ func decodeJobRequest(body []byte) (flywheel.CreateJobRequest, []api.ValidationE
 		pos := int(dec.InputOffset())
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			pos = int(se.Offset)
+			// Offset counts the bad byte; FastAPI names its 0-based position.
+			pos = max(int(se.Offset)-1, 0)
 		}
 		e := verr("json_invalid", "JSON decode error", "body", pos)
 		return req, []api.ValidationError{e}
