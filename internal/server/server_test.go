@@ -237,7 +237,10 @@ func TestCancelAndDelete(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	var cancelled, deleted string
-	b.jobs.CancelJobFunc = func(_ context.Context, id string) (string, error) { cancelled = id; return "Job is already cancelled.", nil }
+	b.jobs.CancelJobFunc = func(_ context.Context, id string) (string, error) {
+		cancelled = id
+		return "Job is already cancelled.", nil
+	}
 	b.jobs.DeleteJobFunc = func(_ context.Context, id string) (string, error) { deleted = id; return "Job deletion started.", nil }
 	h := b.server()
 	resp := do(t, h, "POST", "/api/jobs/abc/cancel", "")
