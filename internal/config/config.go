@@ -137,7 +137,7 @@ type LocalConfig struct {
 	// ModelsDir holds model files; Load defaults it to <data_dir>/models.
 	ModelsDir string `yaml:"models_dir"`
 	// Options holds any further local-platform settings, as strings.
-	Options map[string]string `yaml:"options"`
+	Options map[string]string `yaml:"options,omitempty"`
 }
 
 // EngineConfig configures the run engine (engine).

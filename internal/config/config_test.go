@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
@@ -707,4 +708,29 @@ func TestHelpers(t *testing.T) {
 		_, ok = cfg.Candidate("nope")
 		require.False(t, ok)
 	})
+}
+
+// TestMarshalRoundTrip checks that yaml.Marshal of a loaded config is a
+// file that loads back to the same config (secrets excepted: they are
+// never written).
+func TestMarshalRoundTrip(t *testing.T) {
+	t.Parallel()
+
+	files, err := filepath.Glob("testdata/*.good.yaml")
+	require.NoError(t, err)
+	files = append(files, blueprintConfig)
+	env := envOf(map[string]string{"HOME": "/h", "NVIDIA_API_KEY": "secret-key"})
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(file, env)
+			require.NoError(t, err)
+			data, err := yaml.Marshal(cfg)
+			require.NoError(t, err)
+			require.NotContains(t, string(data), "secret-key")
+			back, err := Parse(data, env)
+			require.NoError(t, err, "%s", data)
+			require.Equal(t, cfg, back)
+		})
+	}
 }

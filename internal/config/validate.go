@@ -109,7 +109,8 @@ func (p *problems) httpURL(field, v string) {
 }
 
 // Validate reports every problem of c at once: the error joins one
-// *FieldError per problem, in file order. It returns nil for a valid config.
+// *FieldError per problem, section by section. It returns nil for a valid
+// config. It reads nothing but c (no files, no environment).
 func (c *Config) Validate() error {
 	var p problems
 	c.validateNMP(&p)
