@@ -116,6 +116,16 @@ func checkStruct(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag == "!!merge" { // "<<: *defaults" (or a list of them)
+			if v.Kind == yaml.SequenceNode {
+				for _, m := range v.Content {
+					check(m, t, path, errs)
+				}
+			} else {
+				check(v, t, path, errs)
+			}
+			continue
+		}
 		p := join(path, k.Value)
 		if ft, ok := fields[k.Value]; ok {
 			check(v, ft, p, errs)

@@ -30,6 +30,15 @@ func testEnv() func(string) string {
 	return envOf(map[string]string{"HOME": "/home/test"})
 }
 
+// fieldsOf returns the Field of every FieldError in err.
+func fieldsOf(err error) []string {
+	var out []string
+	for _, fe := range FieldErrors(err) {
+		out = append(out, fe.Field)
+	}
+	return out
+}
+
 func TestLoadBlueprintFile(t *testing.T) {
 	t.Parallel()
 
@@ -373,11 +382,7 @@ func TestLoadEnvironment(t *testing.T) {
 		_, err := Load("", nil)
 		require.Error(t, err)
 		require.ErrorIs(t, err, ErrRequired)
-		var fields []string
-		for _, fe := range FieldErrors(err) {
-			fields = append(fields, fe.Field)
-		}
-		require.Equal(t, []string{"database_url", "data_dir"}, fields)
+		require.Equal(t, []string{"database_url", "data_dir"}, fieldsOf(err))
 	})
 
 	t.Run("ComposeProfilesEnablesMLflow", func(t *testing.T) {
@@ -422,11 +427,7 @@ func TestDefault(t *testing.T) {
 	t.Run("OnlyLacksTheDataDir", func(t *testing.T) {
 		t.Parallel()
 		cfg := Default()
-		var fields []string
-		for _, fe := range FieldErrors(cfg.Validate()) {
-			fields = append(fields, fe.Field)
-		}
-		require.Equal(t, []string{"database_url", "data_dir"}, fields)
+		require.Equal(t, []string{"database_url", "data_dir"}, fieldsOf(cfg.Validate()))
 
 		cfg.DataDir = "/d"
 		cfg.DatabaseURL = "sqlite:/d/flywheel.db"
@@ -508,6 +509,13 @@ func TestParse(t *testing.T) {
 		cfg, err = Parse([]byte("engine:\n  stage_limits:\n    run_base_eval: &l {hard: 6h}\n    run_icl_eval: *l\n"), testEnv())
 		require.NoError(t, err)
 		require.Equal(t, 6*time.Hour, cfg.Engine.Limit(flywheel.StageRunICLEval).Hard)
+
+		cfg, err = Parse([]byte("nims:\n - &a {model_name: a, context_length: 8}\n - {<<: *a, model_name: b}\n"), testEnv())
+		require.NoError(t, err)
+		require.Equal(t, "b", cfg.NIMs[1].ModelName)
+		require.Equal(t, 8, cfg.NIMs[1].ContextLength)
+		_, err = Parse([]byte("nims:\n - &a {model_name: a, context_length: 8, bogus: 1}\n - {<<: *a, model_name: b}\n"), testEnv())
+		require.Equal(t, []string{"nims[0].bogus", "nims[1].bogus"}, fieldsOf(err), "a merged key is checked where it lands")
 	})
 
 	t.Run("PlatformFromFileWins", func(t *testing.T) {
@@ -520,11 +528,7 @@ func TestParse(t *testing.T) {
 	t.Run("ValidationRunsDespiteTypeErrors", func(t *testing.T) {
 		t.Parallel()
 		_, err := Parse([]byte("engine: {workers: many}\ntraining_config: {epochs: 0}\n"), testEnv())
-		var fields []string
-		for _, fe := range FieldErrors(err) {
-			fields = append(fields, fe.Field)
-		}
-		require.Equal(t, []string{"engine.workers", "training_config.epochs"}, fields)
+		require.Equal(t, []string{"engine.workers", "training_config.epochs"}, fieldsOf(err))
 	})
 }
 
@@ -732,5 +736,16 @@ func TestMarshalRoundTrip(t *testing.T) {
 			require.NoError(t, err, "%s", data)
 			require.Equal(t, cfg, back)
 		})
+	}
+}
+
+func BenchmarkParseBlueprint(b *testing.B) {
+	data, err := os.ReadFile(blueprintConfig)
+	require.NoError(b, err)
+	env := testEnv()
+	for b.Loop() {
+		if _, err := Parse(data, env); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
