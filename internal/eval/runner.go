@@ -1,0 +1,742 @@
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/openai"
+)
+
+// Runner defaults.
+const (
+	ConcurrencyDefault      = 16
+	TimeoutDefault          = 120 * time.Second
+	MaxItemBytesDefault     = 4096
+	ProgressIntervalDefault = 500 * time.Millisecond
+	// EvalFileName is the evaluation file inside a dataset directory.
+	EvalFileName = "eval_data.jsonl"
+	// ClassJudgeFailed counts, in Summary.ErrorClasses, items whose judge
+	// call failed or gave no score (their judge score is absent).
+	ClassJudgeFailed = "judge_failed"
+)
+
+// Sampling overrides sampling parameters of the replayed requests. Nil
+// fields keep the logged values.
+type Sampling struct {
+	Temperature *float64
+	TopP        *float64
+	MaxTokens   *int
+	Seed        *int64
+	// Stream asks for streamed replies (reassembled before scoring).
+	Stream bool
+	// Extra sets or replaces other body fields.
+	Extra map[string]json.RawMessage
+}
+
+// Options configures a Runner.
+type Options struct {
+	// Concurrency is the number of requests in flight (ConcurrencyDefault).
+	Concurrency int
+	// Timeout bounds each request attempt (TimeoutDefault).
+	Timeout time.Duration
+	// MaxRetries is the number of retries per request (the client's
+	// default when zero; negative disables).
+	MaxRetries int
+	// RetryBaseDelay is the first backoff (the client's default when zero).
+	RetryBaseDelay time.Duration
+	// HTTPClient sends every request; nil builds a pooled one.
+	HTTPClient *http.Client
+	// Sampling applies to every candidate; SamplingByModel, keyed by the
+	// target model id, replaces it for one candidate.
+	Sampling        Sampling
+	SamplingByModel map[string]Sampling
+	// JudgePrompts overrides the judge's prompts (empty fields keep ours).
+	JudgePrompts JudgePrompts
+	Bootstrap    Bootstrap
+	// MaxItemBytes caps the reference and prediction kept per item
+	// (MaxItemBytesDefault; negative: no cap).
+	MaxItemBytes int
+	// IncludeRequests keeps each item's replayed request in its result.
+	IncludeRequests bool
+	// ItemSink, when set, receives every item result as it is produced and
+	// EvalResult.Items stays empty, so memory does not grow with the
+	// dataset. It is called from one goroutine; an error stops the run.
+	ItemSink func(ctx context.Context, item flywheel.ItemResult) error
+	// Answers holds BFCL-style acceptable values by logged response id; an
+	// item without one is checked against its reference call.
+	Answers map[string]Answer
+	// ProgressInterval is the least time between progress reports.
+	ProgressInterval time.Duration
+	Logger           *slog.Logger
+}
+
+// Runner replays evaluation datasets against OpenAI-compatible endpoints
+// and scores the replies. It implements flywheel.Evaluator and is safe for
+// concurrent use.
+type Runner struct {
+	opts   Options
+	http   *http.Client
+	logger *slog.Logger
+}
+
+var _ flywheel.Evaluator = (*Runner)(nil)
+
+// NewRunner returns a Runner.
+func NewRunner(opts Options) *Runner {
+	opts.Concurrency = cmp.Or(opts.Concurrency, ConcurrencyDefault)
+	opts.Timeout = cmp.Or(opts.Timeout, TimeoutDefault)
+	opts.MaxItemBytes = cmp.Or(opts.MaxItemBytes, MaxItemBytesDefault)
+	opts.ProgressInterval = cmp.Or(opts.ProgressInterval, ProgressIntervalDefault)
+	r := &Runner{opts: opts, http: opts.HTTPClient, logger: opts.Logger}
+	if r.http == nil {
+		r.http = &http.Client{Transport: openai.NewTransport()}
+	}
+	if r.logger == nil {
+		r.logger = slog.New(slog.DiscardHandler)
+	}
+	r.logger = r.logger.With("component", "eval")
+	return r
+}
+
+// metric indexes the per-item score array.
+type metric int
+
+const (
+	mFunctionName metric = iota
+	mNameAndArgs
+	mCallP
+	mCallR
+	mCallF1
+	mArgP
+	mArgR
+	mArgF1
+	mAST
+	mToolJudge
+	mExact
+	mTokenF1
+	mRougeL
+	mSimilarity
+	numMetrics
+)
+
+// key returns the score key of a metric.
+func (m metric) key() string {
+	return [numMetrics]string{
+		flywheel.ScoreFunctionName, flywheel.ScoreFunctionNameAndArgs,
+		ScoreToolCallPrecision, ScoreToolCallRecall, ScoreToolCallF1,
+		ScoreToolArgPrecision, ScoreToolArgRecall, ScoreToolArgF1, ScoreASTAccuracy,
+		flywheel.ScoreToolCallingCorrectness,
+		ScoreExactMatch, ScoreTokenF1, ScoreRougeL, flywheel.ScoreSimilarity,
+	}[m]
+}
+
+// job is one dataset line to evaluate.
+type job struct {
+	index int // position among evaluated records
+	line  int // 1-based line number in the file
+	data  []byte
+}
+
+// outcome is one evaluated item in compact form.
+type outcome struct {
+	index, line      int
+	tool             string
+	scores           [numMetrics]float32
+	class, err       string
+	invalid, failed  bool
+	judgeFailed      bool
+	permanent        bool
+	latencyMS        float32
+	prompt, complete int32
+	request          json.RawMessage
+	reference, pred  json.RawMessage
+}
+
+// Evaluate replays the dataset's records against req.Target and scores the
+// replies against the logged responses. It stops within a second of ctx
+// being cancelled and returns ctx's error. Bad records are reported per
+// item (class invalid_record, naming the line) and left out of the
+// scores; a failed request scores 0 on every deterministic metric.
+// Evaluate fails when no record is valid or every request failed.
+func (r *Runner) Evaluate(ctx context.Context, req flywheel.EvalRequest, progress flywheel.ProgressFunc) (flywheel.EvalResult, error) {
+	path, err := evalFile(req.Dataset.Path)
+	if err != nil {
+		return flywheel.EvalResult{}, err
+	}
+	total, err := countRecords(path, req.Limit)
+	if err != nil {
+		return flywheel.EvalResult{}, err
+	}
+	client, err := openai.New(openai.Config{BaseURL: req.Target.BaseURL, APIKey: req.Target.APIKey, HTTPClient: r.http,
+		Timeout: r.opts.Timeout, MaxRetries: r.opts.MaxRetries, RetryBaseDelay: r.opts.RetryBaseDelay, Logger: r.logger})
+	if err != nil {
+		return flywheel.EvalResult{}, flywheel.Permanent(fmt.Errorf("evaluate %s: %w", req.Target.Model, err))
+	}
+	var judge *Judge
+	if req.Judge != nil {
+		jc, err := openai.New(openai.Config{BaseURL: req.Judge.BaseURL, APIKey: req.Judge.APIKey, HTTPClient: r.http,
+			Timeout: r.opts.Timeout, MaxRetries: r.opts.MaxRetries, RetryBaseDelay: r.opts.RetryBaseDelay, Logger: r.logger})
+		if err != nil {
+			return flywheel.EvalResult{}, flywheel.Permanent(fmt.Errorf("evaluate %s: judge: %w", req.Target.Model, err))
+		}
+		judge = NewJudge(jc, req.Judge.Model, r.opts.JudgePrompts)
+	}
+	sampling := r.opts.Sampling
+	if s, ok := r.opts.SamplingByModel[req.Target.Model]; ok {
+		sampling = s
+	}
+	w := &worker{r: r, client: client, judge: judge, req: req, sampling: sampling}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan job, r.opts.Concurrency)
+	results := make(chan outcome, r.opts.Concurrency)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(jobs)
+		readErr <- readJobs(ctx, path, req.Limit, jobs)
+	}()
+	var wg sync.WaitGroup
+	for range r.opts.Concurrency {
+		wg.Go(func() {
+			for j := range jobs {
+				select {
+				case results <- w.process(ctx, j):
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+
+	agg := newAggregate(total, r.opts.ItemSink == nil)
+	lastReport := time.Now()
+	var sinkErr error
+	for o := range results {
+		if sinkErr != nil {
+			continue
+		}
+		item := agg.add(o, req.EvaluationID)
+		if r.opts.ItemSink != nil {
+			if err := r.opts.ItemSink(ctx, item); err != nil {
+				sinkErr = fmt.Errorf("store item %d: %w", o.index, err)
+				cancel()
+			}
+		}
+		if progress != nil && total > 0 && time.Since(lastReport) >= r.opts.ProgressInterval {
+			lastReport = time.Now()
+			progress(min(100*float64(agg.done)/float64(total), 99.9))
+		}
+	}
+	if sinkErr != nil {
+		return flywheel.EvalResult{}, sinkErr
+	}
+	if err := context.Cause(ctx); err != nil {
+		return flywheel.EvalResult{}, fmt.Errorf("evaluate %s: %w", req.Target.Model, err)
+	}
+	if err := <-readErr; err != nil {
+		return flywheel.EvalResult{}, err
+	}
+	res, err := agg.result(req, r.opts.Bootstrap)
+	if err != nil {
+		return flywheel.EvalResult{}, fmt.Errorf("evaluate %s on %s: %w", req.Target.Model, path, err)
+	}
+	if progress != nil {
+		progress(100)
+	}
+	r.logger.InfoContext(ctx, "Evaluation finished", slog.String("evaluation_id", req.EvaluationID),
+		slog.String("model", req.Target.Model), slog.Int("items", res.Summary.Items), slog.Int("errors", res.Summary.Errors))
+	return res, nil
+}
+
+// evalFile resolves a dataset path: a directory holding eval_data.jsonl,
+// or the file itself.
+func evalFile(path string) (string, error) {
+	if path == "" {
+		return "", flywheel.Permanent(flywheel.Errorf(flywheel.EINVALID, "evaluation dataset has no local path"))
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", flywheel.Permanent(fmt.Errorf("open evaluation dataset: %w", err))
+	}
+	if st.IsDir() {
+		path = filepath.Join(path, EvalFileName)
+		if _, err := os.Stat(path); err != nil {
+			return "", flywheel.Permanent(fmt.Errorf("open evaluation dataset: %w", err))
+		}
+	}
+	return path, nil
+}
+
+// countRecords counts the non-blank lines of a file, up to limit (> 0).
+func countRecords(path string, limit int) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, flywheel.Permanent(fmt.Errorf("open evaluation dataset: %w", err))
+	}
+	defer f.Close()
+	buf := make([]byte, 256<<10)
+	n, blank := 0, true
+	for {
+		k, err := f.Read(buf)
+		for _, b := range buf[:k] {
+			switch b {
+			case '\n':
+				if !blank {
+					n++
+				}
+				blank = true
+			case ' ', '\t', '\r':
+			default:
+				blank = false
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read evaluation dataset: %w", err)
+		}
+	}
+	if !blank {
+		n++
+	}
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	return n, nil
+}
+
+// readJobs streams the non-blank lines of path into jobs.
+func readJobs(ctx context.Context, path string, limit int, jobs chan<- job) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return flywheel.Permanent(fmt.Errorf("open evaluation dataset: %w", err))
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 256<<10)
+	index := 0
+	for line := 1; ; line++ {
+		b, err := br.ReadBytes('\n')
+		if len(bytes.TrimSpace(b)) > 0 {
+			if limit > 0 && index >= limit {
+				return nil
+			}
+			select {
+			case jobs <- job{index: index, line: line, data: b}:
+				index++
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read evaluation dataset line %d: %w", line, err)
+		}
+	}
+}
+
+// worker evaluates items for one Evaluate call.
+type worker struct {
+	r        *Runner
+	client   *openai.Client
+	judge    *Judge
+	req      flywheel.EvalRequest
+	sampling Sampling
+}
+
+// process evaluates one record.
+func (w *worker) process(ctx context.Context, j job) outcome {
+	o := outcome{index: j.index, line: j.line}
+	for i := range o.scores {
+		o.scores[i] = float32(math.NaN())
+	}
+	rec, err := parseRecord(j.data)
+	if err != nil {
+		o.invalid, o.class, o.err = true, ClassInvalidRecord, fmt.Sprintf("line %d: %v", j.line, err)
+		return o
+	}
+	tooling := w.req.WorkloadType == flywheel.WorkloadToolCalling ||
+		(w.req.WorkloadType == "" && (len(rec.tools) > 0 || len(rec.refCalls) > 0))
+	if tooling {
+		o.tool = rec.toolName()
+	}
+	body, err := buildBody(rec.req, w.req.Target.Model, w.sampling)
+	if err != nil {
+		o.invalid, o.class, o.err = true, ClassInvalidRecord, fmt.Sprintf("line %d: %v", j.line, err)
+		return o
+	}
+	if w.r.opts.IncludeRequests {
+		o.request = body
+	}
+	o.reference = w.compact(rec.ref)
+	resp, err := w.client.ChatRaw(ctx, body)
+	if err != nil {
+		o.failed, o.class, o.err = true, ClassRequestFailed, fmt.Sprintf("line %d: %v", j.line, err)
+		o.permanent = errors.Is(err, flywheel.ErrPermanent)
+		if tooling {
+			for _, m := range []metric{mFunctionName, mNameAndArgs, mCallP, mCallR, mCallF1, mArgP, mArgR, mArgF1, mAST} {
+				o.scores[m] = 0
+			}
+		} else {
+			o.scores[mExact], o.scores[mTokenF1], o.scores[mRougeL] = 0, 0, 0
+		}
+		return o
+	}
+	o.latencyMS = float32(resp.Latency.Seconds() * 1000)
+	if resp.Usage != nil {
+		o.prompt, o.complete = int32(resp.Usage.PromptTokens), int32(resp.Usage.CompletionTokens)
+	}
+	pred := resp.FirstMessage()
+	o.pred = w.compact(pred)
+	if tooling {
+		w.scoreTools(ctx, rec, pred, &o)
+	} else {
+		w.scoreText(ctx, rec, pred, &o)
+	}
+	return o
+}
+
+func (w *worker) scoreTools(ctx context.Context, rec *parsedRecord, pred openai.Message, o *outcome) {
+	calls := ParseCalls(pred.ToolCalls)
+	s := ScoreToolCalls(calls, rec.refCalls)
+	o.scores[mFunctionName] = float32(s.FunctionName)
+	o.scores[mNameAndArgs] = float32(s.NameAndArgs)
+	o.scores[mCallP], o.scores[mCallR], o.scores[mCallF1] = float32(s.CallPrecision), float32(s.CallRecall), float32(s.CallF1)
+	o.scores[mArgP], o.scores[mArgR], o.scores[mArgF1] = float32(s.ArgPrecision), float32(s.ArgRecall), float32(s.ArgF1)
+	answer, ok := w.r.opts.Answers[rec.responseID]
+	if !ok {
+		answer = AnswerFromCalls(rec.refCalls)
+	}
+	ch := CheckCalls(rec.tools, calls, answer)
+	o.scores[mAST] = 0
+	if ch.Valid {
+		o.scores[mAST] = 1
+	} else {
+		o.class, o.err = ch.Class, ch.Detail
+	}
+	if w.judge != nil {
+		v, err := w.judge.ToolCallingCorrectness(ctx, string(callsJSON(rec.ref.ToolCalls)), string(callsJSON(pred.ToolCalls)))
+		if err != nil {
+			o.judgeFailed = true
+			return
+		}
+		o.scores[mToolJudge] = float32(v)
+	}
+}
+
+func (w *worker) scoreText(ctx context.Context, rec *parsedRecord, pred openai.Message, o *outcome) {
+	s := ScoreText(pred.Content, rec.ref.Content)
+	o.scores[mExact], o.scores[mTokenF1], o.scores[mRougeL] = float32(s.ExactMatch), float32(s.TokenF1), float32(s.RougeL)
+	if w.judge != nil {
+		v, err := w.judge.Similarity(ctx, conversationText(rec.req["messages"]), rec.ref.Content, pred.Content)
+		if err != nil {
+			o.judgeFailed = true
+			return
+		}
+		o.scores[mSimilarity] = float32(v)
+	}
+}
+
+// conversationText renders messages as "role: content" lines for the judge.
+func conversationText(raw json.RawMessage) string {
+	var msgs []openai.Message
+	if err := json.Unmarshal(raw, &msgs); err != nil {
+		return string(raw)
+	}
+	var sb strings.Builder
+	for _, m := range msgs {
+		sb.WriteString(m.Role)
+		sb.WriteString(": ")
+		sb.WriteString(m.Content)
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+// compactCall is the stored form of a tool call.
+type compactCall struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// callsJSON renders tool calls as [{"name", "arguments"}].
+func callsJSON(tcs []openai.ToolCall) []byte {
+	out := make([]compactCall, len(tcs))
+	for i, tc := range tcs {
+		out[i] = compactCall{Name: tc.Function.Name, Arguments: tc.Function.Arguments}
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
+// compact renders a message as the stored prediction or reference:
+// {"content", "tool_calls"}, cut to MaxItemBytes.
+func (w *worker) compact(m openai.Message) json.RawMessage {
+	v := struct {
+		Content   string          `json:"content,omitempty"`
+		ToolCalls json.RawMessage `json:"tool_calls,omitempty"`
+	}{Content: m.Content}
+	if len(m.ToolCalls) > 0 {
+		v.ToolCalls = callsJSON(m.ToolCalls)
+	}
+	b, _ := json.Marshal(v)
+	limit := w.r.opts.MaxItemBytes
+	if limit < 0 || len(b) <= limit {
+		return b
+	}
+	cut := string(b[:limit])
+	tb, _ := json.Marshal(struct {
+		Truncated bool   `json:"truncated"`
+		Text      string `json:"text"`
+	}{true, strings.ToValidUTF8(cut, "")})
+	return tb
+}
+
+// buildBody makes the replayed request: the logged request with the
+// target model, sampling overrides, streaming as asked, and tool-call
+// arguments in earlier assistant messages turned into JSON strings.
+func buildBody(req map[string]json.RawMessage, model string, s Sampling) ([]byte, error) {
+	set := func(k string, v any) {
+		b, _ := json.Marshal(v)
+		req[k] = b
+	}
+	set("model", model)
+	delete(req, "stream")
+	delete(req, "stream_options")
+	if s.Stream {
+		req["stream"] = json.RawMessage("true")
+		req["stream_options"] = json.RawMessage(`{"include_usage":true}`)
+	}
+	if s.Temperature != nil {
+		set("temperature", *s.Temperature)
+	}
+	if s.TopP != nil {
+		set("top_p", *s.TopP)
+	}
+	if s.MaxTokens != nil {
+		set("max_tokens", *s.MaxTokens)
+	}
+	if s.Seed != nil {
+		set("seed", *s.Seed)
+	}
+	for k, v := range s.Extra {
+		req[k] = v
+	}
+	if msgs := req["messages"]; bytes.Contains(msgs, []byte(`"tool_calls"`)) {
+		fixed, err := stringifyHistoryArgs(msgs)
+		if err != nil {
+			return nil, err
+		}
+		req["messages"] = fixed
+	}
+	var buf bytes.Buffer
+	buf.Grow(256 + len(req["messages"]) + len(req["tools"]))
+	buf.WriteByte('{')
+	for i, k := range sortedKeys(req) {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		buf.Write(kb)
+		buf.WriteByte(':')
+		buf.Write(bytes.TrimSpace(req[k]))
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// stringifyHistoryArgs turns object-valued tool-call arguments of logged
+// messages into JSON strings, as the API expects.
+func stringifyHistoryArgs(raw json.RawMessage) (json.RawMessage, error) {
+	var msgs []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &msgs); err != nil {
+		return nil, fmt.Errorf("decode request.messages: %w", err)
+	}
+	changed := false
+	for _, m := range msgs {
+		tcRaw, ok := m["tool_calls"]
+		if !ok {
+			continue
+		}
+		var tcs []map[string]json.RawMessage
+		if json.Unmarshal(tcRaw, &tcs) != nil {
+			continue
+		}
+		for _, tc := range tcs {
+			var fn map[string]json.RawMessage
+			if json.Unmarshal(tc["function"], &fn) != nil {
+				continue
+			}
+			args := bytes.TrimSpace(fn["arguments"])
+			if len(args) > 0 && args[0] == '{' {
+				s, _ := json.Marshal(string(args))
+				fn["arguments"] = s
+				tc["function"], _ = json.Marshal(fn)
+				changed = true
+			}
+		}
+		m["tool_calls"], _ = json.Marshal(tcs)
+	}
+	if !changed {
+		return raw, nil
+	}
+	return json.Marshal(msgs)
+}
+
+// aggregate accumulates outcomes compactly.
+type aggregate struct {
+	total       int
+	done        int
+	keepItems   bool
+	items       []flywheel.ItemResult
+	scores      [numMetrics][]float32
+	perTool     map[string][]float32
+	latencies   []float64
+	prompt      int64
+	completion  int64
+	answered    int
+	invalid     int
+	failed      int
+	permanent   int
+	lastFailure string
+	firstBad    string
+	classes     map[string]int
+}
+
+func newAggregate(total int, keepItems bool) *aggregate {
+	a := &aggregate{total: total, keepItems: keepItems, perTool: map[string][]float32{}, classes: map[string]int{}}
+	for i := range a.scores {
+		a.scores[i] = make([]float32, 0, total)
+	}
+	a.latencies = make([]float64, 0, total)
+	if keepItems {
+		a.items = make([]flywheel.ItemResult, 0, total)
+	}
+	return a
+}
+
+// add records one outcome and returns its item result.
+func (a *aggregate) add(o outcome, evaluationID string) flywheel.ItemResult {
+	a.done++
+	item := flywheel.ItemResult{EvaluationID: evaluationID, Index: o.index, Tool: o.tool, Request: o.request,
+		Reference: o.reference, Prediction: o.pred, ErrorClass: o.class, Error: o.err,
+		LatencyMS: float64(o.latencyMS), PromptTokens: int(o.prompt), CompletionTokens: int(o.complete)}
+	if o.class != "" {
+		a.classes[o.class]++
+	}
+	if o.judgeFailed {
+		a.classes[ClassJudgeFailed]++
+	}
+	switch {
+	case o.invalid:
+		a.invalid++
+		if a.firstBad == "" {
+			a.firstBad = o.err
+		}
+	case o.failed:
+		a.failed++
+		a.lastFailure = o.err
+		if o.permanent {
+			a.permanent++
+		}
+	default:
+		a.answered++
+		a.latencies = append(a.latencies, float64(o.latencyMS))
+		a.prompt += int64(o.prompt)
+		a.completion += int64(o.complete)
+	}
+	if !o.invalid {
+		item.Scores = make(map[string]float64, 4)
+		for m, v := range o.scores {
+			a.scores[m] = append(a.scores[m], v)
+			if !math.IsNaN(float64(v)) {
+				item.Scores[metric(m).key()] = float64(v)
+			}
+		}
+		if o.tool != "" {
+			a.perTool[o.tool] = append(a.perTool[o.tool], o.scores[mNameAndArgs])
+		}
+	}
+	if a.keepItems {
+		a.items = append(a.items, item)
+	}
+	return item
+}
+
+// result computes the scores and summary.
+func (a *aggregate) result(req flywheel.EvalRequest, boot Bootstrap) (flywheel.EvalResult, error) {
+	if a.done == 0 {
+		return flywheel.EvalResult{}, flywheel.Permanent(flywheel.Errorf(flywheel.EINVALID, "evaluation dataset has no records"))
+	}
+	if a.invalid == a.done {
+		return flywheel.EvalResult{}, flywheel.Permanent(flywheel.Errorf(flywheel.EINVALID,
+			"evaluation dataset has no valid record (%d invalid; first: %s)", a.invalid, a.firstBad))
+	}
+	if a.answered == 0 {
+		err := fmt.Errorf("all %d requests failed; last: %s", a.failed, a.lastFailure)
+		if a.permanent == a.failed {
+			err = flywheel.Permanent(err)
+		}
+		return flywheel.EvalResult{}, err
+	}
+	res := flywheel.EvalResult{Scores: map[string]float64{}, Details: map[string]flywheel.ScoreDetail{}}
+	vals := make([]float64, 0, a.done)
+	for m := range numMetrics {
+		vals = vals[:0]
+		for _, v := range a.scores[m] {
+			vals = append(vals, float64(v))
+		}
+		d := Describe(vals, boot)
+		if d.N == 0 {
+			continue // not run for this workload (or no judge): absent, not zero
+		}
+		res.Scores[m.key()] = d.Mean
+		res.Details[m.key()] = d
+	}
+	s := flywheel.EvalSummary{Items: a.done - a.invalid, Errors: a.invalid + a.failed, ErrorClasses: a.classes}
+	p := Percentiles(a.latencies, 0.5, 0.95)
+	s.LatencyP50MS, s.LatencyP95MS = p[0], p[1]
+	s.PromptTokens = float64(a.prompt) / float64(a.answered)
+	s.CompletionTokens = float64(a.completion) / float64(a.answered)
+	// Price per 1k tokens × tokens per request = cost per 1k requests.
+	s.CostPer1KReq = req.PricePer1KTokens * (s.PromptTokens + s.CompletionTokens)
+	if len(a.perTool) > 0 {
+		s.PerTool = make(map[string]flywheel.ScoreDetail, len(a.perTool))
+		for tool, v := range a.perTool {
+			vals = vals[:0]
+			for _, x := range v {
+				vals = append(vals, float64(x))
+			}
+			s.PerTool[tool] = Describe(vals, boot)
+		}
+	}
+	res.Summary = s
+	if a.keepItems {
+		slices.SortFunc(a.items, func(x, y flywheel.ItemResult) int { return x.Index - y.Index })
+		res.Items = a.items
+	}
+	return res, nil
+}

@@ -1,0 +1,406 @@
+package eval_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/flywheel-go/flywheel/internal/eval"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/openai"
+	"github.com/flywheel-go/flywheel/internal/openai/openaitest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const bfclDir = "../../../shared/data/bfcl"
+
+// logged maps a request (last user message + tools) to its logged answer.
+type logged struct {
+	answers map[string]openai.Message
+	n       int
+}
+
+func replayKey(user string, tools []byte) string {
+	var buf bytes.Buffer
+	if len(tools) > 0 {
+		_ = json.Compact(&buf, tools)
+	}
+	return user + "\x00" + buf.String()
+}
+
+// loadLogged reads a log file and indexes its answers.
+func loadLogged(t *testing.T, path string) *logged {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	l := &logged{answers: map[string]openai.Message{}}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var rec struct {
+			Request struct {
+				Messages []openai.Message `json:"messages"`
+				Tools    json.RawMessage  `json:"tools"`
+			} `json:"request"`
+			Response openai.ChatResponse `json:"response"`
+		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &rec))
+		call := openaitest.ChatCall{Messages: rec.Request.Messages}
+		l.answers[replayKey(call.LastUserContent(), rec.Request.Tools)] = rec.Response.Choices[0].Message
+		l.n++
+	}
+	require.NoError(t, sc.Err())
+	return l
+}
+
+// policy answers each request with its logged answer, passing it through
+// change (when not nil) first.
+func (l *logged) policy(t *testing.T, change func(n int64, m openai.Message) openai.Message) openaitest.ChatFunc {
+	return func(c openaitest.ChatCall) openaitest.Reply {
+		m, ok := l.answers[replayKey(c.LastUserContent(), c.Tools)]
+		if !ok {
+			t.Errorf("request %d has no logged answer", c.N)
+			return openaitest.Reply{Status: 500}
+		}
+		if change != nil {
+			m = change(c.N, m)
+		}
+		return openaitest.Reply{Message: m}
+	}
+}
+
+func loadAnswers(t *testing.T, name string) map[string]eval.Answer {
+	t.Helper()
+	f, err := os.Open(filepath.Join(bfclDir, name+".answers.jsonl"))
+	require.NoError(t, err)
+	defer f.Close()
+	a, err := eval.LoadAnswers(f)
+	require.NoError(t, err)
+	out := make(map[string]eval.Answer, len(a))
+	for id, ans := range a {
+		out["chatcmpl-"+id] = ans
+	}
+	return out
+}
+
+type runBundle struct {
+	srv    *openaitest.Server
+	runner *eval.Runner
+	req    flywheel.EvalRequest
+}
+
+func setupRun(t *testing.T, srvOpts openaitest.Options, opts eval.Options, dataset string) *runBundle {
+	t.Helper()
+	srv := openaitest.New(srvOpts)
+	t.Cleanup(srv.Close)
+	tr := openai.NewTransport()
+	t.Cleanup(tr.CloseIdleConnections)
+	opts.HTTPClient = cmpClient(opts.HTTPClient, tr)
+	opts.RetryBaseDelay = time.Millisecond
+	opts.Logger = nil
+	return &runBundle{
+		srv:    srv,
+		runner: eval.NewRunner(opts),
+		req: flywheel.EvalRequest{EvaluationID: "ev-1", EvalType: flywheel.EvalBase, WorkloadType: flywheel.WorkloadToolCalling,
+			Target: flywheel.Endpoint{BaseURL: srv.URL, Model: "candidate"}, Dataset: flywheel.Dataset{Path: dataset},
+			PricePer1KTokens: 0.002},
+	}
+}
+
+func cmpClient(c *http.Client, tr *http.Transport) *http.Client {
+	if c != nil {
+		return c
+	}
+	return &http.Client{Transport: tr}
+}
+
+func TestRunnerReplaysGroundTruth(t *testing.T) {
+	t.Parallel()
+
+	for _, name := range []string{"simple", "multiple", "parallel", "parallel_multiple"} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stream=%v", name, stream), func(t *testing.T) {
+				t.Parallel()
+				path := filepath.Join(bfclDir, name+".jsonl")
+				l := loadLogged(t, path)
+				b := setupRun(t, openaitest.Options{Chat: l.policy(t, nil)},
+					eval.Options{Concurrency: 8, Answers: loadAnswers(t, name), Sampling: eval.Sampling{Stream: stream}}, path)
+				var mu sync.Mutex
+				var reports []float64
+				res, err := b.runner.Evaluate(context.Background(), b.req, func(p float64) {
+					mu.Lock()
+					defer mu.Unlock()
+					reports = append(reports, p)
+				})
+				require.NoError(t, err)
+				require.Equal(t, l.n, b.srv.Count("/v1/chat/completions"))
+				require.Equal(t, l.n, res.Summary.Items)
+				require.Zero(t, res.Summary.Errors)
+				for _, k := range []string{flywheel.ScoreFunctionName, flywheel.ScoreFunctionNameAndArgs, eval.ScoreToolCallPrecision,
+					eval.ScoreToolCallRecall, eval.ScoreToolCallF1, eval.ScoreToolArgPrecision, eval.ScoreToolArgRecall,
+					eval.ScoreToolArgF1, eval.ScoreASTAccuracy} {
+					require.Equal(t, 1.0, res.Scores[k], k)
+					require.Equal(t, l.n, res.Details[k].N, k)
+					require.Equal(t, 1.0, res.Details[k].CILow, k)
+				}
+				require.NotContains(t, res.Scores, flywheel.ScoreToolCallingCorrectness, "no judge: not run")
+				require.NotContains(t, res.Scores, flywheel.ScoreSimilarity)
+				require.Len(t, res.Items, l.n)
+				for i, it := range res.Items {
+					require.Equal(t, i, it.Index)
+					require.Empty(t, it.ErrorClass)
+					require.JSONEq(t, string(it.Reference), string(it.Prediction))
+					require.Positive(t, it.LatencyMS)
+				}
+				require.Positive(t, res.Summary.LatencyP50MS)
+				require.GreaterOrEqual(t, res.Summary.LatencyP95MS, res.Summary.LatencyP50MS)
+				require.Positive(t, res.Summary.PromptTokens)
+				require.InDelta(t, 0.002*(res.Summary.PromptTokens+res.Summary.CompletionTokens), res.Summary.CostPer1KReq, 1e-9)
+				require.NotEmpty(t, res.Summary.PerTool)
+				require.Equal(t, 100.0, reports[len(reports)-1])
+			})
+		}
+	}
+}
+
+func TestRunnerScoresPerturbedReplies(t *testing.T) {
+	t.Parallel()
+
+	path := filepath.Join(bfclDir, "simple.jsonl")
+	l := loadLogged(t, path)
+	// With one request at a time, request n is item n-1. Every fourth reply
+	// calls a misspelt function, every fourth+1 adds an argument, every
+	// fourth+2 makes no call.
+	change := func(n int64, m openai.Message) openai.Message {
+		k := n - 1
+		tc := m.ToolCalls[0]
+		switch k % 4 {
+		case 0:
+			tc.Function.Name += "_x"
+		case 1:
+			tc.Function.Arguments = strings.Replace(tc.Function.Arguments, "{", `{"zz_extra": true, `, 1)
+		case 2:
+			return openai.Message{Content: "I cannot help with that."}
+		}
+		m.ToolCalls = []openai.ToolCall{tc}
+		return m
+	}
+	b := setupRun(t, openaitest.Options{Chat: l.policy(t, change)}, eval.Options{Concurrency: 1, Answers: loadAnswers(t, "simple")}, path)
+	res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+	require.NoError(t, err)
+	counts := res.Summary.ErrorClasses
+	q := l.n / 4
+	require.Equal(t, q, counts[eval.ClassWrongName])
+	require.Equal(t, q, counts[eval.ClassUnexpectedParam])
+	require.Equal(t, q, counts[eval.ClassNoToolCall])
+	require.InDelta(t, 0.5, res.Scores[flywheel.ScoreFunctionName], 1e-9)
+	require.InDelta(t, 0.25, res.Scores[flywheel.ScoreFunctionNameAndArgs], 1e-9)
+	require.InDelta(t, 0.25, res.Scores[eval.ScoreASTAccuracy], 1e-9)
+	d := res.Details[flywheel.ScoreFunctionNameAndArgs]
+	require.Less(t, d.CILow, 0.25)
+	require.Greater(t, d.CIHigh, 0.25)
+	require.Positive(t, d.StdErr)
+}
+
+func TestRunnerWithJudge(t *testing.T) {
+	t.Parallel()
+
+	judge := openaitest.New(openaitest.Options{Chat: func(c openaitest.ChatCall) openaitest.Reply {
+		if strings.Contains(c.Messages[0].Content, "function calls") {
+			return openaitest.Reply{Message: openai.Message{Content: "RATING: 1\nEXPLANATION: same call"}}
+		}
+		return openaitest.Reply{Message: openai.Message{Content: "10"}}
+	}})
+	t.Cleanup(judge.Close)
+
+	t.Run("ToolCalling", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(bfclDir, "multiple.jsonl")
+		l := loadLogged(t, path)
+		b := setupRun(t, openaitest.Options{Chat: l.policy(t, nil)}, eval.Options{}, path)
+		b.req.Judge = &flywheel.Endpoint{BaseURL: judge.URL, Model: "judge"}
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		require.Equal(t, 1.0, res.Scores[flywheel.ScoreToolCallingCorrectness])
+		require.Equal(t, l.n, res.Details[flywheel.ScoreToolCallingCorrectness].N)
+	})
+
+	t.Run("Generic", func(t *testing.T) {
+		t.Parallel()
+		path := writeGeneric(t, []genericRec{{"What is 2+2?", "4"}, {"Capital of France?", "Paris is the capital."}, {"Say hi", "hi"}})
+		b := setupRun(t, openaitest.Options{Chat: func(c openaitest.ChatCall) openaitest.Reply {
+			answers := map[string]string{"What is 2+2?": "4", "Capital of France?": "The capital is Paris.", "Say hi": "bye"}
+			return openaitest.Reply{Message: openai.Message{Content: answers[c.LastUserContent()]}}
+		}}, eval.Options{}, path)
+		b.req.WorkloadType = flywheel.WorkloadGeneric
+		b.req.Judge = &flywheel.Endpoint{BaseURL: judge.URL, Model: "judge"}
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		require.Equal(t, 10.0, res.Scores[flywheel.ScoreSimilarity], "a judge reply of 10 is ten")
+		require.InDelta(t, 1.0/3, res.Scores[eval.ScoreExactMatch], 1e-9)
+		require.NotContains(t, res.Scores, flywheel.ScoreFunctionName)
+		require.Less(t, res.Scores[eval.ScoreRougeL], 1.0)
+		require.Greater(t, res.Scores[eval.ScoreRougeL], 1.0/3)
+	})
+}
+
+type genericRec struct{ q, a string }
+
+func writeGeneric(t *testing.T, recs []genericRec) string {
+	t.Helper()
+	var buf bytes.Buffer
+	for i, r := range recs {
+		b, err := json.Marshal(map[string]any{
+			"workload_id": "w", "client_id": "c", "timestamp": 1700000000 + i,
+			"request":  map[string]any{"model": "prod", "messages": []map[string]string{{"role": "user", "content": r.q}}},
+			"response": map[string]any{"id": fmt.Sprint(i), "choices": []map[string]any{{"message": map[string]any{"role": "assistant", "content": r.a}}}},
+		})
+		require.NoError(t, err)
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, eval.EvalFileName), buf.Bytes(), 0o600))
+	return dir
+}
+
+func TestRunnerBadInputAndFailures(t *testing.T) {
+	t.Parallel()
+
+	t.Run("BadLinesReportedGoodKept", func(t *testing.T) {
+		t.Parallel()
+		dir := writeGeneric(t, []genericRec{{"a", "a"}, {"b", "b"}})
+		path := filepath.Join(dir, eval.EvalFileName)
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		lines := strings.SplitN(string(data), "\n", 2)
+		bad := lines[0] + "\n{not json\n\n" + `{"request":{"messages":[]},"response":{"choices":[{"message":{"content":"x"}}]}}` + "\n" + lines[1]
+		require.NoError(t, os.WriteFile(path, []byte(bad), 0o600))
+		b := setupRun(t, openaitest.Options{}, eval.Options{}, path)
+		b.req.WorkloadType = flywheel.WorkloadGeneric
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		require.Equal(t, 2, res.Summary.Items)
+		require.Equal(t, 2, res.Summary.Errors)
+		require.Equal(t, 2, res.Summary.ErrorClasses[eval.ClassInvalidRecord])
+		require.Equal(t, 1.0, res.Scores[eval.ScoreExactMatch], "the echo server repeats the question, which is the answer here")
+		require.Equal(t, 2, res.Details[eval.ScoreExactMatch].N)
+		require.Contains(t, res.Items[1].Error, "line 2")
+		require.Contains(t, res.Items[2].Error, "line 4: request.messages is missing or empty")
+	})
+
+	t.Run("NoValidRecord", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "x.jsonl")
+		require.NoError(t, os.WriteFile(path, []byte("[1]\n"), 0o600))
+		b := setupRun(t, openaitest.Options{}, eval.Options{}, path)
+		_, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.ErrorIs(t, err, flywheel.ErrPermanent)
+		require.Equal(t, flywheel.EINVALID, flywheel.ErrorCode(err))
+		require.Contains(t, err.Error(), "line 1")
+	})
+
+	t.Run("MissingDataset", func(t *testing.T) {
+		t.Parallel()
+		b := setupRun(t, openaitest.Options{}, eval.Options{}, filepath.Join(t.TempDir(), "nope"))
+		_, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.ErrorIs(t, err, flywheel.ErrPermanent)
+	})
+
+	t.Run("TransientErrorsRetried", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(bfclDir, "parallel.jsonl")
+		l := loadLogged(t, path)
+		b := setupRun(t, openaitest.Options{Chat: l.policy(t, nil), ErrorRate: 0.2, ErrorStatus: 503, Seed: 7},
+			eval.Options{MaxRetries: 10, Concurrency: 4}, path)
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		require.Equal(t, 1.0, res.Scores[flywheel.ScoreFunctionNameAndArgs])
+		require.Zero(t, res.Summary.Errors)
+		require.Greater(t, b.srv.Count("/v1/chat/completions"), l.n)
+	})
+
+	t.Run("PermanentFailuresScoreZero", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(bfclDir, "simple.jsonl")
+		l := loadLogged(t, path)
+		b := setupRun(t, openaitest.Options{Chat: l.policy(t, nil)}, eval.Options{Concurrency: 1}, path)
+		b.srv.FailNext(40, 400, "")
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		require.Equal(t, 40, res.Summary.ErrorClasses[eval.ClassRequestFailed])
+		require.InDelta(t, float64(l.n-40)/float64(l.n), res.Scores[flywheel.ScoreFunctionName], 1e-9)
+	})
+
+	t.Run("AllRequestsFail", func(t *testing.T) {
+		t.Parallel()
+		b := setupRun(t, openaitest.Options{ErrorRate: 1, ErrorStatus: 404}, eval.Options{}, writeGeneric(t, []genericRec{{"a", "a"}}))
+		_, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.ErrorIs(t, err, flywheel.ErrPermanent)
+		require.Contains(t, err.Error(), "all 1 requests failed")
+	})
+
+	t.Run("CancelStopsWithinASecond", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(bfclDir, "simple.jsonl")
+		b := setupRun(t, openaitest.Options{Latency: 30 * time.Second}, eval.Options{Concurrency: 4}, path)
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(200*time.Millisecond, cancel)
+		start := time.Now()
+		_, err := b.runner.Evaluate(ctx, b.req, nil)
+		require.ErrorIs(t, err, context.Canceled)
+		require.Less(t, time.Since(start), 1200*time.Millisecond)
+	})
+
+	t.Run("LimitSinkAndSampling", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(bfclDir, "simple.jsonl")
+		l := loadLogged(t, path)
+		var bodies []string
+		var mu sync.Mutex
+		policy := l.policy(t, nil)
+		b := setupRun(t, openaitest.Options{Chat: func(c openaitest.ChatCall) openaitest.Reply {
+			mu.Lock()
+			bodies = append(bodies, string(c.Body))
+			mu.Unlock()
+			return policy(c)
+		}}, eval.Options{
+			Sampling:        eval.Sampling{Temperature: ptr(0.7)},
+			SamplingByModel: map[string]eval.Sampling{"candidate": {Temperature: ptr(0.0), MaxTokens: ptr(64)}},
+			ItemSink: func(_ context.Context, it flywheel.ItemResult) error {
+				require.Equal(t, "ev-1", it.EvaluationID)
+				return nil
+			},
+		}, path)
+		b.req.Limit = 10
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		require.Empty(t, res.Items, "items went to the sink")
+		require.Equal(t, 10, res.Summary.Items)
+		require.Len(t, bodies, 10)
+		for _, body := range bodies {
+			require.Contains(t, body, `"model":"candidate"`)
+			require.Contains(t, body, `"temperature":0,`)
+			require.Contains(t, body, `"max_tokens":64`)
+			require.Contains(t, body, `"tool_choice":"auto"`)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
