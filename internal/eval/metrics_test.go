@@ -146,7 +146,7 @@ func TestTextMetrics(t *testing.T) {
 	t.Parallel()
 
 	tests := []struct {
-		pred, ref          string
+		pred, ref         string
 		exact, f1, rougeL float64
 	}{
 		{"Paris", " Paris\n", 1, 1, 1},
