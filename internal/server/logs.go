@@ -2,16 +2,14 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/flywheel-go/flywheel/api"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/ingest"
 )
 
 // ingestLogs stores an NDJSON body of log records. The whole body is read
@@ -109,77 +107,16 @@ func (s *Server) ingestFailed(w http.ResponseWriter, r *http.Request, err error,
 		lineNo, resp.Inserted))
 }
 
-// logLine is the blueprint's log schema.
-type logLine struct {
-	WorkloadID *string         `json:"workload_id"`
-	ClientID   *string         `json:"client_id"`
-	Timestamp  json.RawMessage `json:"timestamp"`
-	Request    json.RawMessage `json:"request"`
-	Response   json.RawMessage `json:"response"`
-}
-
-// parseLogLine is the built-in parser of one line in the blueprint's log
-// schema: workload_id, client_id, timestamp (unix seconds or RFC 3339),
-// request and response (JSON objects).
-func parseLogLine(line []byte, lineNo int) (flywheel.LogRecord, *api.LogLineError) {
-	reject := func(field, reason string) (flywheel.LogRecord, *api.LogLineError) {
-		return flywheel.LogRecord{}, &api.LogLineError{Line: lineNo, Field: field, Reason: reason}
-	}
-	var l logLine
-	if err := json.Unmarshal(line, &l); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) && ute.Field != "" {
-			return reject(ute.Field, "must be a "+ute.Type.String())
+// ingestParser parses lines with the ingest package: the blueprint's log
+// format and the conversation format, with the clock giving the time of
+// records that carry none.
+func ingestParser(now flywheel.Clock) LogParseFunc {
+	opts := ingest.Options{Now: now}.WithDefaults()
+	return func(line []byte, lineNo int) (flywheel.LogRecord, *api.LogLineError) {
+		rec, rej := ingest.ParseLine(line, lineNo, opts)
+		if rej != nil {
+			return rec, &api.LogLineError{Line: rej.Line, Field: rej.Field, Reason: rej.Reason}
 		}
-		if errors.As(err, &ute) {
-			return reject("", "line is not a JSON object")
-		}
-		return reject("", "invalid JSON: "+err.Error())
+		return rec, nil
 	}
-	if l.WorkloadID == nil || *l.WorkloadID == "" {
-		return reject("workload_id", "missing or empty")
-	}
-	if l.ClientID == nil || *l.ClientID == "" {
-		return reject("client_id", "missing or empty")
-	}
-	for _, f := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"request", l.Request}, {"response", l.Response}} {
-		if t := bytes.TrimSpace(f.raw); len(t) == 0 || t[0] != '{' {
-			return reject(f.name, "missing or not a JSON object")
-		}
-	}
-	ts, ok := parseTimestamp(l.Timestamp)
-	if !ok {
-		return reject("timestamp", "must be unix seconds or an RFC 3339 time")
-	}
-	return flywheel.LogRecord{
-		WorkloadID: *l.WorkloadID,
-		ClientID:   *l.ClientID,
-		Timestamp:  ts,
-		Request:    l.Request,
-		Response:   l.Response,
-	}, nil
-}
-
-func parseTimestamp(raw json.RawMessage) (time.Time, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return time.Time{}, false
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, false
-		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		return t.UTC(), err == nil
-	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || f < 0 || f > 1e11 {
-		return time.Time{}, false
-	}
-	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), true
 }

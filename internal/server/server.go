@@ -44,9 +44,9 @@ const (
 )
 
 // LogParseFunc turns one line of a POST /api/logs body into a record, or
-// says why the line cannot be used. lineNo is 1-based. The ingest package
-// provides the real one; a nil LogParseFunc selects a strict parser of the
-// blueprint's 5-field log schema.
+// says why the line cannot be used. lineNo is 1-based. A nil LogParseFunc
+// selects the ingest package's parser (the blueprint's log format and the
+// conversation format).
 type LogParseFunc func(line []byte, lineNo int) (flywheel.LogRecord, *api.LogLineError)
 
 // Options configures a Server. Jobs is required; every other field is optional.
@@ -115,7 +115,7 @@ func New(opts Options) *Server {
 		opts.Now = time.Now
 	}
 	if opts.LogParser == nil {
-		opts.LogParser = parseLogLine
+		opts.LogParser = ingestParser(opts.Now)
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
