@@ -25,7 +25,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	}
 	req, errs := decodeJobRequest(body)
 	key := r.Header.Get(IdempotencyKeyHeader)
-	if key != "" && (len(key) > MaxIdempotencyKeyLen || !validRequestID(strings.ReplaceAll(key, " ", "-"))) {
+	if key != "" && !validIdempotencyKey(key) {
 		errs = append(errs, verr("string_pattern_mismatch",
 			"Idempotency-Key must be 1 to 255 printable ASCII characters", "header", "idempotency-key"))
 	}
@@ -44,6 +44,20 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		Status:  api.JobResponseStatusQueued,
 		Message: api.JobResponseMessageQueued,
 	})
+}
+
+// validIdempotencyKey accepts 1 to MaxIdempotencyKeyLen printable ASCII
+// characters (spaces included).
+func validIdempotencyKey(key string) bool {
+	if len(key) > MaxIdempotencyKeyLen || strings.TrimSpace(key) == "" {
+		return false
+	}
+	for _, c := range []byte(key) {
+		if c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {

@@ -129,6 +129,21 @@ func TestCreateJob(t *testing.T) {
 		})
 	}
 
+	t.Run("IdempotencyKeys", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		h := b.server()
+		body := `{"workload_id":"w","client_id":"c"}`
+		for _, key := range []string{"a", "order 42", strings.Repeat("k", 255)} {
+			require.Equal(t, 200, do(t, h, "POST", "/api/jobs", body, "Idempotency-Key", key).status, key)
+		}
+		for _, key := range []string{strings.Repeat("k", 256), "caf\u00e9", "   "} {
+			resp := do(t, h, "POST", "/api/jobs", body, "Idempotency-Key", key)
+			require.Equal(t, 422, resp.status, key)
+			require.Contains(t, string(resp.body), `"loc":["header","idempotency-key"]`)
+		}
+	})
+
 	t.Run("TooLarge", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
