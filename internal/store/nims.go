@@ -122,12 +122,17 @@ func (q *Queries) SetNIMError(ctx context.Context, id, errMsg string) error {
 	return nil
 }
 
-// CancelOpenNIMs marks every unfinished candidate of a run cancelled.
-func (q *Queries) CancelOpenNIMs(ctx context.Context, runID, msg string) error {
+// FinishOpenNIMs ends every unfinished candidate of a run with status
+// (cancelled or failed) and msg.
+func (q *Queries) FinishOpenNIMs(ctx context.Context, runID string, status flywheel.NIMStatus, msg string) error {
 	now := q.Now()
-	_, err := q.exec(ctx, `UPDATE nims SET status = ?, deployment_status = CASE WHEN deployment_status IN ('ready', 'running', 'pending', 'created') THEN 'cancelled' ELSE deployment_status END,
+	dep := flywheel.DeploymentCancelled
+	if status == flywheel.NIMFailed {
+		dep = flywheel.DeploymentFailed
+	}
+	_, err := q.exec(ctx, `UPDATE nims SET status = ?, deployment_status = CASE WHEN deployment_status IN ('ready', 'running', 'pending', 'created') THEN ? ELSE deployment_status END,
 		finished_at = ?, error = COALESCE(error, ?) WHERE flywheel_run_id = ? AND finished_at IS NULL`,
-		string(flywheel.NIMCancelled), now, nullString(msg), runID)
+		string(status), string(dep), now, nullString(msg), runID)
 	if err != nil {
 		return fmt.Errorf("cancel nims: %w", err)
 	}

@@ -324,3 +324,13 @@ func affected(res sql.Result, err error, what string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// TryStartRun moves a pending run to running when fewer than maxRunning runs
+// are running (maxRunning <= 0: no cap). It reports whether the run started.
+// On Postgres two processes racing for the last slot may both take it; the
+// cap is a budget, not a lock.
+func (q *Queries) TryStartRun(ctx context.Context, id string, maxRunning int) (bool, error) {
+	res, err := q.exec(ctx, `UPDATE flywheel_runs SET status = 'running', updated_at = ? WHERE id = ? AND status = 'pending'
+		AND (? <= 0 OR (SELECT COUNT(*) FROM flywheel_runs WHERE status = 'running') < ?)`, q.Now(), id, maxRunning, maxRunning)
+	return affected(res, err, "start run")
+}

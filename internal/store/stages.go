@@ -95,17 +95,14 @@ func (q *Queries) SetStageJob(ctx context.Context, runID, candidate string, name
 	return nil
 }
 
-// BeginStageAttempt marks a stage running, counts the attempt and sets its
+// BeginStageAttempt marks a stage running, records the attempt number and sets its
 // durable start time on the first attempt. It returns the updated stage, and
 // false when the stage is already done.
-func (q *Queries) BeginStageAttempt(ctx context.Context, runID, candidate string, name flywheel.StageName, countAttempt bool) (*flywheel.Stage, bool, error) {
-	inc := 0
-	if countAttempt {
-		inc = 1
-	}
-	res, err := q.exec(ctx, `UPDATE stages SET status = 'running', attempts = attempts + ?, started_at = COALESCE(started_at, ?)
+func (q *Queries) BeginStageAttempt(ctx context.Context, runID, candidate string, name flywheel.StageName, attempt int) (*flywheel.Stage, bool, error) {
+	res, err := q.exec(ctx, `UPDATE stages SET status = 'running', attempts = CASE WHEN attempts > ? THEN attempts ELSE ? END,
+		started_at = COALESCE(started_at, ?)
 		WHERE run_id = ? AND candidate = ? AND name = ? AND status IN ('pending', 'queued', 'running')`,
-		inc, q.Now(), runID, candidate, string(name))
+		attempt, attempt, q.Now(), runID, candidate, string(name))
 	ok, err := affected(res, err, "begin stage attempt")
 	if err != nil {
 		return nil, false, err
@@ -195,6 +192,37 @@ func (q *Queries) OpenStageJobs(ctx context.Context) (map[string][]int64, error)
 			return nil, err
 		}
 		out[run] = append(out[run], id)
+	}
+	return out, rows.Err()
+}
+
+// ResetRunningJobs makes River jobs left running by a dead process available
+// again. Only an embedded (single-process) deployment may call it at start,
+// when no other process can be running them. It returns how many it reset.
+func (q *Queries) ResetRunningJobs(ctx context.Context) (int, error) {
+	res, err := q.exec(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`)
+	if err != nil {
+		return 0, fmt.Errorf("reset running jobs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// JobStates returns River's job counts by queue and state (for metrics).
+func (q *Queries) JobStates(ctx context.Context) (map[[2]string]int, error) {
+	rows, err := q.query(ctx, `SELECT queue, state, COUNT(*) FROM river_job GROUP BY queue, state`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	defer rows.Close()
+	out := map[[2]string]int{}
+	for rows.Next() {
+		var queue, state string
+		var n int
+		if err := rows.Scan(&queue, &state, &n); err != nil {
+			return nil, err
+		}
+		out[[2]string{queue, state}] = n
 	}
 	return out, rows.Err()
 }

@@ -1,0 +1,279 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/flywheel-go/flywheel/internal/dag"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/stage"
+	"github.com/flywheel-go/flywheel/internal/store"
+)
+
+// StageArgs are the arguments of a stage job.
+type StageArgs struct {
+	RunID     string             `json:"run_id"`
+	Candidate string             `json:"candidate,omitempty"`
+	Stage     flywheel.StageName `json:"stage"`
+}
+
+// Kind implements river.JobArgs.
+func (StageArgs) Kind() string { return "flywheel_stage" }
+
+type stageWorker struct {
+	river.WorkerDefaults[StageArgs]
+	e *Engine
+}
+
+// Timeout is the hard limit of one attempt.
+func (w *stageWorker) Timeout(job *river.Job[StageArgs]) time.Duration {
+	return w.e.limit(job.Args.Stage).Hard
+}
+
+// NextRetry backs off exponentially with jitter.
+func (w *stageWorker) NextRetry(job *river.Job[StageArgs]) time.Time {
+	return w.e.now().Add(w.e.backoff(job.Attempt))
+}
+
+func (w *stageWorker) Work(ctx context.Context, job *river.Job[StageArgs]) error {
+	return w.e.work(ctx, job)
+}
+
+func (e *Engine) work(ctx context.Context, job *river.Job[StageArgs]) error {
+	a := job.Args
+	log := e.logger.With("run_id", a.RunID, "candidate", a.Candidate, "stage", string(a.Stage), "attempt", job.Attempt)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer e.track(a.RunID, cancel)()
+
+	run, err := e.store.GetRun(ctx, a.RunID)
+	if errors.Is(err, flywheel.ErrNotFound) {
+		log.InfoContext(ctx, "Run deleted; dropping stage")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if run.FinishedAt != nil && a.Stage != flywheel.StageCleanup {
+		// The run ended (cancelled or failed) after this job was enqueued.
+		return e.complete(ctx, job, stage.Result{Status: flywheel.StageCancelled, Error: "run " + string(run.Status)}, log)
+	}
+	st, open, err := e.store.BeginStageAttempt(ctx, a.RunID, a.Candidate, a.Stage, job.Attempt)
+	if err != nil {
+		return err
+	}
+	if !open {
+		// Done already (a duplicate delivery): make sure successors exist.
+		return e.complete(ctx, job, stage.Result{Status: st.Status}, log)
+	}
+	call := stage.Call{Run: run, Stage: st}
+	if a.Candidate != "" {
+		if call.NIM, err = e.store.GetNIM(ctx, a.Candidate); err != nil {
+			return err
+		}
+		log = log.With("model", call.NIM.ModelName)
+	}
+
+	limit := e.limit(a.Stage)
+	started := e.now()
+	if st.StartedAt != nil {
+		started = *st.StartedAt
+	}
+	if elapsed := e.now().Sub(started); elapsed > limit.Hard {
+		return e.fail(ctx, job, call, fmt.Sprintf("exceeded its time limit of %s", limit.Hard), log)
+	}
+	runCtx := ctx
+	var stopSoft context.CancelFunc = func() {}
+	if limit.Soft > 0 {
+		runCtx, stopSoft = context.WithDeadline(ctx, started.Add(limit.Soft))
+	}
+	defer stopSoft()
+
+	if job.Attempt == 1 {
+		log.InfoContext(ctx, "Stage started")
+	}
+	res, err := e.runner.Run(runCtx, call)
+	if err != nil {
+		switch {
+		case errors.Is(context.Cause(ctx), ErrRunCancelled) || errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) || isRemoteCancel(ctx):
+			log.InfoContext(ctx, "Stage stopped: run cancelled")
+			e.metrics.outcome(a.Stage, "cancelled", e.now().Sub(started))
+			return river.JobCancel(fmt.Errorf("run cancelled: %w", err))
+		case ctx.Err() == nil && runCtx.Err() != nil:
+			return e.fail(ctx, job, call, fmt.Sprintf("exceeded its soft time limit of %s: %v", limit.Soft, err), log)
+		case errors.Is(err, flywheel.ErrPermanent):
+			return e.fail(ctx, job, call, err.Error(), log)
+		case job.Attempt >= job.MaxAttempts:
+			return e.fail(ctx, job, call, fmt.Sprintf("%v (after %d attempts)", err, job.Attempt), log)
+		}
+		log.WarnContext(ctx, "Stage attempt failed; will retry", "error", err)
+		e.metrics.retry(a.Stage)
+		_ = e.store.SetStageNote(ctx, a.RunID, a.Candidate, a.Stage, fmt.Sprintf("attempt %d: %v", job.Attempt, err))
+		return err
+	}
+	if res.Snooze > 0 {
+		return river.JobSnooze(res.Snooze)
+	}
+	if res.Status == flywheel.StageFailed {
+		return e.fail(ctx, job, call, res.Error, log)
+	}
+	log.InfoContext(ctx, "Stage finished", "status", string(res.Status), "duration_ms", e.now().Sub(started).Milliseconds())
+	e.metrics.outcome(a.Stage, string(res.Status), e.now().Sub(started))
+	return e.complete(ctx, job, res, log)
+}
+
+func isRemoteCancel(ctx context.Context) bool {
+	var ce *river.JobCancelError
+	return errors.As(context.Cause(ctx), &ce)
+}
+
+// fail ends a stage for good: the error is recorded where it happened and
+// the DAG goes on (or, for a run-level stage, the run fails).
+func (e *Engine) fail(ctx context.Context, job *river.Job[StageArgs], call stage.Call, msg string, log interface {
+	ErrorContext(ctx context.Context, msg string, args ...any)
+}) error {
+	log.ErrorContext(ctx, "Stage failed", "error", msg)
+	started := e.now()
+	if call.Stage.StartedAt != nil {
+		started = *call.Stage.StartedAt
+	}
+	e.metrics.outcome(job.Args.Stage, "failed", e.now().Sub(started))
+	if err := e.runner.OnFailure(ctx, call, msg); err != nil {
+		return fmt.Errorf("record failure of %s: %w", job.Args.Stage, err)
+	}
+	return e.complete(ctx, job, stage.Result{Status: flywheel.StageFailed, Error: msg}, nil)
+}
+
+// complete commits a stage's outcome, the DAG's next stages and the job's
+// completion in one transaction.
+func (e *Engine) complete(ctx context.Context, job *river.Job[StageArgs], res stage.Result, _ any) error {
+	a := job.Args
+	return e.store.InTx(ctx, func(q *store.Queries) error {
+		if _, err := q.FinishStage(ctx, a.RunID, a.Candidate, a.Stage, res.Status, res.Error, res.Output); err != nil {
+			return err
+		}
+		if res.Status == flywheel.StageFailed && dag.RunLevel(a.Stage) {
+			if err := e.endRunTx(ctx, q, a.RunID, flywheel.RunFailed, stage.RunErrorMessage(a.Stage, res.Error), job.ID); err != nil {
+				return err
+			}
+		} else if err := e.advance(ctx, q, a.RunID); err != nil {
+			return err
+		}
+		return e.completeTx(ctx, q.Tx(), job)
+	})
+}
+
+// advance enqueues every stage of the run whose dependencies are done, and
+// skips those a failed dependency rules out, until nothing changes.
+func (e *Engine) advance(ctx context.Context, q *store.Queries, runID string) error {
+	run, err := q.GetRun(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if run.FinishedAt != nil {
+		return nil
+	}
+	for range 100 {
+		stages, err := q.ListStages(ctx, runID)
+		if err != nil {
+			return err
+		}
+		decisions := dag.Frontier(stages)
+		if len(decisions) == 0 {
+			return nil
+		}
+		skippedAny := false
+		for _, d := range decisions {
+			if d.Skip {
+				if _, err := q.FinishStage(ctx, runID, d.Key.Candidate, d.Key.Name, flywheel.StageSkipped, d.Reason, nil); err != nil {
+					return err
+				}
+				skippedAny = true
+				continue
+			}
+			if err := e.enqueue(ctx, q, runID, d.Key.Candidate, d.Key.Name); err != nil {
+				return err
+			}
+		}
+		if !skippedAny {
+			return nil
+		}
+	}
+	return fmt.Errorf("advance run %s: the DAG did not settle", runID)
+}
+
+func (e *Engine) enqueue(ctx context.Context, q *store.Queries, runID, candidate string, name flywheel.StageName) error {
+	queue := QueueStages
+	maxAttempts := e.opts.Retry.MaxAttempts
+	if name == flywheel.StageCleanup {
+		queue, maxAttempts = QueueCleanup, max(maxAttempts, 25)
+	}
+	res, err := e.client.InsertTx(ctx, q.Tx(), StageArgs{RunID: runID, Candidate: candidate, Stage: name},
+		&river.InsertOpts{Queue: queue, MaxAttempts: maxAttempts, Tags: []string{"run-" + runID}})
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", name, err)
+	}
+	if _, err := q.QueueStage(ctx, runID, candidate, name, res.Job.ID); err != nil {
+		return err
+	}
+	return nil
+}
+
+// endRunTx ends a run early (cancelled, or failed by a run-level stage): the
+// run and its open candidates end, open stages are cancelled along with
+// their jobs (except the job calling, which is completing), and a cleanup
+// stage is enqueued to release the run's resources.
+func (e *Engine) endRunTx(ctx context.Context, q *store.Queries, runID string, status flywheel.RunStatus, msg string, except int64) error {
+	if _, err := q.FinishRun(ctx, runID, status, msg); err != nil {
+		return err
+	}
+	nimStatus, nimMsg := flywheel.NIMCancelled, "Flywheel run cancelled"
+	if status == flywheel.RunFailed {
+		nimStatus, nimMsg = flywheel.NIMFailed, "Flywheel run failed: "+msg
+	}
+	if err := q.FinishOpenNIMs(ctx, runID, nimStatus, nimMsg); err != nil {
+		return err
+	}
+	j, err := q.GetJudge(ctx, runID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case j == nil:
+	case status == flywheel.RunCancelled:
+		err = q.SetJudgeStatus(ctx, runID, flywheel.DeploymentCancelled, msg)
+	case j.DeploymentStatus != flywheel.DeploymentReady:
+		err = q.SetJudgeStatus(ctx, runID, flywheel.DeploymentFailed, msg)
+	}
+	if err != nil {
+		return err
+	}
+	jobIDs, err := q.CancelOpenStages(ctx, runID)
+	if err != nil {
+		return err
+	}
+	for _, id := range jobIDs {
+		if id == except {
+			continue
+		}
+		if _, err := e.client.JobCancelTx(ctx, q.Tx(), id); err != nil && !errors.Is(err, river.ErrNotFound) {
+			return fmt.Errorf("cancel job %d: %w", id, err)
+		}
+	}
+	if _, err := q.GetStage(ctx, runID, "", flywheel.StageCleanup); err == nil {
+		return nil
+	}
+	stages, err := q.ListStages(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if err := q.InsertStages(ctx, []flywheel.Stage{{RunID: runID, Name: flywheel.StageCleanup, Status: flywheel.StagePending,
+		Position: len(stages)}}); err != nil {
+		return err
+	}
+	return e.enqueue(ctx, q, runID, "", flywheel.StageCleanup)
+}

@@ -1,0 +1,199 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+)
+
+func (r *Runner) initialize(ctx context.Context, c Call) (Result, error) {
+	if c.Run.Status == flywheel.RunPending {
+		ok, err := r.Store.TryStartRun(ctx, c.Run.ID, r.Settings.MaxConcurrentRuns)
+		if err != nil {
+			return Result{}, err
+		}
+		if !ok {
+			// Too many runs are running: wait for a slot.
+			return r.snooze(), nil
+		}
+	}
+	judge, err := r.Store.GetJudge(ctx, c.Run.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	if judge == nil {
+		j := c.Run.Spec.Judge
+		status := flywheel.DeploymentReady
+		if j.DeploymentType == flywheel.DeploymentTypeLocal {
+			status = flywheel.DeploymentCreated
+		}
+		typ := j.DeploymentType
+		if typ == "" {
+			typ = flywheel.DeploymentTypeRemote
+		}
+		if err := r.Store.CreateJudge(ctx, &flywheel.LLMJudgeRun{ID: c.Run.ID, RunID: c.Run.ID, ModelName: j.ModelName,
+			DeploymentType: typ, DeploymentStatus: status}); err != nil {
+			return Result{}, err
+		}
+	}
+	return succeeded(nil), nil
+}
+
+func (r *Runner) createDatasets(ctx context.Context, c Call) (Result, error) {
+	if r.Datasets == nil {
+		return Result{}, flywheel.Permanent(errors.New("no dataset builder configured"))
+	}
+	req := flywheel.BuildRequest{
+		RunID: c.Run.ID, WorkloadID: c.Run.WorkloadID, ClientID: c.Run.ClientID,
+		Split: c.Run.Spec.DataSplit, ICL: c.Run.Spec.ICL,
+		Dir:       filepath.Join(r.Settings.DataDir, "runs", c.Run.ID, "datasets"),
+		Timestamp: c.Run.StartedAt.Unix(),
+	}
+	res, err := r.Datasets.Build(ctx, req)
+	if err != nil {
+		if res.Stats.Total > 0 {
+			_ = r.Store.SetRunStats(ctx, c.Run.ID, res.Stats)
+		}
+		return Result{}, err
+	}
+	if pub, ok := r.Platform.(flywheel.DatasetPublisher); ok {
+		for i, ds := range res.Datasets {
+			out, err := pub.PublishDataset(ctx, c.Run.Spec.Namespace, ds)
+			if err != nil {
+				return Result{}, fmt.Errorf("publish dataset %s: %w", ds.Name, err)
+			}
+			res.Datasets[i] = out
+			rec := &flywheel.Resource{RunID: c.Run.ID, Kind: flywheel.ResourceDataset, Platform: r.Platform.Name(),
+				RemoteID: c.Run.Spec.Namespace + "/" + ds.Name, Key: c.Run.ID + "/dataset/" + ds.Name}
+			if err := r.Store.RecordResource(ctx, rec); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	if err := r.Store.SetRunDatasets(ctx, c.Run.ID, res); err != nil {
+		return Result{}, err
+	}
+	return succeeded(map[string]any{"workload_type": res.WorkloadType, "num_records": res.NumRecords}), nil
+}
+
+func (r *Runner) waitForJudge(ctx context.Context, c Call) (Result, error) {
+	j := c.Run.Spec.Judge
+	if j.DeploymentType != flywheel.DeploymentTypeLocal {
+		// A remote judge (or none) needs no deployment.
+		if err := r.Store.SetJudgeStatus(ctx, c.Run.ID, flywheel.DeploymentReady, ""); err != nil {
+			return Result{}, err
+		}
+		return succeeded(judgeOutput{Endpoint: remoteJudge(j)}), nil
+	}
+	dep, done, err := r.ensureDeployment(ctx, c.Run.ID, "", flywheel.DeployRequest{
+		Key: c.Run.ID + "/judge", RunID: c.Run.ID, Model: flywheel.NIMConfig{ModelName: j.ModelName, ModelType: "llm",
+			ContextLength: j.ContextLength, GPUs: j.GPUs, PVCSize: j.PVCSize, Tag: j.Tag},
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if err := r.Store.SetJudgeStatus(ctx, c.Run.ID, dep.Status, ""); err != nil {
+		return Result{}, err
+	}
+	switch {
+	case dep.Status == flywheel.DeploymentFailed:
+		return failed("judge deployment failed: %s", dep.Message), nil
+	case !done:
+		return r.snooze(), nil
+	}
+	ep := dep.Endpoint
+	return succeeded(judgeOutput{Endpoint: &ep}), nil
+}
+
+type judgeOutput struct {
+	Endpoint *flywheel.Endpoint `json:"endpoint,omitempty"`
+}
+
+func remoteJudge(j flywheel.JudgeConfig) *flywheel.Endpoint {
+	if j.URL == "" {
+		return nil
+	}
+	base := strings.TrimSuffix(j.URL, "/")
+	base = strings.TrimSuffix(base, "/chat/completions")
+	base = strings.TrimSuffix(base, "/v1")
+	return &flywheel.Endpoint{BaseURL: base, Model: j.ModelName, APIKey: j.APIKey}
+}
+
+// judgeEndpoint returns the run's judge, or nil when none is configured.
+func (r *Runner) judgeEndpoint(ctx context.Context, run *flywheel.Run) *flywheel.Endpoint {
+	var out judgeOutput
+	if err := r.stageOutput(ctx, run.ID, "", flywheel.StageWaitForJudge, &out); err != nil {
+		return nil
+	}
+	if out.Endpoint != nil && out.Endpoint.APIKey == "" {
+		out.Endpoint.APIKey = run.Spec.Judge.APIKey
+	}
+	return out.Endpoint
+}
+
+func (r *Runner) finalize(ctx context.Context, c Call) (Result, error) {
+	run, err := r.Store.GetRun(ctx, c.Run.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	// Release what is still live (a local judge, anything a failed stage
+	// left behind). Datasets and models stay until the job is deleted.
+	if err := r.releaseRun(ctx, run.ID, false); err != nil {
+		return Result{}, err
+	}
+	if run.FinishedAt != nil {
+		return succeeded(nil), nil
+	}
+	stages, err := r.Store.ListStages(ctx, run.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, s := range stages {
+		if s.Candidate == "" && s.Status == flywheel.StageFailed {
+			_, err := r.Store.FinishRun(ctx, run.ID, flywheel.RunFailed, RunErrorMessage(s.Name, s.Error))
+			return succeeded(nil), err
+		}
+	}
+	nims, err := r.Store.ListNIMs(ctx, run.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	var details []flywheel.NIMDetail
+	completed := 0
+	for _, n := range nims {
+		if n.Status == flywheel.NIMCompleted {
+			completed++
+		}
+		evals, err := r.Store.ListEvaluations(ctx, n.ID)
+		if err != nil {
+			return Result{}, err
+		}
+		details = append(details, flywheel.NIMDetail{NIMRun: *n, Evaluations: evals})
+	}
+	if r.Recommender != nil && completed > 0 {
+		rec, err := r.Recommender.Recommend(ctx, run, details)
+		if err != nil {
+			r.Logger.WarnContext(ctx, "Recommendation failed", "run_id", run.ID, "error", err)
+		} else if err := r.Store.SetRunRecommendation(ctx, run.ID, rec); err != nil {
+			return Result{}, err
+		}
+	}
+	if completed == 0 {
+		_, err := r.Store.FinishRun(ctx, run.ID, flywheel.RunFailed, fmt.Sprintf("all %d candidates failed", len(nims)))
+		return succeeded(nil), err
+	}
+	_, err = r.Store.FinishRun(ctx, run.ID, flywheel.RunCompleted, "")
+	return succeeded(nil), err
+}
+
+// cleanup releases every live resource of a cancelled, failed or crashed run.
+func (r *Runner) cleanup(ctx context.Context, c Call) (Result, error) {
+	if err := r.releaseRun(ctx, c.Run.ID, false); err != nil {
+		return Result{}, err
+	}
+	return succeeded(nil), nil
+}
