@@ -154,9 +154,13 @@ func (r *Runner) runEval(ctx context.Context, c Call, t flywheel.EvalType) (Resu
 	if err := r.Store.ReplaceItems(ctx, e.ID, res.Items); err != nil {
 		return Result{}, err
 	}
+	items := res.Items
 	res.Items = nil
 	if err := r.Store.FinishEvaluation(ctx, e.ID, &res, ""); err != nil {
 		return Result{}, err
+	}
+	if r.Exporter != nil {
+		r.export(ctx, c, e.ID, items)
 	}
 	return succeeded(map[string]any{"evaluation_id": e.ID, "scores": res.Scores}), nil
 }
@@ -395,4 +399,23 @@ func (r *Runner) release(ctx context.Context, x flywheel.Resource) error {
 // DeleteRunResources releases everything a run created, artifacts included.
 func (r *Runner) DeleteRunResources(ctx context.Context, runID string) error {
 	return r.releaseRun(ctx, runID, true)
+}
+
+// export sends a finished evaluation to the experiment tracker; a failure
+// is logged and never fails the stage.
+func (r *Runner) export(ctx context.Context, c Call, evalID string, items []flywheel.ItemResult) {
+	e, err := r.Store.GetEvaluation(ctx, evalID)
+	if err != nil {
+		r.Logger.WarnContext(ctx, "Export skipped", "run_id", c.Run.ID, "error", err)
+		return
+	}
+	uri, err := r.Exporter.ExportEvaluation(ctx, c.Run, c.NIM, e, items)
+	if err != nil {
+		r.Logger.WarnContext(ctx, "Export of evaluation failed", "run_id", c.Run.ID, "model", c.NIM.ModelName,
+			"eval_type", string(e.EvalType), "error", err)
+		return
+	}
+	if uri != "" {
+		_ = r.Store.SetEvaluationMLflowURI(ctx, evalID, uri)
+	}
 }

@@ -40,6 +40,8 @@ type Store interface {
 	UpsertEvaluation(ctx context.Context, nimID string, t flywheel.EvalType) (*flywheel.Evaluation, error)
 	ListEvaluations(ctx context.Context, nimID string) ([]flywheel.Evaluation, error)
 	SetEvaluationProgress(ctx context.Context, id string, progress float64, jobID, nmpURI string) error
+	GetEvaluation(ctx context.Context, id string) (*flywheel.Evaluation, error)
+	SetEvaluationMLflowURI(ctx context.Context, id, uri string) error
 	FinishEvaluation(ctx context.Context, id string, res *flywheel.EvalResult, errMsg string) error
 	ReplaceItems(ctx context.Context, evaluationID string, items []flywheel.ItemResult) error
 
@@ -69,6 +71,12 @@ type Recommender interface {
 	Recommend(ctx context.Context, run *flywheel.Run, nims []flywheel.NIMDetail) (*flywheel.Recommendation, error)
 }
 
+// Exporter sends a finished evaluation to an experiment tracker (MLflow)
+// and returns the link to it. Failures never fail the stage.
+type Exporter interface {
+	ExportEvaluation(ctx context.Context, run *flywheel.Run, nim *flywheel.NIMRun, e *flywheel.Evaluation, items []flywheel.ItemResult) (string, error)
+}
+
 // Settings are the stage functions' knobs.
 type Settings struct {
 	// PollInterval is how long a polling stage waits between looks.
@@ -92,9 +100,11 @@ type Runner struct {
 	Datasets    flywheel.DatasetBuilder
 	Evaluator   flywheel.Evaluator
 	Recommender Recommender
-	Settings    Settings
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Exporter, when set, receives every finished evaluation.
+	Exporter Exporter
+	Settings Settings
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Call is one invocation of a stage function.
