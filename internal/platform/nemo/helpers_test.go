@@ -19,7 +19,7 @@ import (
 
 // bfclPath returns a file of the shared BFCL data, which sits beside the
 // module root.
-func bfclPath(t *testing.T, name string) string {
+func bfclPath(t testing.TB, name string) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	require.NoError(t, err)
@@ -35,7 +35,7 @@ func bfclPath(t *testing.T, name string) string {
 }
 
 // readRecords returns the first n records of a BFCL log file.
-func readRecords(t *testing.T, name string, n int) []json.RawMessage {
+func readRecords(t testing.TB, name string, n int) []json.RawMessage {
 	t.Helper()
 	f, err := os.Open(bfclPath(t, name))
 	require.NoError(t, err)
@@ -51,7 +51,7 @@ func readRecords(t *testing.T, name string, n int) []json.RawMessage {
 	return out
 }
 
-func writeLines(t *testing.T, path string, lines []json.RawMessage) {
+func writeLines(t testing.TB, path string, lines []json.RawMessage) {
 	t.Helper()
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	var b []byte
@@ -63,7 +63,7 @@ func writeLines(t *testing.T, path string, lines []json.RawMessage) {
 }
 
 // trainingRow turns a logged record into the Customizer's training format.
-func trainingRow(t *testing.T, rec json.RawMessage) json.RawMessage {
+func trainingRow(t testing.TB, rec json.RawMessage) json.RawMessage {
 	t.Helper()
 	var r struct {
 		Request struct {
@@ -92,7 +92,7 @@ type datasets struct {
 
 // buildDatasets writes eval, ICL and training datasets at the blueprint's
 // paths from BFCL records.
-func buildDatasets(t *testing.T, prefix string) datasets {
+func buildDatasets(t testing.TB, prefix string) datasets {
 	t.Helper()
 	recs := readRecords(t, "multiple.jsonl", 60)
 	dir := t.TempDir()
@@ -111,12 +111,12 @@ func buildDatasets(t *testing.T, prefix string) datasets {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // newPlatform returns a platform pointed at fake, with fast retries and polls.
-func newPlatform(t *testing.T, fake *nemotest.Server, mod func(*nemo.Config)) *nemo.Platform {
+func newPlatform(t testing.TB, fake *nemotest.Server, mod func(*nemo.Config)) *nemo.Platform {
 	t.Helper()
 	cfg := nemo.Config{
 		NeMo:             nemo.Service{BaseURL: fake.URL, Token: "nemo-token"},
@@ -155,7 +155,7 @@ func customizationRequest(key string, ds flywheel.Dataset) flywheel.Customizatio
 }
 
 // waitDeployment polls until the deployment is ready or terminal.
-func waitDeployment(ctx context.Context, t *testing.T, p *nemo.Platform, id string) flywheel.Deployment {
+func waitDeployment(ctx context.Context, t testing.TB, p *nemo.Platform, id string) flywheel.Deployment {
 	t.Helper()
 	for {
 		d, err := p.Deployment(ctx, id)
@@ -173,7 +173,7 @@ func waitDeployment(ctx context.Context, t *testing.T, p *nemo.Platform, id stri
 }
 
 // waitCustomization polls until the job is terminal.
-func waitCustomization(ctx context.Context, t *testing.T, p *nemo.Platform, id string) flywheel.CustomizationJob {
+func waitCustomization(ctx context.Context, t testing.TB, p *nemo.Platform, id string) flywheel.CustomizationJob {
 	t.Helper()
 	for {
 		j, err := p.Customization(ctx, id)

@@ -19,7 +19,7 @@ const judgeModel = "meta/llama-3.3-70b-instruct"
 
 // lifecycle drives one candidate through the whole flow and returns the
 // base and customized scores.
-func lifecycle(ctx context.Context, t *testing.T, fake *nemotest.Server, p *nemo.Platform, key string) (base, custom flywheel.EvalResult) {
+func lifecycle(ctx context.Context, t testing.TB, fake *nemotest.Server, p *nemo.Platform, key string) (base, custom flywheel.EvalResult) {
 	t.Helper()
 	ds := buildDatasets(t, "flywheel-"+key)
 	var err error
@@ -319,7 +319,7 @@ func TestPlatformFailures(t *testing.T) {
 	})
 }
 
-// TestPlatformChaos runs whole lifecycles while the fake fails 20% of
+// TestPlatformChaos runs ten whole lifecycles at once while the fake fails 20% of
 // requests, loses 10% of POST answers after acting on them, and adds
 // latency spikes: every run completes and nothing is created twice.
 func TestPlatformChaos(t *testing.T) {
@@ -333,7 +333,7 @@ func TestPlatformChaos(t *testing.T) {
 	defer fake.Close()
 	p := newPlatform(t, fake, func(c *nemo.Config) { c.Retry.MaxAttempts = 12 })
 
-	const runs = 4
+	const runs = 10
 	var wg sync.WaitGroup
 	for i := range runs {
 		wg.Go(func() {
@@ -386,4 +386,17 @@ func TestRelease(t *testing.T) {
 	err = p.Release(ctx, flywheel.Resource{Kind: "bogus", RemoteID: "x"})
 	require.ErrorIs(t, err, flywheel.ErrPermanent)
 	require.False(t, errors.Is(err, flywheel.ErrNotFound))
+}
+
+// BenchmarkLifecycle measures one whole candidate lifecycle (publish three
+// datasets, deploy, evaluate, customize, serve the customized model,
+// evaluate it, undeploy) through the real clients against the fake with its
+// fast timings.
+func BenchmarkLifecycle(b *testing.B) {
+	fake := nemotest.New(nemotest.Options{Models: []string{judgeModel}})
+	defer fake.Close()
+	p := newPlatform(b, fake, nil)
+	for i := 0; b.Loop(); i++ {
+		lifecycle(b.Context(), b, fake, p, fmt.Sprintf("bench%d", i))
+	}
 }
