@@ -166,3 +166,14 @@ func TestDeploymentName(t *testing.T) {
 	long := nemo.DeploymentName("org/a-very-long-model-name-that-goes-on-and-on-and-on-forever-and-ever", "key", false)
 	require.LessOrEqual(t, len(long), 63)
 }
+
+func TestTokensFromEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"NVIDIA_API_KEY": "nv", "NIM_API_KEY": "nim", "HF_TOKEN": "hf"}
+	c := nemo.Config{NeMo: nemo.Service{Token: "set"}}.TokensFromEnv(func(k string) string { return env[k] })
+	require.Equal(t, "set", c.NeMo.Token, "a token already set wins")
+	require.Equal(t, "nim", c.NIM.Token)
+	require.Equal(t, "hf", c.DataStore.Token)
+	c = nemo.Config{}.TokensFromEnv(func(k string) string { return env[k] })
+	require.Equal(t, "nv", c.NeMo.Token)
+}

@@ -105,12 +105,14 @@ func orService(s, def Service) Service {
 }
 
 // TokensFromEnv fills the empty tokens of c from the environment through
-// getenv (pass os.Getenv): NEMO_API_KEY for the NeMo services, NIM_API_KEY
-// then NVIDIA_API_KEY for the NIM proxy, HF_TOKEN for the Data Store.
+// getenv (pass os.Getenv), with the config package's variable names:
+// NEMO_API_KEY for the NeMo services, NIM_API_KEY for the NIM proxy,
+// HF_TOKEN then DATASTORE_API_KEY for the Data Store, and NVIDIA_API_KEY
+// as the fallback of each.
 func (c Config) TokensFromEnv(getenv func(string) string) Config {
-	c.NeMo.Token = cmp.Or(c.NeMo.Token, getenv("NEMO_API_KEY"))
+	c.NeMo.Token = cmp.Or(c.NeMo.Token, getenv("NEMO_API_KEY"), getenv("NVIDIA_API_KEY"))
 	c.NIM.Token = cmp.Or(c.NIM.Token, getenv("NIM_API_KEY"), getenv("NVIDIA_API_KEY"))
-	c.DataStore.Token = cmp.Or(c.DataStore.Token, getenv("HF_TOKEN"))
+	c.DataStore.Token = cmp.Or(c.DataStore.Token, getenv("HF_TOKEN"), getenv("DATASTORE_API_KEY"), getenv("NVIDIA_API_KEY"))
 	return c
 }
 
