@@ -1,0 +1,334 @@
+package dataset
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/ingest"
+)
+
+// Builder builds a run's datasets from logged records. It implements
+// flywheel.DatasetBuilder and is safe for concurrent use once set up.
+type Builder struct {
+	// Source yields the logged records.
+	Source flywheel.RecordSource
+	// Embedder embeds queries for semantic_similarity selection. When nil,
+	// or when it fails, a local TF-IDF similarity is used instead.
+	Embedder Embedder
+	// Logger receives progress and warnings; nil discards.
+	Logger *slog.Logger
+	// Now gives the time for dataset names when BuildRequest.Timestamp is
+	// zero, and the seed when DataSplitConfig.RandomSeed is nil
+	// (default time.Now).
+	Now flywheel.Clock
+}
+
+var _ flywheel.DatasetBuilder = (*Builder)(nil)
+
+// minRecords is the least a split can work with: one record to evaluate
+// and one to learn from.
+const minRecords = 2
+
+// Build implements flywheel.DatasetBuilder.
+func (b *Builder) Build(ctx context.Context, req flywheel.BuildRequest) (flywheel.BuildResult, error) {
+	logger := b.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "dataset", "run_id", req.RunID, "workload_id", req.WorkloadID, "client_id", req.ClientID)
+	now := b.Now
+	if now == nil {
+		now = time.Now
+	}
+	cfg := req.Split
+	if cfg.EvalSize <= 0 {
+		return flywheel.BuildResult{}, flywheel.Permanent(flywheel.Errorf(flywheel.EINVALID, "data_split_config.eval_size must be positive, got %d", cfg.EvalSize))
+	}
+	if cfg.ValRatio < 0 || cfg.ValRatio >= 1 {
+		return flywheel.BuildResult{}, flywheel.Permanent(flywheel.Errorf(flywheel.EINVALID, "data_split_config.val_ratio must be in [0, 1), got %g", cfg.ValRatio))
+	}
+	limit := 0
+	if cfg.Limit != nil && *cfg.Limit > 0 {
+		limit = *cfg.Limit
+		if limit < cfg.MinTotalRecords {
+			return flywheel.BuildResult{}, flywheel.Permanent(flywheel.Errorf(flywheel.EINVALID,
+				"data_split_config.limit (%d) is below min_total_records (%d)", limit, cfg.MinTotalRecords))
+		}
+	}
+
+	// 1. Fetch the newest records: twice the limit, leaving room for the
+	// ones validation and deduplication drop.
+	records, err := b.Source.NewestRecords(ctx, req.WorkloadID, req.ClientID, 2*limit)
+	if err != nil {
+		return flywheel.BuildResult{}, fmt.Errorf("read records of workload %q, client %q: %w", req.WorkloadID, req.ClientID, err)
+	}
+	stats := flywheel.DataStats{Total: len(records), Reasons: map[string]int{}}
+	minTotal := max(cfg.MinTotalRecords, minRecords)
+	if len(records) < minTotal {
+		return flywheel.BuildResult{Stats: stats}, flywheel.Permanent(flywheel.Errorf(flywheel.EPRECONDITION,
+			"not enough records for workload %q and client %q: found %d, need at least %d",
+			req.WorkloadID, req.ClientID, len(records), minTotal))
+	}
+
+	// 2-5. Validate, classify, filter, deduplicate.
+	kept, workload, err := curate(ctx, records, cfg, &stats, logger)
+	if err != nil {
+		return flywheel.BuildResult{Stats: stats}, err
+	}
+	if len(kept) < minTotal {
+		return flywheel.BuildResult{WorkloadType: workload, Stats: stats}, flywheel.Permanent(flywheel.Errorf(flywheel.EPRECONDITION,
+			"insufficient valid records for workload %q and client %q: %d left, need at least %d "+
+				"(total %d, invalid format %d, filtered %d, duplicates %d)",
+			req.WorkloadID, req.ClientID, len(kept), minTotal, stats.Total, stats.InvalidFormat, stats.Filtered, stats.Deduplicated))
+	}
+
+	// 6. Sample.
+	seed := uint64(now().UnixNano())
+	if cfg.RandomSeed != nil {
+		seed = uint64(*cfg.RandomSeed)
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed5eed5eed5eed))
+	rng.Shuffle(len(kept), func(i, j int) { kept[i], kept[j] = kept[j], kept[i] })
+	if limit > 0 && len(kept) > limit {
+		kept = kept[:limit]
+	}
+	stats.Selected = len(kept)
+
+	// 7. Split.
+	labels := make([]string, len(kept))
+	for i, r := range kept {
+		labels[i] = r.ToolName()
+	}
+	evalIdx, trainIdx, valIdx := Split(labels, cfg.EvalSize, cfg.ValRatio, rng)
+	if len(evalIdx) < cfg.EvalSize {
+		logger.WarnContext(ctx, "Evaluation set smaller than eval_size: records left for training",
+			slog.Int("eval_size", cfg.EvalSize), slog.Int("eval", len(evalIdx)), slog.Int("selected", len(kept)))
+	}
+	pickRecords := func(idx []int) []*Record {
+		out := make([]*Record, len(idx))
+		for i, j := range idx {
+			out[i] = kept[j]
+		}
+		return out
+	}
+	eval, train, val := pickRecords(evalIdx), pickRecords(trainIdx), pickRecords(valIdx)
+	stats.Eval, stats.Train, stats.Val = len(eval), len(train), len(val)
+
+	// 8. ICL records.
+	iclRequests, err := b.iclRequests(ctx, req.ICL, workload, train, eval, logger)
+	if err != nil {
+		return flywheel.BuildResult{WorkloadType: workload, Stats: stats}, err
+	}
+
+	// 9. Files.
+	ts := req.Timestamp
+	if ts == 0 {
+		ts = now().Unix()
+	}
+	evalDS := flywheel.Dataset{Type: flywheel.DatasetBase, Name: Name("eval", req.WorkloadID, ts), NumRecords: len(eval)}
+	iclDS := flywheel.Dataset{Type: flywheel.DatasetICL, Name: Name("icl", req.WorkloadID, ts), NumRecords: len(eval)}
+	trainDS := flywheel.Dataset{Type: flywheel.DatasetTrain, Name: Name("train", req.WorkloadID, ts), NumRecords: len(train)}
+	for _, ds := range []*flywheel.Dataset{&evalDS, &iclDS, &trainDS} {
+		ds.Path = filepath.Join(req.Dir, ds.Name)
+	}
+	if err := writeJSONL(filepath.Join(evalDS.Path, EvalFile), len(eval), func(i int) ([]byte, error) {
+		return evalLine(eval[i], eval[i].Log.Request)
+	}); err != nil {
+		return flywheel.BuildResult{}, fmt.Errorf("write %s: %w", evalDS.Name, err)
+	}
+	if err := writeJSONL(filepath.Join(iclDS.Path, EvalFile), len(eval), func(i int) ([]byte, error) {
+		return evalLine(eval[i], iclRequests[i])
+	}); err != nil {
+		return flywheel.BuildResult{}, fmt.Errorf("write %s: %w", iclDS.Name, err)
+	}
+	if err := writeJSONL(filepath.Join(trainDS.Path, TrainFile), len(train), func(i int) ([]byte, error) {
+		return trainLine(train[i], workload)
+	}); err != nil {
+		return flywheel.BuildResult{}, fmt.Errorf("write %s: %w", trainDS.Name, err)
+	}
+	if err := writeJSONL(filepath.Join(trainDS.Path, ValFile), len(val), func(i int) ([]byte, error) {
+		return trainLine(val[i], workload)
+	}); err != nil {
+		return flywheel.BuildResult{}, fmt.Errorf("write %s: %w", trainDS.Name, err)
+	}
+	logger.InfoContext(ctx, "Datasets built", slog.String("workload_type", string(workload)),
+		slog.Int("total", stats.Total), slog.Int("invalid_format", stats.InvalidFormat), slog.Int("filtered", stats.Filtered),
+		slog.Int("deduplicated", stats.Deduplicated), slog.Int("selected", stats.Selected),
+		slog.Int("eval", stats.Eval), slog.Int("train", stats.Train), slog.Int("val", stats.Val))
+	return flywheel.BuildResult{
+		WorkloadType: workload,
+		Stats:        stats,
+		Datasets:     []flywheel.Dataset{evalDS, iclDS, trainDS},
+		NumRecords:   stats.Selected,
+	}, nil
+}
+
+// curate validates, classifies, filters and deduplicates records, keeping
+// their order (newest first), and counts every step in stats.
+func curate(ctx context.Context, records []flywheel.LogRecord, cfg flywheel.DataSplitConfig, stats *flywheel.DataStats, logger *slog.Logger) ([]*Record, flywheel.WorkloadType, error) {
+	valid := make([]*Record, 0, len(records))
+	logged := 0
+	for i, rec := range records {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, "", fmt.Errorf("validate records: %w", err)
+			}
+		}
+		r, ferr := Validate(rec)
+		if ferr != nil {
+			stats.InvalidFormat++
+			stats.Reasons[ReasonInvalidFormat]++
+			if logged < 5 {
+				logged++
+				logger.DebugContext(ctx, "Invalid record", slog.Int64("record_id", rec.ID), slog.String("error", ferr.Error()))
+			}
+			continue
+		}
+		valid = append(valid, r)
+	}
+
+	workload := flywheel.WorkloadGeneric
+	for _, r := range valid {
+		if len(r.Calls) > 0 {
+			workload = flywheel.WorkloadToolCalling
+			break
+		}
+	}
+
+	filtered := valid[:0]
+	drop := func(reason string) {
+		stats.Filtered++
+		stats.Reasons[reason]++
+	}
+	for _, r := range valid {
+		if workload == flywheel.WorkloadToolCalling {
+			if len(r.Calls) == 0 {
+				drop(ReasonNoToolCalls)
+				continue
+			}
+			if cfg.ParseFunctionArguments {
+				if err := r.parseArguments(); err != nil {
+					drop(ReasonInvalidArguments)
+					continue
+				}
+			}
+		}
+		if cfg.MaxToolProperties > 0 && r.MaxToolProperties > cfg.MaxToolProperties {
+			drop(ReasonTooManyToolProperties)
+			continue
+		}
+		filtered = append(filtered, r)
+	}
+
+	seen := map[[sha256.Size]byte]bool{}
+	deduped := filtered[:0]
+	for _, r := range filtered {
+		key, ok := userKey(r)
+		if ok && seen[key] {
+			stats.Deduplicated++
+			stats.Reasons[ReasonDuplicate]++
+			continue
+		}
+		if ok {
+			seen[key] = true
+		}
+		deduped = append(deduped, r)
+	}
+	return deduped, workload, nil
+}
+
+// userKey is the deduplication key of a record: a hash of all its user
+// messages' contents in canonical JSON, so multimodal content counts too.
+// ok is false for records without user content.
+func userKey(r *Record) (key [sha256.Size]byte, ok bool) {
+	h := sha256.New()
+	for _, m := range r.Messages {
+		if m.Role != roleUser || !present(m.Content) {
+			continue
+		}
+		c := ingest.Canonical(m.Content)
+		if string(c) == `""` || string(c) == `[]` {
+			continue
+		}
+		ok = true
+		h.Write(c)
+		h.Write([]byte{0})
+	}
+	copy(key[:], h.Sum(nil))
+	return key, ok
+}
+
+// iclRequests returns, per eval record, its request with few-shot examples
+// from the training set injected.
+func (b *Builder) iclRequests(ctx context.Context, cfg flywheel.ICLConfig, workload flywheel.WorkloadType, train, eval []*Record, logger *slog.Logger) ([]json.RawMessage, error) {
+	p := newICLPlanner(cfg, workload, train)
+	if cfg.ExampleSelection == flywheel.SelectionSemantic && len(train) > 0 && len(eval) > 0 {
+		trainTexts := make([]string, len(train))
+		for i, r := range train {
+			trainTexts[i] = queryText(r)
+		}
+		evalTexts := make([]string, len(eval))
+		for i, r := range eval {
+			evalTexts[i] = queryText(r)
+		}
+		if b.Embedder != nil {
+			s, err := newDenseScorer(ctx, b.Embedder, trainTexts, evalTexts)
+			switch {
+			case err == nil:
+				p.scorer = s
+			case ctx.Err() != nil:
+				return nil, fmt.Errorf("select ICL examples: %w", errors.Join(ctx.Err(), err))
+			default:
+				logger.WarnContext(ctx, "Embedding failed; using lexical similarity for ICL examples", slog.String("error", err.Error()))
+			}
+		}
+		if p.scorer == nil {
+			p.scorer = newLexicalScorer(trainTexts, evalTexts)
+		}
+	}
+	out := make([]json.RawMessage, len(eval))
+	var shown, short int
+	for i, r := range eval {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("select ICL examples: %w", err)
+		}
+		picks := p.pick(r, i)
+		texts := make([]string, len(picks))
+		for j, k := range picks {
+			texts[j] = p.examples[k].text
+		}
+		shown += len(picks)
+		if len(picks) < cfg.MinExamples {
+			short++
+		}
+		req, err := injectExamples(r.Log.Request, texts)
+		if err != nil {
+			return nil, fmt.Errorf("inject ICL examples into eval record %d: %w", i, err)
+		}
+		out[i] = req
+	}
+	if len(eval) > 0 {
+		attrs := []any{slog.Float64("examples_per_record", float64(shown)/float64(len(eval)))}
+		if short > 0 {
+			logger.WarnContext(ctx, "Some ICL records have fewer examples than min_examples (token budget)",
+				append(attrs, slog.Int("records", short), slog.Int("min_examples", cfg.MinExamples))...)
+		} else {
+			logger.DebugContext(ctx, "ICL examples chosen", attrs...)
+		}
+	}
+	return out, nil
+}
+
+// String helps debugging: the record's tool and user query.
+func (r *Record) String() string {
+	return r.ToolName() + ": " + strings.TrimSpace(r.UserQuery())
+}
