@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ func loadBFCL(t *testing.T, name string) []bfclItem {
 	sc.Buffer(nil, 16<<20)
 	var items []bfclItem
 	for sc.Scan() {
-		rec, err := parseRecord(sc.Bytes())
+		rec, err := parseRecord(bytes.Clone(sc.Bytes()), &toolsCache{})
 		require.NoError(t, err, "%s line %d", name, len(items)+1)
 		id := strings.TrimPrefix(rec.responseID, "chatcmpl-")
 		ans, ok := answers[id]

@@ -5,23 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/flywheel-go/flywheel/internal/openai"
 )
 
-// Record is one evaluation record in the blueprint's log format:
-// {request, response, workload_id, client_id, timestamp}. The logged
-// response is the reference the candidate is scored against.
-type Record struct {
-	Request    json.RawMessage `json:"request"`
-	Response   json.RawMessage `json:"response"`
-	WorkloadID string          `json:"workload_id"`
-	ClientID   string          `json:"client_id"`
-}
-
-// parsedRecord is what scoring needs from a Record.
+// parsedRecord is what scoring needs from one evaluation record, a line
+// in the blueprint's log format {request, response, workload_id,
+// client_id, timestamp}. The logged response is the reference.
 type parsedRecord struct {
-	req map[string]json.RawMessage
+	// req holds the request's top-level members (sub-slices of the line).
+	req []member
 	// responseID is the logged response's id (it keys acceptable-value
 	// answers).
 	responseID string
@@ -30,27 +24,70 @@ type parsedRecord struct {
 	tools      Tools
 }
 
+// toolsCache shares parsed tool schemas between records that offer the
+// same tools (production workloads usually do). Its size is bounded.
+type toolsCache struct {
+	mu sync.Mutex
+	m  map[string]Tools
+}
+
+// toolsCacheMax bounds the entries of a toolsCache.
+const toolsCacheMax = 1024
+
+func (c *toolsCache) parse(raw []byte) (Tools, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	c.mu.Lock()
+	t, ok := c.m[string(raw)]
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := ParseTools(raw)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]Tools{}
+	}
+	if len(c.m) < toolsCacheMax {
+		c.m[string(raw)] = t
+	}
+	c.mu.Unlock()
+	return t, nil
+}
+
 // parseRecord decodes one dataset line. Its errors say which field is
 // wrong.
-func parseRecord(line []byte) (*parsedRecord, error) {
-	var rec Record
-	if err := json.Unmarshal(line, &rec); err != nil {
+func parseRecord(line []byte, cache *toolsCache) (*parsedRecord, error) {
+	if !json.Valid(line) {
+		var v any
+		err := json.Unmarshal(line, &v)
 		return nil, fmt.Errorf("decode record: %w", err)
 	}
-	if len(bytes.TrimSpace(rec.Request)) == 0 || string(rec.Request) == "null" {
+	top, err := splitObject(line)
+	if err != nil {
+		return nil, fmt.Errorf("decode record: %w", err)
+	}
+	reqRaw := get(top, "request")
+	if reqRaw == nil || string(reqRaw) == "null" {
 		return nil, errors.New("record has no request")
 	}
 	p := &parsedRecord{}
-	if err := json.Unmarshal(rec.Request, &p.req); err != nil {
+	if p.req, err = splitObject(reqRaw); err != nil {
 		return nil, fmt.Errorf("decode request: %w", err)
 	}
-	var msgs []json.RawMessage
-	if err := json.Unmarshal(p.req["messages"], &msgs); err != nil || len(msgs) == 0 {
+	msgs := get(p.req, "messages")
+	if len(msgs) < 2 || msgs[0] != '[' || len(bytes.TrimSpace(msgs[1:len(msgs)-1])) == 0 {
 		return nil, errors.New("request.messages is missing or empty")
 	}
 	var resp openai.ChatResponse
-	if err := json.Unmarshal(rec.Response, &resp); err != nil {
-		return nil, fmt.Errorf("decode response: %w", err)
+	if respRaw := get(top, "response"); respRaw != nil {
+		if err := json.Unmarshal(respRaw, &resp); err != nil {
+			return nil, fmt.Errorf("decode response: %w", err)
+		}
 	}
 	if len(resp.Choices) == 0 {
 		return nil, errors.New("response.choices is missing or empty")
@@ -63,11 +100,9 @@ func parseRecord(line []byte) (*parsedRecord, error) {
 			return nil, fmt.Errorf("response tool call %s: %w", c.Name, c.ArgsErr)
 		}
 	}
-	tools, err := ParseTools(p.req["tools"])
-	if err != nil {
+	if p.tools, err = cache.parse(get(p.req, "tools")); err != nil {
 		return nil, fmt.Errorf("request.tools: %w", err)
 	}
-	p.tools = tools
 	return p, nil
 }
 

@@ -365,6 +365,7 @@ type worker struct {
 	judge    *Judge
 	req      flywheel.EvalRequest
 	sampling Sampling
+	tools    toolsCache
 }
 
 // process evaluates one record.
@@ -373,7 +374,7 @@ func (w *worker) process(ctx context.Context, j job) outcome {
 	for i := range o.scores {
 		o.scores[i] = float32(math.NaN())
 	}
-	rec, err := parseRecord(j.data)
+	rec, err := parseRecord(j.data, &w.tools)
 	if err != nil {
 		o.invalid, o.class, o.err = true, ClassInvalidRecord, fmt.Sprintf("line %d: %v", j.line, err)
 		return o
@@ -451,7 +452,7 @@ func (w *worker) scoreText(ctx context.Context, rec *parsedRecord, pred openai.M
 	s := ScoreText(pred.Content, rec.ref.Content)
 	o.scores[mExact], o.scores[mTokenF1], o.scores[mRougeL] = float32(s.ExactMatch), float32(s.TokenF1), float32(s.RougeL)
 	if w.judge != nil {
-		v, err := w.judge.Similarity(ctx, conversationText(rec.req["messages"]), rec.ref.Content, pred.Content)
+		v, err := w.judge.Similarity(ctx, conversationText(get(rec.req, "messages")), rec.ref.Content, pred.Content)
 		if err != nil {
 			o.judgeFailed = true
 			return
@@ -518,51 +519,77 @@ func (w *worker) compact(m openai.Message) json.RawMessage {
 // buildBody makes the replayed request: the logged request with the
 // target model, sampling overrides, streaming as asked, and tool-call
 // arguments in earlier assistant messages turned into JSON strings.
-func buildBody(req map[string]json.RawMessage, model string, s Sampling) ([]byte, error) {
-	set := func(k string, v any) {
+// Members keep their logged order; replaced ones are written at the end.
+func buildBody(req []member, model string, s Sampling) ([]byte, error) {
+	var over []member
+	add := func(k string, v any) {
 		b, _ := json.Marshal(v)
-		req[k] = b
+		over = append(over, member{key: k, val: b})
 	}
-	set("model", model)
-	delete(req, "stream")
-	delete(req, "stream_options")
+	add("model", model)
 	if s.Stream {
-		req["stream"] = json.RawMessage("true")
-		req["stream_options"] = json.RawMessage(`{"include_usage":true}`)
+		over = append(over, member{key: "stream", val: []byte("true")},
+			member{key: "stream_options", val: []byte(`{"include_usage":true}`)})
 	}
 	if s.Temperature != nil {
-		set("temperature", *s.Temperature)
+		add("temperature", *s.Temperature)
 	}
 	if s.TopP != nil {
-		set("top_p", *s.TopP)
+		add("top_p", *s.TopP)
 	}
 	if s.MaxTokens != nil {
-		set("max_tokens", *s.MaxTokens)
+		add("max_tokens", *s.MaxTokens)
 	}
 	if s.Seed != nil {
-		set("seed", *s.Seed)
+		add("seed", *s.Seed)
 	}
-	for k, v := range s.Extra {
-		req[k] = v
+	for _, k := range sortedKeys(s.Extra) {
+		over = append(over, member{key: k, val: s.Extra[k]})
 	}
-	if msgs := req["messages"]; bytes.Contains(msgs, []byte(`"tool_calls"`)) {
-		fixed, err := stringifyHistoryArgs(msgs)
-		if err != nil {
-			return nil, err
+	replaced := func(k string) bool {
+		if k == "stream" || k == "stream_options" {
+			return true
 		}
-		req["messages"] = fixed
+		for _, o := range over {
+			if o.key == k {
+				return true
+			}
+		}
+		return false
 	}
-	var buf bytes.Buffer
-	buf.Grow(256 + len(req["messages"]) + len(req["tools"]))
+	size := 64
+	for _, m := range req {
+		size += len(m.key) + len(m.val) + 4
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
 	buf.WriteByte('{')
-	for i, k := range sortedKeys(req) {
-		if i > 0 {
+	n := 0
+	write := func(k string, v []byte) {
+		if n > 0 {
 			buf.WriteByte(',')
 		}
+		n++
 		kb, _ := json.Marshal(k)
 		buf.Write(kb)
 		buf.WriteByte(':')
-		buf.Write(bytes.TrimSpace(req[k]))
+		buf.Write(v)
+	}
+	for _, m := range req {
+		if replaced(m.key) {
+			continue
+		}
+		v := m.val
+		if m.key == "messages" && bytes.Contains(v, []byte(`"tool_calls"`)) {
+			fixed, err := stringifyHistoryArgs(v)
+			if err != nil {
+				return nil, err
+			}
+			v = fixed
+		}
+		write(m.key, v)
+	}
+	for _, o := range over {
+		write(o.key, o.val)
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil

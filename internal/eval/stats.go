@@ -2,6 +2,7 @@ package eval
 
 import (
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 
@@ -35,6 +36,9 @@ func (b Bootstrap) resamples() int {
 
 // Describe returns the sample count, mean, standard error of the mean and
 // a bootstrap 95% percentile interval of values. NaN values are skipped.
+// For 0/1 values the interval is the exact bootstrap one (binomial
+// quantiles); otherwise it comes from b.Resamples seeded resamples, or is
+// the normal interval above BootstrapMaxN values.
 func Describe(values []float64, b Bootstrap) flywheel.ScoreDetail {
 	vals := make([]float64, 0, len(values))
 	for _, v := range values {
@@ -60,22 +64,69 @@ func Describe(values []float64, b Bootstrap) flywheel.ScoreDetail {
 		ss += (v - mean) * (v - mean)
 	}
 	d.StdErr = math.Sqrt(ss/float64(n-1)) / math.Sqrt(float64(n))
+	if d.StdErr == 0 {
+		return d // every value is the same: so is every resample
+	}
+	if binary(vals) {
+		// The bootstrap distribution of the mean of 0/1 values is exactly
+		// Binomial(n, mean)/n: take its quantiles instead of sampling.
+		d.CILow = binomialQuantile(n, mean, 0.025) / float64(n)
+		d.CIHigh = binomialQuantile(n, mean, 0.975) / float64(n)
+		return d
+	}
 	if n > BootstrapMaxN {
 		d.CILow, d.CIHigh = mean-1.96*d.StdErr, mean+1.96*d.StdErr
 		return d
 	}
 	rng := rand.New(rand.NewPCG(b.Seed, 0x5eed))
 	means := make([]float64, b.resamples())
+	un := uint64(n)
 	for r := range means {
 		var s float64
 		for range n {
-			s += vals[rng.IntN(n)]
+			// Multiply-shift maps a 64-bit draw onto [0, n); its bias is
+			// below n/2^64.
+			hi, _ := bits.Mul64(rng.Uint64(), un)
+			s += vals[hi]
 		}
 		means[r] = s / float64(n)
 	}
 	slices.Sort(means)
 	d.CILow, d.CIHigh = percentile(means, 0.025), percentile(means, 0.975)
 	return d
+}
+
+// binary reports whether every value is 0 or 1.
+func binary(vals []float64) bool {
+	for _, v := range vals {
+		if v != 0 && v != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// binomialQuantile returns the smallest k with P(X <= k) >= q for
+// X ~ Binomial(n, p).
+func binomialQuantile(n int, p, q float64) float64 {
+	if p <= 0 {
+		return 0
+	}
+	if p >= 1 {
+		return float64(n)
+	}
+	lnN, _ := math.Lgamma(float64(n) + 1)
+	lp, lq := math.Log(p), math.Log1p(-p)
+	var cdf float64
+	for k := 0; k <= n; k++ {
+		lk, _ := math.Lgamma(float64(k) + 1)
+		lnk, _ := math.Lgamma(float64(n-k) + 1)
+		cdf += math.Exp(lnN - lk - lnk + float64(k)*lp + float64(n-k)*lq)
+		if cdf >= q-1e-12 {
+			return float64(k)
+		}
+	}
+	return float64(n)
 }
 
 // percentile returns the p-quantile (0..1) of sorted values, linearly

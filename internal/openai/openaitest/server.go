@@ -106,6 +106,9 @@ type Options struct {
 	Seed        uint64
 	// APIKey, when set, is required as a Bearer token (401 otherwise).
 	APIKey string
+	// FixedReply, when set, is sent verbatim as the JSON reply to every chat
+	// request without decoding the request: a fast mode for load tests.
+	FixedReply []byte
 }
 
 // Server is a running fake. Its URL field is the base URL to give a client.
@@ -234,6 +237,13 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 }
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	if s.opts.FixedReply != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		s.chatN.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(s.opts.FixedReply)
+		return
+	}
 	var req struct {
 		Model      string           `json:"model"`
 		Messages   []openai.Message `json:"messages"`
