@@ -180,7 +180,7 @@ func New(opts Options) (*Engine, error) {
 	cfg := &river.Config{
 		ID:                   opts.ProcessID,
 		Workers:              workers,
-		Logger:               opts.Logger.With("component", "river"),
+		Logger:               riverLogger(opts.Logger),
 		RescueStuckJobsAfter: opts.RescueAfter,
 		JobTimeout:           -1, // per stage, from Worker.Timeout
 		FetchPollInterval:    opts.FetchPollInterval,
@@ -388,4 +388,27 @@ func (e *Engine) cancelLocal(runID string) int {
 		rs.cancel(ErrRunCancelled)
 	}
 	return len(e.running[runID])
+}
+
+// riverLogger passes on River's warnings and errors only: its informational
+// lines (producer counts every few seconds) drown the flywheel's own.
+func riverLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(&minLevel{Handler: l.Handler(), min: slog.LevelWarn}).With("component", "river")
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h *minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h *minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h *minLevel) WithGroup(name string) slog.Handler {
+	return &minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

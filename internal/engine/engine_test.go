@@ -524,3 +524,49 @@ func TestMetricsRegister(t *testing.T) {
 		require.True(t, names[n], "metric %s", n)
 	}
 }
+
+func TestDoctorFindsAndRepairs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, store.SQLite, setupOpts{mutate: func(b *testBundle) { b.evaluator.Block = true }})
+	run := b.create(t)
+	require.Eventually(t, func() bool {
+		st, err := b.store.GetStage(ctx, run.ID, "", flywheel.StageWaitForJudge)
+		require.NoError(t, err)
+		return st.Status == flywheel.StageSucceeded
+	}, 10*time.Second, 5*time.Millisecond)
+
+	// A finished run that still has an unfinished candidate (what a crash
+	// between two writes of the blueprint leaves behind).
+	other := b.create(t)
+	_, err := b.engine.CancelJob(ctx, other.ID)
+	require.NoError(t, err)
+	b.wait(t, other.ID)
+	_, err = b.store.DB().ExecContext(ctx, `UPDATE nims SET finished_at = NULL, status = 'running-evals' WHERE flywheel_run_id = ?`, other.ID)
+	require.NoError(t, err)
+	// A live deployment left behind by a finished run.
+	orphan := &flywheel.Resource{RunID: other.ID, Kind: flywheel.ResourceDeployment, Platform: "test", RemoteID: "dep-x", Key: "orphan"}
+	require.NoError(t, b.store.RecordResource(ctx, orphan))
+
+	findings, err := b.engine.Doctor(ctx, false)
+	require.NoError(t, err)
+	kinds := map[string]int{}
+	for _, f := range findings {
+		kinds[f.Kind]++
+		require.False(t, f.Fixed)
+	}
+	require.Equal(t, 1, kinds[engine.FindingInconsistent], "%+v", findings)
+	require.Equal(t, 1, kinds[engine.FindingOrphan], "%+v", findings)
+	require.Zero(t, kinds[engine.FindingStuckRun], "a healthy running run is not stuck: %+v", findings)
+
+	findings, err = b.engine.Doctor(ctx, true)
+	require.NoError(t, err)
+	for _, f := range findings {
+		require.True(t, f.Fixed, "%+v", f)
+	}
+	findings, err = b.engine.Doctor(ctx, false)
+	require.NoError(t, err)
+	require.Empty(t, findings)
+	_, err = b.engine.CancelJob(ctx, run.ID)
+	require.NoError(t, err)
+}

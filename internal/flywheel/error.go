@@ -31,10 +31,8 @@ type FieldError struct {
 	Type string   `json:"type"`
 }
 
-// Error implements the error interface.
-func (e *Error) Error() string {
-	return fmt.Sprintf("flywheel error: code=%s message=%s", e.Code, e.Message)
-}
+// Error implements the error interface; it is the user-facing message.
+func (e *Error) Error() string { return e.Message }
 
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {

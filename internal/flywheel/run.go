@@ -38,8 +38,8 @@ type Dataset struct {
 	NumRecords int         `json:"num_records"`
 	NMPURI     *string     `json:"nmp_uri"`
 	Type       DatasetType `json:"type,omitempty"`
-	// Path is where the files are kept locally (not shown by the API).
-	Path string `json:"-"`
+	// Path is where the files are kept locally (stored; the API does not show it).
+	Path string `json:"path,omitempty"`
 }
 
 // DataStats are the counts of every step of dataset creation.

@@ -87,7 +87,7 @@ func (r *Runner) waitForJudge(ctx context.Context, c Call) (Result, error) {
 		if err := r.Store.SetJudgeStatus(ctx, c.Run.ID, flywheel.DeploymentReady, ""); err != nil {
 			return Result{}, err
 		}
-		return succeeded(judgeOutput{Endpoint: remoteJudge(j)}), nil
+		return succeeded(judgeOutput{Endpoint: remoteJudge(j)}), nil // the key is added at use
 	}
 	dep, done, err := r.ensureDeployment(ctx, c.Run.ID, "", flywheel.DeployRequest{
 		Key: c.Run.ID + "/judge", RunID: c.Run.ID, Model: flywheel.NIMConfig{ModelName: j.ModelName, ModelType: "llm",
@@ -120,7 +120,7 @@ func remoteJudge(j flywheel.JudgeConfig) *flywheel.Endpoint {
 	base := strings.TrimSuffix(j.URL, "/")
 	base = strings.TrimSuffix(base, "/chat/completions")
 	base = strings.TrimSuffix(base, "/v1")
-	return &flywheel.Endpoint{BaseURL: base, Model: j.ModelName, APIKey: j.APIKey}
+	return &flywheel.Endpoint{BaseURL: base, Model: j.ModelName}
 }
 
 // judgeEndpoint returns the run's judge, or nil when none is configured.
@@ -130,7 +130,7 @@ func (r *Runner) judgeEndpoint(ctx context.Context, run *flywheel.Run) *flywheel
 		return nil
 	}
 	if out.Endpoint != nil && out.Endpoint.APIKey == "" {
-		out.Endpoint.APIKey = run.Spec.Judge.APIKey
+		out.Endpoint.APIKey = r.Settings.JudgeAPIKey
 	}
 	return out.Endpoint
 }

@@ -91,6 +91,8 @@ type Settings struct {
 	LeaseOwner string
 	// LeaseTTL is how long a lease lasts without renewal.
 	LeaseTTL time.Duration
+	// JudgeAPIKey is the judge's key: run specs are stored without secrets.
+	JudgeAPIKey string
 }
 
 // Runner runs stage functions. Its fields are set once at start.

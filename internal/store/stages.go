@@ -226,3 +226,27 @@ func (q *Queries) JobStates(ctx context.Context) (map[[2]string]int, error) {
 	}
 	return out, rows.Err()
 }
+
+// ResetStage puts a queued or running stage whose job is gone back to
+// pending, so the DAG enqueues it again (doctor's repair).
+func (q *Queries) ResetStage(ctx context.Context, runID, candidate string, name flywheel.StageName) error {
+	_, err := q.exec(ctx, `UPDATE stages SET status = 'pending', job_id = 0 WHERE run_id = ? AND candidate = ? AND name = ?
+		AND status IN ('queued', 'running')`, runID, candidate, string(name))
+	if err != nil {
+		return fmt.Errorf("reset stage: %w", err)
+	}
+	return nil
+}
+
+// InconsistentRuns returns finished runs that still have unfinished
+// candidates or open stages (other than cleanup).
+func (q *Queries) InconsistentRuns(ctx context.Context) ([]string, error) {
+	rows, err := q.query(ctx, `SELECT id FROM flywheel_runs r WHERE r.finished_at IS NOT NULL AND (
+		EXISTS (SELECT 1 FROM nims n WHERE n.flywheel_run_id = r.id AND n.finished_at IS NULL)
+		OR EXISTS (SELECT 1 FROM stages s WHERE s.run_id = r.id AND s.name <> 'cleanup' AND s.status IN ('pending', 'queued', 'running')))
+		ORDER BY r.started_at`)
+	if err != nil {
+		return nil, fmt.Errorf("find inconsistent runs: %w", err)
+	}
+	return scanStrings(rows)
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flywheel-go/flywheel/internal/app"
+)
+
+func newServeCommand(g *globals) *cobra.Command {
+	var (
+		addr    string
+		workers int
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the REST API and run workers in one process",
+		Long: `Serve the REST API (blueprint-compatible /api/jobs, /healthz, /readyz, /metrics,
+/openapi.json, River's UI at /ui/river) and run the stage workers.
+
+With no flags and no config it uses an embedded SQLite database in the per-user
+data directory. With --db postgres://… several processes may serve and work on
+the same database (add more with 'flywheel worker').`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("addr") {
+				cfg.Server.Addr = addr
+			}
+			if cmd.Flags().Changed("workers") {
+				cfg.Engine.Workers = workers
+			}
+			logger := g.logger(cfg)
+			ctx := cmd.Context()
+			a, err := app.Open(ctx, cfg, logger, app.Options{Workers: cfg.Engine.Workers > 0, API: true})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ln, err := net.Listen("tcp", cfg.Server.Addr)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
+			}
+			if err := a.Start(ctx); err != nil {
+				return err
+			}
+			logger.InfoContext(ctx, "Flywheel started", "version", app.Version, "addr", ln.Addr().String(),
+				"database", a.Store.Dialect(), "platform", a.Platform.Name(), "workers", cfg.Engine.Workers, "data_dir", cfg.DataDir)
+			return a.Serve(ctx, ln)
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8000", "listen address HOST:PORT")
+	cmd.Flags().IntVar(&workers, "workers", 0, "stages run at once in this process (0 with --workers=0: API only)")
+	return cmd
+}
+
+func newWorkerCommand(g *globals) *cobra.Command {
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run stage workers only (scale-out on Postgres)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("workers") {
+				cfg.Engine.Workers = workers
+			}
+			if cfg.Engine.Workers < 1 {
+				return fmt.Errorf("a worker needs --workers of at least 1")
+			}
+			logger := g.logger(cfg)
+			ctx := cmd.Context()
+			a, err := app.Open(ctx, cfg, logger, app.Options{Workers: true})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if err := a.Start(ctx); err != nil {
+				return err
+			}
+			logger.InfoContext(ctx, "Worker started", "process", a.Engine.ProcessID(), "database", a.Store.Dialect(),
+				"platform", a.Platform.Name(), "workers", cfg.Engine.Workers)
+			<-ctx.Done()
+			logger.InfoContext(ctx, "Worker stopping; unfinished stages are handed back")
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&workers, "workers", 0, "stages run at once (default from config)")
+	return cmd
+}
+
+func newMigrateCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply database migrations (flywheel's and River's)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			applied, err := app.Migrate(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(g.stdout, "Database is up to date.")
+			}
+			for _, v := range applied {
+				fmt.Fprintln(g.stdout, "applied", v)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,265 @@
+// Package app wires the flywheel's parts into a process: the store, the
+// model platform, the dataset builder, the evaluator, the engine and the
+// HTTP server. The flywheel command and the end-to-end tests use it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/flywheel-go/flywheel/internal/config"
+	"github.com/flywheel-go/flywheel/internal/dataset"
+	"github.com/flywheel-go/flywheel/internal/engine"
+	"github.com/flywheel-go/flywheel/internal/eval"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/openai"
+	"github.com/flywheel-go/flywheel/internal/platform/endpoint"
+	"github.com/flywheel-go/flywheel/internal/platform/nemo"
+	"github.com/flywheel-go/flywheel/internal/server"
+	"github.com/flywheel-go/flywheel/internal/stage"
+	"github.com/flywheel-go/flywheel/internal/store"
+)
+
+// Version is the flywheel's version, shown by /healthz and --version.
+const Version = "0.1.0"
+
+// Options says what the process runs.
+type Options struct {
+	// Workers runs stages in this process (serve and worker do).
+	Workers bool
+	// API serves the REST API (serve does).
+	API bool
+	// Platform, when set, replaces the configured platform (tests).
+	Platform flywheel.Platform
+	// Getenv reads the environment (default os.Getenv).
+	Getenv func(string) string
+}
+
+// App is a running flywheel process.
+type App struct {
+	Config   *config.Config
+	Logger   *slog.Logger
+	Store    *store.Store
+	Engine   *engine.Engine
+	Platform flywheel.Platform
+	Registry *prometheus.Registry
+	Handler  http.Handler
+
+	lock *os.File
+}
+
+// Open connects to the database, migrates it, and builds every part. Call
+// Start to run the workers.
+func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) (*App, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	a := &App{Config: cfg, Logger: logger, Registry: prometheus.NewRegistry()}
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dialect, dsn, err := store.ParseURL(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	embedded := dialect == store.SQLite
+	if embedded && opts.Workers {
+		// One process owns an embedded database's workers: it may then
+		// resume stages a crashed predecessor left running.
+		if a.lock, err = lockFile(dsn + ".lock"); err != nil {
+			return nil, err
+		}
+	}
+	a.Store, err = store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: logger})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	if _, err := engine.Migrate(ctx, a.Store); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	if opts.Platform != nil {
+		a.Platform = opts.Platform
+	} else if a.Platform, err = NewPlatform(cfg, logger, opts.Getenv); err != nil {
+		a.Close()
+		return nil, err
+	}
+	evaluator, err := a.evaluator(cfg, logger)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	runner := &stage.Runner{
+		Store:       a.Store,
+		Platform:    a.Platform,
+		Datasets:    &dataset.Builder{Source: a.Store, Embedder: embedder(cfg), Logger: logger.With("component", "dataset")},
+		Evaluator:   evaluator,
+		Recommender: &recommender{store: a.Store, cfg: cfg},
+		Logger:      logger.With("component", "stage"),
+		Settings: stage.Settings{PollInterval: cfg.Engine.PollInterval, StallTimeout: cfg.Engine.StallTimeout,
+			MaxConcurrentRuns: cfg.Engine.MaxConcurrentRuns, DataDir: cfg.DataDir, JudgeAPIKey: cfg.Judge.APIKey},
+	}
+	limits := map[flywheel.StageName]engine.Limit{}
+	for name, l := range cfg.Engine.StageLimits {
+		limits[name] = engine.Limit{Hard: l.Hard, Soft: l.Soft}
+	}
+	workers := 0
+	if opts.Workers {
+		workers = cfg.Engine.Workers
+	}
+	a.Engine, err = engine.New(engine.Options{
+		Store: a.Store, Runner: runner, Logger: logger, Registry: a.Registry, Spec: cfg.RunSpec(),
+		Workers: workers, DeploymentBudget: cfg.Engine.MaxParallelDeployments, Limits: limits,
+		Retry: engine.RetryPolicy{MaxAttempts: cfg.Engine.Retry.MaxAttempts, InitialBackoff: cfg.Engine.Retry.InitialBackoff,
+			MaxBackoff: cfg.Engine.Retry.MaxBackoff},
+		RescueAfter: cfg.Engine.RescueAfter, LeaseTTL: cfg.Engine.LeaseTTL, Embedded: embedded && opts.Workers,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	if opts.API {
+		riverUI, err := a.Engine.RiverUI(ctx, "/ui/river")
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.Handler = server.New(server.Options{
+			Jobs: a.Engine, Logs: a.Store, Registry: a.Registry, RiverUI: riverUI,
+			Logger: logger.With("component", "http"), Version: Version,
+		})
+	}
+	return a, nil
+}
+
+func embedder(cfg *config.Config) dataset.Embedder {
+	sc := cfg.ICL.SimilarityConfig
+	if cfg.ICL.ExampleSelection != flywheel.SelectionSemantic || sc == nil || sc.EmbeddingNIMConfig == nil {
+		return nil
+	}
+	e := sc.EmbeddingNIMConfig
+	base := e.URL
+	if e.DeploymentType == flywheel.DeploymentTypeLocal || base == "" {
+		base = cfg.NMP.NIMBaseURL
+	}
+	if base == "" {
+		return nil
+	}
+	client, err := openai.New(openai.Config{BaseURL: trimEndpoint(base), APIKey: e.APIKey})
+	if err != nil {
+		return nil
+	}
+	return &dataset.OpenAIEmbedder{Client: client, Model: e.ModelName, SendInputType: true}
+}
+
+func trimEndpoint(u string) string {
+	for _, suffix := range []string{"/embeddings", "/chat/completions", "/v1"} {
+		if len(u) > len(suffix) && u[len(u)-len(suffix):] == suffix {
+			u = u[:len(u)-len(suffix)]
+		}
+	}
+	return u
+}
+
+func (a *App) evaluator(cfg *config.Config, logger *slog.Logger) (flywheel.Evaluator, error) {
+	return eval.NewRunner(eval.Options{
+		Concurrency: cfg.Eval.Concurrency, Timeout: cfg.Eval.RequestTimeout, MaxRetries: cfg.Eval.MaxRetries,
+		Logger: logger.With("component", "eval"),
+	}), nil
+}
+
+// NewPlatform builds the configured model platform.
+func NewPlatform(cfg *config.Config, logger *slog.Logger, getenv func(string) string) (flywheel.Platform, error) {
+	switch cfg.Platform.Name {
+	case config.PlatformNeMo:
+		n := cfg.NMP
+		p, err := nemo.New(nemo.Config{
+			NeMo: nemo.Service{BaseURL: n.NemoBaseURL, Token: n.NemoAPIKey}, NIM: nemo.Service{BaseURL: n.NIMBaseURL, Token: n.NIMAPIKey},
+			DataStore:   nemo.Service{BaseURL: n.DatastoreBaseURL, Token: n.DatastoreAPIKey},
+			EntityStore: nemo.Service{BaseURL: n.EntityStoreURL}, Customizer: nemo.Service{BaseURL: n.CustomizerURL},
+			Evaluator: nemo.Service{BaseURL: n.EvaluatorURL}, Deployment: nemo.Service{BaseURL: n.DeploymentURL},
+			Namespace: n.Namespace, Logger: logger.With("component", "nemo"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nemo platform: %w", err)
+		}
+		return p, nil
+	case config.PlatformEndpoint:
+		return &endpoint.Platform{APIKey: getenv("OPENAI_API_KEY")}, nil
+	case config.PlatformLocal:
+		return newLocalPlatform(cfg, logger)
+	}
+	return nil, fmt.Errorf("unknown platform %q", cfg.Platform.Name)
+}
+
+// Start starts the engine's workers and heartbeat.
+func (a *App) Start(ctx context.Context) error { return a.Engine.Start(ctx) }
+
+// Serve serves the API on ln until ctx ends, then shuts down gracefully:
+// running stages are handed back, never cancelled.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Logger.InfoContext(ctx, "Serving", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutCtx)
+}
+
+// Close stops the engine (gracefully, within 30 s) and closes the database.
+func (a *App) Close() {
+	if a.Engine != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := a.Engine.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			a.Logger.Warn("Engine stop", "error", err)
+		}
+		cancel()
+	}
+	if a.Store != nil {
+		_ = a.Store.Close()
+	}
+	if a.lock != nil {
+		_ = a.lock.Close()
+	}
+}
+
+func lockFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("another flywheel process runs workers on this embedded database (%s is locked); stop it or use Postgres to run several", path)
+	}
+	return f, nil
+}
+
+// Migrate applies the database migrations of cfg's database.
+func Migrate(ctx context.Context, cfg *config.Config) ([]string, error) {
+	s, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return engine.Migrate(ctx, s)
+}

@@ -1,0 +1,28 @@
+package app
+
+import (
+	"log/slog"
+	"strconv"
+
+	"github.com/flywheel-go/flywheel/internal/config"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/platform/local"
+)
+
+func newLocalPlatform(cfg *config.Config, logger *slog.Logger) (flywheel.Platform, error) {
+	l := cfg.Platform.Local
+	opts := local.Options{
+		DataDir: cfg.DataDir, ModelsDir: l.ModelsDir, LlamaServer: l.LlamaServerPath, Python: l.PythonPath, Threads: l.Threads,
+		Logger: logger.With("component", "local"),
+	}
+	if v, err := strconv.ParseFloat(l.Options["learning_rate"], 64); err == nil {
+		opts.LearningRate = v
+	}
+	if v, err := strconv.Atoi(l.Options["min_epochs"]); err == nil {
+		opts.MinEpochs = v
+	}
+	if v, err := strconv.ParseFloat(l.Options["max_train_seconds"], 64); err == nil {
+		opts.MaxTrainSeconds = v
+	}
+	return local.New(opts)
+}
