@@ -175,6 +175,13 @@ func stringField(raw json.RawMessage, name, override string, lineNo int) (string
 	return s, nil
 }
 
+// ParseTimestamp reads a record's timestamp: RFC 3339 text, or unix seconds
+// or milliseconds as a number or numeric text (values of 1e11 and more are
+// milliseconds). Absent or null gives now(). ok is false for anything else.
+func ParseTimestamp(raw json.RawMessage, now flywheel.Clock) (t time.Time, ok bool) {
+	return parseTimestamp(raw, now)
+}
+
 // parseTimestamp reads a timestamp; absent or null gives now().
 func parseTimestamp(raw json.RawMessage, now flywheel.Clock) (time.Time, bool) {
 	if !present(raw) {
