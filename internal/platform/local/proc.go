@@ -130,7 +130,11 @@ func (id procIdentity) stop(ctx context.Context, grace time.Duration) error {
 }
 
 // sysProcAttr starts a child in its own process group, killed by the
-// kernel when Flywheel dies (Linux's parent-death signal).
+// kernel when Flywheel dies (Linux's parent-death signal). The kernel
+// sends it when the thread that started the child exits; the Go runtime
+// only ends threads of goroutines that exit while locked to their thread
+// (runtime.LockOSThread), which this package never does, so in practice it
+// fires when the process dies. The ledger and Undeploy cover the rest.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
