@@ -83,9 +83,9 @@ func parseRecord(line []byte, cache *toolsCache) (*parsedRecord, error) {
 	if len(msgs) < 2 || msgs[0] != '[' || len(bytes.TrimSpace(msgs[1:len(msgs)-1])) == 0 {
 		return nil, errors.New("request.messages is missing or empty")
 	}
-	var resp openai.ChatResponse
-	if respRaw := get(top, "response"); respRaw != nil {
-		if err := json.Unmarshal(respRaw, &resp); err != nil {
+	resp := &openai.ChatResponse{}
+	if respRaw := get(top, "response"); respRaw != nil && string(respRaw) != "null" {
+		if resp, err = openai.DecodeChatResponse(respRaw); err != nil {
 			return nil, fmt.Errorf("decode response: %w", err)
 		}
 	}

@@ -146,6 +146,17 @@ func (m metric) key() string {
 	}[m]
 }
 
+// perItem reports whether an item result carries the metric. Tool-call
+// precision and recall are aggregate-only: with them an item's score map
+// would pass eight entries and double in size.
+func (m metric) perItem() bool {
+	switch m {
+	case mCallP, mCallR, mArgP, mArgR:
+		return false
+	}
+	return true
+}
+
 // job is one dataset line to evaluate.
 type job struct {
 	index int // position among evaluated records
@@ -696,10 +707,10 @@ func (a *aggregate) add(o outcome, evaluationID string) flywheel.ItemResult {
 		a.completion += int64(o.complete)
 	}
 	if !o.invalid {
-		item.Scores = make(map[string]float64, 4)
+		item.Scores = make(map[string]float64, 8)
 		for m, v := range o.scores {
 			a.scores[m] = append(a.scores[m], v)
-			if !math.IsNaN(float64(v)) {
+			if !math.IsNaN(float64(v)) && metric(m).perItem() {
 				item.Scores[metric(m).key()] = float64(v)
 			}
 		}

@@ -44,7 +44,7 @@ func replayKey(user string, tools []byte) string {
 }
 
 // loadLogged reads a log file and indexes its answers.
-func loadLogged(t *testing.T, path string) *logged {
+func loadLogged(t testing.TB, path string) *logged {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
@@ -71,7 +71,7 @@ func loadLogged(t *testing.T, path string) *logged {
 
 // policy answers each request with its logged answer, passing it through
 // change (when not nil) first.
-func (l *logged) policy(t *testing.T, change func(n int64, m openai.Message) openai.Message) openaitest.ChatFunc {
+func (l *logged) policy(t testing.TB, change func(n int64, m openai.Message) openai.Message) openaitest.ChatFunc {
 	return func(c openaitest.ChatCall) openaitest.Reply {
 		m, ok := l.answers[replayKey(c.LastUserContent(), c.Tools)]
 		if !ok {

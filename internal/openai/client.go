@@ -176,8 +176,7 @@ func (c *Client) ChatRaw(ctx context.Context, body []byte) (*ChatResponse, error
 		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 			out, err = readStream(resp.Body, start)
 		} else {
-			out = new(ChatResponse)
-			err = c.decode(resp.Body, out)
+			out, err = c.decodeChat(resp.Body)
 		}
 		if err == nil {
 			out.Latency = time.Since(start)
@@ -280,6 +279,25 @@ func (c *Client) decode(r io.Reader, v any) error {
 		return flywheel.Permanent(fmt.Errorf("decode reply: %w", err))
 	}
 	return nil
+}
+
+// decodeChat reads and decodes a chat completion reply.
+func (c *Client) decodeChat(r io.Reader) (*ChatResponse, error) {
+	buf := c.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			c.bufs.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, fmt.Errorf("read reply: %w", err)
+	}
+	out, err := DecodeChatResponse(buf.Bytes())
+	if err != nil {
+		return nil, flywheel.Permanent(fmt.Errorf("decode reply: %w", err))
+	}
+	return out, nil
 }
 
 // do sends one request with retries. handle reads a 2xx reply; an error

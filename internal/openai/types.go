@@ -21,21 +21,15 @@ type Message struct {
 
 // UnmarshalJSON accepts content as a string, null, or an array of parts.
 func (m *Message) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		Role       string          `json:"role"`
-		Content    json.RawMessage `json:"content"`
-		Name       string          `json:"name"`
-		ToolCalls  []ToolCall      `json:"tool_calls"`
-		ToolCallID string          `json:"tool_call_id"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	var w wireMessage
+	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	text, err := contentText(raw.Content)
+	msg, err := w.message()
 	if err != nil {
 		return err
 	}
-	*m = Message{Role: raw.Role, Content: text, Name: raw.Name, ToolCalls: raw.ToolCalls, ToolCallID: raw.ToolCallID}
+	*m = msg
 	return nil
 }
 
@@ -47,6 +41,9 @@ func contentText(c json.RawMessage) (string, error) {
 	}
 	switch c[0] {
 	case '"':
+		if s, ok := plainString(c); ok {
+			return s, nil
+		}
 		var s string
 		if err := json.Unmarshal(c, &s); err != nil {
 			return "", fmt.Errorf("decode content: %w", err)
@@ -95,11 +92,21 @@ func (f *FunctionCall) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	f.Name = raw.Name
-	a := bytes.TrimSpace(raw.Arguments)
+	return f.setArguments(raw.Arguments)
+}
+
+// setArguments sets Arguments from its raw JSON: a string's text, or the
+// JSON text of any other value.
+func (f *FunctionCall) setArguments(raw json.RawMessage) error {
+	a := bytes.TrimSpace(raw)
 	switch {
 	case len(a) == 0 || string(a) == "null":
 		f.Arguments = ""
 	case a[0] == '"':
+		if s, ok := plainString(a); ok {
+			f.Arguments = s
+			return nil
+		}
 		if err := json.Unmarshal(a, &f.Arguments); err != nil {
 			return fmt.Errorf("decode arguments: %w", err)
 		}
@@ -234,4 +241,88 @@ type Model struct {
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
+}
+
+// plainString returns the text of a JSON string literal that has no escapes
+// and only printable ASCII, without a decoder pass; ok is false otherwise.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(b[1 : len(b)-1]), true
+}
+
+// wireMessage and wireToolCall mirror Message and ToolCall with raw
+// content and arguments, so that a reply is decoded in one pass.
+type wireMessage struct {
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       string          `json:"name"`
+	ToolCalls  []wireToolCall  `json:"tool_calls"`
+	ToolCallID string          `json:"tool_call_id"`
+}
+
+type wireToolCall struct {
+	Index    *int   `json:"index"`
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	} `json:"function"`
+}
+
+type wireResponse struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Index        int         `json:"index"`
+		Message      wireMessage `json:"message"`
+		FinishReason string      `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *Usage `json:"usage"`
+}
+
+// DecodeChatResponse decodes a (non-streamed) chat completion. It is
+// equivalent to json.Unmarshal into a ChatResponse, in one decoding pass.
+func DecodeChatResponse(b []byte) (*ChatResponse, error) {
+	var w wireResponse
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, err
+	}
+	out := &ChatResponse{ID: w.ID, Object: w.Object, Created: w.Created, Model: w.Model, Usage: w.Usage,
+		Choices: make([]Choice, len(w.Choices))}
+	for i, c := range w.Choices {
+		m, err := c.Message.message()
+		if err != nil {
+			return nil, fmt.Errorf("choice %d: %w", i, err)
+		}
+		out.Choices[i] = Choice{Index: c.Index, Message: m, FinishReason: c.FinishReason}
+	}
+	return out, nil
+}
+
+func (w *wireMessage) message() (Message, error) {
+	text, err := contentText(w.Content)
+	if err != nil {
+		return Message{}, err
+	}
+	m := Message{Role: w.Role, Content: text, Name: w.Name, ToolCallID: w.ToolCallID}
+	if len(w.ToolCalls) > 0 {
+		m.ToolCalls = make([]ToolCall, len(w.ToolCalls))
+		for i, tc := range w.ToolCalls {
+			m.ToolCalls[i] = ToolCall{Index: tc.Index, ID: tc.ID, Type: tc.Type, Function: FunctionCall{Name: tc.Function.Name}}
+			if err := m.ToolCalls[i].Function.setArguments(tc.Function.Arguments); err != nil {
+				return Message{}, fmt.Errorf("tool call %d: %w", i, err)
+			}
+		}
+	}
+	return m, nil
 }
