@@ -105,11 +105,13 @@ func plainLoop(b *testing.B, client *http.Client, url string, bodies [][]byte, n
 //
 //   - fixed: one canned reply, request not decoded (pure HTTP cost; the
 //     runner's own CPU shows fully on a small machine);
+//
 //   - scripted: the fake decodes each request and answers with the logged
 //     reply, as a minimal real server would;
+//
 //   - fixed-1ms: the canned reply after 1 ms, a very fast model.
 //
-//	go test -run '^$' -bench RunnerThroughput -benchtime 5x ./internal/eval/
+//     go test -run '^$' -bench RunnerThroughput -benchtime 5x ./internal/eval/
 func BenchmarkRunnerThroughput(b *testing.B) {
 	const items = 5000
 	path, bodies := writeBenchDataset(b, items)
