@@ -150,6 +150,7 @@ func TestRunnerReplaysGroundTruth(t *testing.T) {
 				})
 				require.NoError(t, err)
 				require.Equal(t, l.n, b.srv.Count("/v1/chat/completions"))
+				require.LessOrEqual(t, b.srv.MaxInFlight(), 8, "bounded concurrency")
 				require.Equal(t, l.n, res.Summary.Items)
 				require.Zero(t, res.Summary.Errors)
 				for _, k := range []string{flywheel.ScoreFunctionName, flywheel.ScoreFunctionNameAndArgs, eval.ScoreToolCallPrecision,
