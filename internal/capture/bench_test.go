@@ -1,0 +1,73 @@
+package capture_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flywheel-go/flywheel/internal/capture"
+)
+
+// BenchmarkOverhead compares a chat call made straight to an upstream with
+// the same call through the proxy (recording on), one after the other, and
+// reports the p50 of each and their difference.
+func BenchmarkOverhead(b *testing.B) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, chatResp)
+	}))
+	defer upstream.Close()
+	ing := &fakeIngester{}
+	p, err := capture.New(capture.Config{UpstreamURL: upstream.URL, Ingester: ing, Registerer: prometheus.NewRegistry()})
+	require.NoError(b, err)
+	proxy := httptest.NewServer(p)
+	defer proxy.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = p.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
+	call := func(url string) time.Duration {
+		req, _ := http.NewRequest(http.MethodPost, url+capture.Path, strings.NewReader(chatReq))
+		req.Header.Set(capture.HeaderWorkloadID, "w")
+		req.Header.Set(capture.HeaderClientID, "c")
+		start := time.Now()
+		resp, err := client.Do(req)
+		require.NoError(b, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(b, http.StatusOK, resp.StatusCode)
+		return time.Since(start)
+	}
+	call(upstream.URL)
+	call(proxy.URL)
+	var direct, proxied []time.Duration
+	for b.Loop() {
+		direct = append(direct, call(upstream.URL))
+		proxied = append(proxied, call(proxy.URL))
+	}
+	p50 := func(d []time.Duration) float64 {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return float64(s[len(s)/2].Microseconds())
+	}
+	b.ReportMetric(p50(direct), "direct-p50-µs")
+	b.ReportMetric(p50(proxied), "proxy-p50-µs")
+	b.ReportMetric(p50(proxied)-p50(direct), "overhead-p50-µs")
+}

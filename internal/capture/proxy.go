@@ -1,0 +1,469 @@
+// Package capture is an OpenAI-compatible capture proxy: an application
+// points its base URL at Flywheel and sends POST /v1/chat/completions;
+// the proxy forwards the call to the configured upstream model, returns the
+// upstream answer unchanged (status, headers and body, streamed chunk by
+// chunk when the answer is a server-sent event stream), and records the
+// request and the answer as a flywheel.LogRecord.
+//
+// The workload and client ids come from the X-Workload-Id and X-Client-Id
+// request headers. A call without them is still forwarded; it is recorded
+// under Config.DefaultWorkloadID / DefaultClientID when those are set, and
+// otherwise not recorded and counted (result "missing_ids"). The two
+// headers are not sent upstream.
+//
+// Recording never slows or breaks the application's call: records go
+// through a bounded queue to a background recorder (Run) that stores them
+// in batches. When the queue is full, or storing fails, the application has
+// its answer anyway and the loss is counted in
+// flywheel_capture_records_total. Only successful (2xx) answers are
+// recorded; a streamed answer is reassembled into a chat.completion object
+// (content, tool calls with their incremental arguments, usage) and
+// recorded only when the stream ended normally.
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/ingest"
+)
+
+// Headers that carry the ids of a captured call.
+const (
+	HeaderWorkloadID = "X-Workload-Id"
+	HeaderClientID   = "X-Client-Id"
+)
+
+// Path is the route the proxy serves.
+const Path = "/v1/chat/completions"
+
+// Defaults of Config.
+const (
+	QueueSizeDefault    = 4096
+	BatchSizeDefault    = 256
+	MaxBodyBytesDefault = 32 << 20
+	DrainTimeoutDefault = 10 * time.Second
+)
+
+// Record results counted in flywheel_capture_records_total.
+const (
+	ResultRecorded    = "recorded"
+	ResultDuplicate   = "duplicate"
+	ResultStoreFailed = "store_failed"
+	ResultQueueFull   = "queue_full"
+	ResultMissingIDs  = "missing_ids"
+	ResultNotRecorded = "not_recorded" // upstream error status, broken stream, unreadable answer
+)
+
+// Config configures a Proxy.
+type Config struct {
+	// UpstreamURL is the upstream server's base URL, without "/v1" (a
+	// trailing "/v1" is tolerated).
+	UpstreamURL string
+	// APIKey, when set, is sent upstream as "Authorization: Bearer <key>";
+	// when empty, the caller's Authorization header is passed through.
+	APIKey string
+	// HTTPClient sends upstream requests. It should have no overall
+	// Timeout (answers may stream for minutes); the default has dial, TLS
+	// and response-header timeouts.
+	HTTPClient *http.Client
+	// Ingester stores the records.
+	Ingester flywheel.LogIngester
+	// Registerer receives the proxy's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger receives warnings; nil discards.
+	Logger *slog.Logger
+	// Now stamps records (default time.Now).
+	Now flywheel.Clock
+	// DefaultWorkloadID and DefaultClientID record calls that lack the id
+	// headers; when empty such calls are forwarded but not recorded.
+	DefaultWorkloadID string
+	DefaultClientID   string
+	// QueueSize bounds the records waiting to be stored (default
+	// QueueSizeDefault).
+	QueueSize int
+	// BatchSize is the most records stored at once (default BatchSizeDefault).
+	BatchSize int
+	// MaxBodyBytes caps a request body (413 above it) and the answer kept
+	// for the record (longer answers are forwarded but not recorded)
+	// (default MaxBodyBytesDefault).
+	MaxBodyBytes int64
+	// DrainTimeout bounds storing the queued records once Run's ctx ends
+	// (default DrainTimeoutDefault).
+	DrainTimeout time.Duration
+}
+
+// Proxy is the capture proxy, an http.Handler. Run its recorder with Run.
+type Proxy struct {
+	upstream   string
+	apiKey     string
+	client     *http.Client
+	ingester   flywheel.LogIngester
+	logger     *slog.Logger
+	now        flywheel.Clock
+	defaultWID string
+	defaultCID string
+	queue      chan flywheel.LogRecord
+	batchSize  int
+	maxBody    int64
+	drain      time.Duration
+	metrics    metrics
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	records  *prometheus.CounterVec
+	queue    prometheus.GaugeFunc
+}
+
+// New returns a Proxy for cfg.
+func New(cfg Config) (*Proxy, error) {
+	base := strings.TrimSuffix(strings.TrimRight(strings.TrimSpace(cfg.UpstreamURL), "/"), "/v1")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		return nil, flywheel.Errorf(flywheel.EINVALID, "capture: upstream URL %q is not an http(s) URL", cfg.UpstreamURL)
+	}
+	if cfg.Ingester == nil {
+		return nil, flywheel.Errorf(flywheel.EINVALID, "capture: no ingester")
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Minute,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   512,
+			IdleConnTimeout:       90 * time.Second,
+			ForceAttemptHTTP2:     true,
+		}}
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{
+		upstream:   base,
+		apiKey:     cfg.APIKey,
+		client:     client,
+		ingester:   cfg.Ingester,
+		logger:     logger.With("component", "capture"),
+		now:        cfg.Now,
+		defaultWID: cfg.DefaultWorkloadID,
+		defaultCID: cfg.DefaultClientID,
+		queue:      make(chan flywheel.LogRecord, cmp.Or(cfg.QueueSize, QueueSizeDefault)),
+		batchSize:  cmp.Or(cfg.BatchSize, BatchSizeDefault),
+		maxBody:    cmp.Or(cfg.MaxBodyBytes, MaxBodyBytesDefault),
+		drain:      cmp.Or(cfg.DrainTimeout, DrainTimeoutDefault),
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.metrics = metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flywheel_capture_requests_total",
+			Help: "Chat completion calls through the capture proxy, by outcome (forwarded, upstream_error, bad_request).",
+		}, []string{"outcome"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flywheel_capture_records_total",
+			Help: "Captured calls by recording result (recorded, duplicate, store_failed, queue_full, missing_ids, not_recorded).",
+		}, []string{"result"}),
+		queue: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flywheel_capture_queue_length",
+			Help: "Captured records waiting to be stored.",
+		}, func() float64 { return float64(len(p.queue)) }),
+	}
+	for _, r := range []string{ResultRecorded, ResultDuplicate, ResultStoreFailed, ResultQueueFull, ResultMissingIDs, ResultNotRecorded} {
+		p.metrics.records.WithLabelValues(r)
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{p.metrics.requests, p.metrics.records, p.metrics.queue} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register capture metrics: %w", err)
+			}
+		}
+	}
+	return p, nil
+}
+
+// hopHeaders are not forwarded in either direction.
+func hopHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Host", "Content-Length":
+		return true
+	}
+	return false
+}
+
+// ServeHTTP forwards one chat completion call and queues its record.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", "use POST")
+		return
+	}
+	start := p.now()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.maxBody))
+	if err != nil {
+		p.metrics.requests.WithLabelValues("bad_request").Inc()
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body over %d bytes", p.maxBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "read request body: "+err.Error())
+		return
+	}
+
+	up, err := http.NewRequestWithContext(r.Context(), http.MethodPost, p.upstream+Path, bytes.NewReader(body))
+	if err != nil {
+		p.metrics.requests.WithLabelValues("upstream_error").Inc()
+		writeError(w, http.StatusBadGateway, "upstream_error", "build upstream request: "+err.Error())
+		return
+	}
+	for k, vs := range r.Header {
+		if hopHeader(k) || strings.EqualFold(k, HeaderWorkloadID) || strings.EqualFold(k, HeaderClientID) || strings.EqualFold(k, "Accept-Encoding") {
+			continue
+		}
+		up.Header[k] = vs
+	}
+	if p.apiKey != "" {
+		up.Header.Set("Authorization", "Bearer "+p.apiKey)
+	}
+	resp, err := p.client.Do(up)
+	if err != nil {
+		p.metrics.requests.WithLabelValues("upstream_error").Inc()
+		if r.Context().Err() == nil {
+			p.logger.WarnContext(r.Context(), "Upstream call failed", slog.String("error", err.Error()))
+			writeError(w, http.StatusBadGateway, "upstream_error", "upstream: "+err.Error())
+		}
+		p.count(ResultNotRecorded)
+		return
+	}
+	defer resp.Body.Close()
+	p.metrics.requests.WithLabelValues("forwarded").Inc()
+
+	for k, vs := range resp.Header {
+		if !hopHeader(k) {
+			w.Header()[k] = vs
+		}
+	}
+	if resp.ContentLength >= 0 && !resp.Uncompressed {
+		w.Header().Set("Content-Length", fmt.Sprint(resp.ContentLength))
+	}
+	w.WriteHeader(resp.StatusCode)
+
+	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
+	var answer json.RawMessage
+	var complete bool
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		answer, complete = p.relayStream(w, resp.Body, ok2xx)
+	} else {
+		answer, complete = p.relay(w, resp.Body, ok2xx)
+	}
+	if !ok2xx || !complete {
+		p.count(ResultNotRecorded)
+		return
+	}
+	wid := cmp.Or(r.Header.Get(HeaderWorkloadID), p.defaultWID)
+	cid := cmp.Or(r.Header.Get(HeaderClientID), p.defaultCID)
+	if wid == "" || cid == "" {
+		p.count(ResultMissingIDs)
+		return
+	}
+	if !json.Valid(body) || !isObject(body) || !isObject(answer) {
+		p.count(ResultNotRecorded)
+		return
+	}
+	rec := flywheel.LogRecord{
+		WorkloadID: wid,
+		ClientID:   cid,
+		Timestamp:  start.UTC(),
+		Request:    ingest.Canonical(body),
+		Response:   ingest.Canonical(answer),
+	}
+	select {
+	case p.queue <- rec:
+	default:
+		p.count(ResultQueueFull)
+	}
+}
+
+// relay copies a plain answer to the client, keeping a copy of it (up to
+// maxBody) when it will be recorded.
+func (p *Proxy) relay(w http.ResponseWriter, body io.Reader, keep bool) (json.RawMessage, bool) {
+	var buf bytes.Buffer
+	var dst io.Writer = w
+	capped := &capWriter{buf: &buf, max: p.maxBody}
+	if keep {
+		dst = io.MultiWriter(w, capped)
+	}
+	if _, err := io.Copy(dst, body); err != nil {
+		return nil, false
+	}
+	return buf.Bytes(), keep && !capped.over
+}
+
+// relayStream copies a server-sent event stream to the client event by
+// event, flushing each, and reassembles the chat completion it carries.
+func (p *Proxy) relayStream(w http.ResponseWriter, body io.Reader, keep bool) (json.RawMessage, bool) {
+	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
+	br := bufio.NewReaderSize(body, 64<<10)
+	asm := newAssembler()
+	var size int64
+	done := false
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A very long line: pass it through in pieces, and give up
+			// reassembling it.
+			if _, werr := w.Write(line); werr != nil {
+				return nil, false
+			}
+			keep = false
+			continue
+		}
+		if len(line) > 0 {
+			if _, werr := w.Write(line); werr != nil {
+				return nil, false
+			}
+			trimmed := bytes.TrimRight(line, "\r\n")
+			if len(trimmed) == 0 {
+				if flusher != nil {
+					_ = rc.Flush()
+				}
+			} else if keep {
+				size += int64(len(trimmed))
+				if size > p.maxBody {
+					keep = false
+				}
+				if data, ok := bytes.CutPrefix(trimmed, []byte("data:")); ok {
+					data = bytes.TrimSpace(data)
+					if string(data) == "[DONE]" {
+						done = true
+					} else if !asm.add(data) {
+						keep = false
+					}
+				}
+			}
+		}
+		if err != nil {
+			if flusher != nil {
+				_ = rc.Flush()
+			}
+			if !errors.Is(err, io.EOF) {
+				return nil, false
+			}
+			break
+		}
+	}
+	if !keep || (!done && !asm.finished()) {
+		return nil, false
+	}
+	out, err := asm.completion()
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// Run stores queued records until ctx ends, then stores what is still
+// queued (within Config.DrainTimeout) and returns nil. Run it once.
+func (p *Proxy) Run(ctx context.Context) error {
+	batch := make([]flywheel.LogRecord, 0, p.batchSize)
+	for {
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.drain)
+			defer cancel()
+			for {
+				batch = batch[:0]
+				for len(batch) < p.batchSize {
+					select {
+					case rec := <-p.queue:
+						batch = append(batch, rec)
+						continue
+					default:
+					}
+					break
+				}
+				if len(batch) == 0 {
+					return nil
+				}
+				p.store(dctx, batch)
+			}
+		case rec := <-p.queue:
+			batch = append(batch[:0], rec)
+		fill:
+			for len(batch) < p.batchSize {
+				select {
+				case rec := <-p.queue:
+					batch = append(batch, rec)
+				default:
+					break fill
+				}
+			}
+			p.store(ctx, batch)
+		}
+	}
+}
+
+func (p *Proxy) store(ctx context.Context, batch []flywheel.LogRecord) {
+	inserted, dups, err := p.ingester.InsertLogs(ctx, batch)
+	if err != nil {
+		p.metrics.records.WithLabelValues(ResultStoreFailed).Add(float64(len(batch)))
+		p.logger.WarnContext(ctx, "Storing captured records failed", slog.Int("records", len(batch)), slog.String("error", err.Error()))
+		return
+	}
+	p.metrics.records.WithLabelValues(ResultRecorded).Add(float64(inserted))
+	p.metrics.records.WithLabelValues(ResultDuplicate).Add(float64(dups))
+}
+
+func (p *Proxy) count(result string) { p.metrics.records.WithLabelValues(result).Inc() }
+
+// capWriter keeps up to max bytes and notes when more came.
+type capWriter struct {
+	buf  *bytes.Buffer
+	max  int64
+	over bool
+}
+
+func (c *capWriter) Write(b []byte) (int, error) {
+	if !c.over {
+		if int64(c.buf.Len()+len(b)) > c.max {
+			c.over = true
+			c.buf.Reset()
+		} else {
+			c.buf.Write(b)
+		}
+	}
+	return len(b), nil
+}
+
+// writeError sends an OpenAI-style error.
+func writeError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": typ}})
+}
+
+func isObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && b[0] == '{'
+}
