@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
@@ -106,6 +107,8 @@ type Engine struct {
 	started bool
 	stopHB  context.CancelFunc
 	hbDone  chan struct{}
+
+	listener *pgxpool.Pool // Postgres only
 }
 
 type runningStage struct {
@@ -206,7 +209,13 @@ func New(opts Options) (*Engine, error) {
 			return err
 		}
 	default:
-		drv := riverdatabasesql.New(opts.Store.DB())
+		// A pgx pool only for LISTEN/NOTIFY: new jobs and cancellations
+		// reach every process at once instead of at the next poll.
+		e.listener, err = pgxpool.New(context.Background(), opts.Store.URL())
+		if err != nil {
+			return nil, fmt.Errorf("listener pool: %w", err)
+		}
+		drv := riverdatabasesql.NewWithPgxListener(opts.Store.DB(), e.listener)
 		e.client, err = river.NewClient[*sql.Tx](drv, cfg)
 		e.completeTx = func(ctx context.Context, tx *sql.Tx, job *river.Job[StageArgs]) error {
 			_, err := river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
@@ -284,6 +293,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.started = false
 	e.mu.Unlock()
 	if !started {
+		if e.listener != nil {
+			e.listener.Close()
+		}
 		return nil
 	}
 	var err error
@@ -300,6 +312,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = e.store.RemoveWorker(rmCtx, e.opts.ProcessID)
+	if e.listener != nil {
+		e.listener.Close()
+	}
 	return err
 }
 

@@ -42,11 +42,16 @@ func twoCandidates() []flywheel.NIMConfig {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func setup(t *testing.T, d store.Dialect, so setupOpts) *testBundle {
+	t.Helper()
+	return setupB(t, d, so)
+}
+
+func setupB(t testing.TB, d store.Dialect, so setupOpts) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	url := so.dbURL

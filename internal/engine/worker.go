@@ -153,6 +153,9 @@ func (e *Engine) fail(ctx context.Context, job *river.Job[StageArgs], call stage
 func (e *Engine) complete(ctx context.Context, job *river.Job[StageArgs], res stage.Result, _ any) error {
 	a := job.Args
 	return e.store.InTx(ctx, func(q *store.Queries) error {
+		if err := q.LockRun(ctx, a.RunID); err != nil {
+			return err
+		}
 		if _, err := q.FinishStage(ctx, a.RunID, a.Candidate, a.Stage, res.Status, res.Error, res.Output); err != nil {
 			return err
 		}
@@ -228,6 +231,9 @@ func (e *Engine) enqueue(ctx context.Context, q *store.Queries, runID, candidate
 // their jobs (except the job calling, which is completing), and a cleanup
 // stage is enqueued to release the run's resources.
 func (e *Engine) endRunTx(ctx context.Context, q *store.Queries, runID string, status flywheel.RunStatus, msg string, except int64) error {
+	if err := q.LockRun(ctx, runID); err != nil {
+		return err
+	}
 	if _, err := q.FinishRun(ctx, runID, status, msg); err != nil {
 		return err
 	}

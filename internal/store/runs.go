@@ -334,3 +334,19 @@ func (q *Queries) TryStartRun(ctx context.Context, id string, maxRunning int) (b
 		AND (? <= 0 OR (SELECT COUNT(*) FROM flywheel_runs WHERE status = 'running') < ?)`, q.Now(), id, maxRunning, maxRunning)
 	return affected(res, err, "start run")
 }
+
+// LockRun takes the run's row lock for the rest of the transaction, so that
+// transactions changing a run's stages (a stage completing, a cancel) take
+// their locks in one order and cannot deadlock. SQLite transactions are
+// already serial; there it does nothing.
+func (q *Queries) LockRun(ctx context.Context, id string) error {
+	if q.dialect != Postgres || q.tx == nil {
+		return nil
+	}
+	var got string
+	err := q.queryRow(ctx, `SELECT id FROM flywheel_runs WHERE id = ? FOR UPDATE`, id).Scan(&got)
+	if err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("lock run %s: %w", id, err)
+	}
+	return nil
+}

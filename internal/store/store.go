@@ -256,3 +256,6 @@ func notFound(err error, what string) error {
 	}
 	return err
 }
+
+// URL returns the database URL the store was opened with.
+func (s *Store) URL() string { return s.url }
