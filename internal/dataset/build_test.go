@@ -279,6 +279,27 @@ func TestBuildSemanticWithEmbeddings(t *testing.T) {
 	checkRelevance(t, b.dir)
 }
 
+func TestBuildSemanticConfiguredEndpoint(t *testing.T) {
+	t.Parallel()
+	srv := openaitest.New(openaitest.Options{Embed: embedWords, APIKey: "emb-key"})
+	defer srv.Close()
+	var recs []flywheel.LogRecord
+	topics := []string{"weather forecast city", "stock price ticker", "translate sentence language", "flight booking airport"}
+	for i := range 40 {
+		topic := topics[i%len(topics)]
+		recs = append(recs, toolRec(i, fmt.Sprintf("%s number %d", topic, i), strings.Fields(topic)[0], `{"n":1}`, 2))
+	}
+	b := setup(t, recs...)
+	icl := iclCfg(flywheel.SelectionSemantic)
+	icl.SimilarityConfig = &flywheel.SimilarityConfig{RelevanceRatio: 0.67, EmbeddingNIMConfig: &flywheel.EmbeddingConfig{
+		DeploymentType: "remote", URL: srv.URL + "/v1/embeddings", ModelName: "embed", APIKey: "emb-key",
+	}}
+	_, err := b.builder.Build(context.Background(), b.request(splitCfg(8, 0.1, 20, nil), icl))
+	require.NoError(t, err)
+	require.Equal(t, 2, srv.Count("/v1/embeddings"), "train and eval queries, one batch each")
+	checkRelevance(t, b.dir)
+}
+
 func TestBuildSemanticLexicalFallback(t *testing.T) {
 	t.Parallel()
 	var recs []flywheel.LogRecord
@@ -293,6 +314,21 @@ func TestBuildSemanticLexicalFallback(t *testing.T) {
 	_, err := b.builder.Build(context.Background(), b.request(splitCfg(8, 0.1, 20, nil), icl))
 	require.NoError(t, err)
 	checkRelevance(t, b.dir)
+
+	t.Run("WhenTheEmbedderFails", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, recs...)
+		b.builder.Embedder = failingEmbedder{}
+		_, err := b.builder.Build(context.Background(), b.request(splitCfg(8, 0.1, 20, nil), icl))
+		require.NoError(t, err)
+		checkRelevance(t, b.dir)
+	})
+}
+
+type failingEmbedder struct{}
+
+func (failingEmbedder) Embed(context.Context, []string, string) ([][]float32, error) {
+	return nil, errors.New("embedding NIM is down")
 }
 
 // checkRelevance checks that the first (most relevant) few-shot example of

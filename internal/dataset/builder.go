@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/ingest"
+	"github.com/flywheel-go/flywheel/internal/openai"
 )
 
 // Builder builds a run's datasets from logged records. It implements
@@ -22,8 +24,14 @@ type Builder struct {
 	// Source yields the logged records.
 	Source flywheel.RecordSource
 	// Embedder embeds queries for semantic_similarity selection. When nil,
-	// or when it fails, a local TF-IDF similarity is used instead.
+	// the run's icl_config.similarity_config.embedding_nim_config.url (an
+	// OpenAI-compatible server, ".../v1/embeddings" or its base URL) is
+	// used through HTTPClient; when there is none, or embedding fails, a
+	// local TF-IDF similarity is used instead.
 	Embedder Embedder
+	// HTTPClient calls the configured embedding endpoint (nil: a pooled
+	// client with per-attempt timeouts).
+	HTTPClient *http.Client
 	// Logger receives progress and warnings; nil discards.
 	Logger *slog.Logger
 	// Now gives the time for dataset names when BuildRequest.Timestamp is
@@ -280,8 +288,12 @@ func (b *Builder) iclRequests(ctx context.Context, cfg flywheel.ICLConfig, workl
 		for i, r := range eval {
 			evalTexts[i] = queryText(r)
 		}
-		if b.Embedder != nil {
-			s, err := newDenseScorer(ctx, b.Embedder, trainTexts, evalTexts)
+		emb, err := b.embedder(cfg)
+		if err != nil {
+			logger.WarnContext(ctx, "Embedding endpoint unusable; using lexical similarity for ICL examples", slog.String("error", err.Error()))
+		}
+		if emb != nil {
+			s, err := newDenseScorer(ctx, emb, trainTexts, evalTexts)
 			switch {
 			case err == nil:
 				p.scorer = s
@@ -326,6 +338,26 @@ func (b *Builder) iclRequests(ctx context.Context, cfg flywheel.ICLConfig, workl
 		}
 	}
 	return out, nil
+}
+
+// embedder returns the Embedder for a run: Builder.Embedder, else one for
+// the configured endpoint, else nil.
+func (b *Builder) embedder(cfg flywheel.ICLConfig) (Embedder, error) {
+	if b.Embedder != nil {
+		return b.Embedder, nil
+	}
+	sc := cfg.SimilarityConfig
+	if sc == nil || sc.EmbeddingNIMConfig == nil || strings.TrimSpace(sc.EmbeddingNIMConfig.URL) == "" {
+		return nil, nil
+	}
+	ec := sc.EmbeddingNIMConfig
+	base := strings.TrimRight(strings.TrimSpace(ec.URL), "/")
+	base = strings.TrimSuffix(base, "/embeddings")
+	client, err := openai.New(openai.Config{BaseURL: base, APIKey: ec.APIKey, HTTPClient: b.HTTPClient})
+	if err != nil {
+		return nil, fmt.Errorf("embedding endpoint: %w", err)
+	}
+	return &OpenAIEmbedder{Client: client, Model: ec.ModelName, SendInputType: true}, nil
 }
 
 // String helps debugging: the record's tool and user query.
