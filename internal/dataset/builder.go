@@ -194,7 +194,7 @@ func curate(ctx context.Context, records []flywheel.LogRecord, cfg flywheel.Data
 		r, ferr := Validate(rec)
 		if ferr != nil {
 			stats.InvalidFormat++
-			stats.Reasons[ReasonInvalidFormat]++
+			stats.Reasons[ReasonInvalidFormat+":"+stripIndexes(ferr.Field)]++
 			if logged < 5 {
 				logged++
 				logger.DebugContext(ctx, "Invalid record", slog.Int64("record_id", rec.ID), slog.String("error", ferr.Error()))
@@ -252,6 +252,26 @@ func curate(ctx context.Context, records []flywheel.LogRecord, cfg flywheel.Data
 		deduped = append(deduped, r)
 	}
 	return deduped, workload, nil
+}
+
+// stripIndexes turns "request.messages[3].role" into
+// "request.messages[].role", so reasons group by field.
+func stripIndexes(field string) string {
+	var b strings.Builder
+	skip := false
+	for _, r := range field {
+		switch {
+		case r == '[':
+			skip = true
+			b.WriteRune(r)
+		case r == ']':
+			skip = false
+			b.WriteRune(r)
+		case !skip:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // userKey is the deduplication key of a record: a hash of all its user

@@ -11,6 +11,8 @@ import (
 )
 
 // Reasons a record is dropped; they are the keys of flywheel.DataStats.Reasons.
+// Invalid records are counted under ReasonInvalidFormat + ":" + the field
+// at fault, indexes removed (for example "invalid_format:request.messages[].role").
 const (
 	ReasonInvalidFormat         = "invalid_format"
 	ReasonNoToolCalls           = "no_tool_calls"

@@ -147,3 +147,10 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+func TestStripIndexes(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "request.messages[].role", stripIndexes("request.messages[12].role"))
+	require.Equal(t, "response.choices[].message.tool_calls[].type", stripIndexes("response.choices[0].message.tool_calls[3].type"))
+	require.Equal(t, "request", stripIndexes("request"))
+}
