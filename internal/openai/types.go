@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -277,37 +278,189 @@ type wireToolCall struct {
 	} `json:"function"`
 }
 
-type wireResponse struct {
-	ID      string `json:"id"`
-	Object  string `json:"object"`
-	Created int64  `json:"created"`
-	Model   string `json:"model"`
-	Choices []struct {
-		Index        int         `json:"index"`
-		Message      wireMessage `json:"message"`
-		FinishReason string      `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *Usage `json:"usage"`
-}
-
 // DecodeChatResponse decodes a (non-streamed) chat completion. It is
-// equivalent to json.Unmarshal into a ChatResponse, in one decoding pass.
+// equivalent to json.Unmarshal into a ChatResponse, but walks the JSON
+// once without reflection, which matters when replaying many requests.
 func DecodeChatResponse(b []byte) (*ChatResponse, error) {
-	var w wireResponse
-	if err := json.Unmarshal(b, &w); err != nil {
+	if !json.Valid(b) {
+		var v any
+		return nil, json.Unmarshal(b, &v)
+	}
+	top, err := splitObject(b)
+	if err != nil {
 		return nil, err
 	}
-	out := &ChatResponse{ID: w.ID, Object: w.Object, Created: w.Created, Model: w.Model, Usage: w.Usage,
-		Choices: make([]Choice, len(w.Choices))}
-	for i, c := range w.Choices {
-		m, err := c.Message.message()
-		if err != nil {
-			return nil, fmt.Errorf("choice %d: %w", i, err)
+	out := &ChatResponse{}
+	for _, m := range top {
+		var err error
+		switch strings.ToLower(m.key) { // encoding/json matches keys case-insensitively
+		case "id":
+			out.ID, err = decodeString(m.val)
+		case "object":
+			out.Object, err = decodeString(m.val)
+		case "model":
+			out.Model, err = decodeString(m.val)
+		case "created":
+			out.Created, err = decodeInt(m.val)
+		case "usage":
+			if !isNull(m.val) {
+				out.Usage = &Usage{}
+				err = json.Unmarshal(m.val, out.Usage)
+			}
+		case "choices":
+			out.Choices, err = decodeChoices(m.val)
 		}
-		out.Choices[i] = Choice{Index: c.Index, Message: m, FinishReason: c.FinishReason}
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", m.key, err)
+		}
 	}
 	return out, nil
 }
+
+func decodeChoices(b []byte) ([]Choice, error) {
+	if isNull(b) {
+		return nil, nil
+	}
+	elems, err := splitArray(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Choice, len(elems))
+	for i, e := range elems {
+		fields, err := splitObject(e)
+		if err != nil {
+			return nil, fmt.Errorf("choice %d: %w", i, err)
+		}
+		for _, f := range fields {
+			switch strings.ToLower(f.key) {
+			case "index":
+				var n int64
+				n, err = decodeInt(f.val)
+				out[i].Index = int(n)
+			case "finish_reason":
+				out[i].FinishReason, err = decodeString(f.val)
+			case "message":
+				out[i].Message, err = decodeMessage(f.val)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("choice %d: %s: %w", i, f.key, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+func decodeMessage(b []byte) (Message, error) {
+	var m Message
+	if isNull(b) {
+		return m, nil
+	}
+	fields, err := splitObject(b)
+	if err != nil {
+		return m, err
+	}
+	for _, f := range fields {
+		switch strings.ToLower(f.key) {
+		case "role":
+			m.Role, err = decodeString(f.val)
+		case "content":
+			m.Content, err = contentText(f.val)
+		case "name":
+			m.Name, err = decodeString(f.val)
+		case "tool_call_id":
+			m.ToolCallID, err = decodeString(f.val)
+		case "tool_calls":
+			m.ToolCalls, err = decodeToolCalls(f.val)
+		}
+		if err != nil {
+			return m, fmt.Errorf("%s: %w", f.key, err)
+		}
+	}
+	return m, nil
+}
+
+func decodeToolCalls(b []byte) ([]ToolCall, error) {
+	if isNull(b) {
+		return nil, nil
+	}
+	elems, err := splitArray(b)
+	if err != nil || len(elems) == 0 {
+		return nil, err
+	}
+	out := make([]ToolCall, len(elems))
+	for i, e := range elems {
+		fields, err := splitObject(e)
+		if err != nil {
+			return nil, fmt.Errorf("tool call %d: %w", i, err)
+		}
+		tc := &out[i]
+		for _, f := range fields {
+			switch strings.ToLower(f.key) {
+			case "id":
+				tc.ID, err = decodeString(f.val)
+			case "type":
+				tc.Type, err = decodeString(f.val)
+			case "index":
+				if !isNull(f.val) {
+					var n int64
+					n, err = decodeInt(f.val)
+					idx := int(n)
+					tc.Index = &idx
+				}
+			case "function":
+				var fn []member
+				if fn, err = splitObject(f.val); err == nil {
+					for _, g := range fn {
+						switch strings.ToLower(g.key) {
+						case "name":
+							tc.Function.Name, err = decodeString(g.val)
+						case "arguments":
+							err = tc.Function.setArguments(g.val)
+						}
+						if err != nil {
+							break
+						}
+					}
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("tool call %d: %s: %w", i, f.key, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// decodeString decodes a JSON string or null.
+func decodeString(b []byte) (string, error) {
+	if isNull(b) {
+		return "", nil
+	}
+	if s, ok := plainString(b); ok {
+		return s, nil
+	}
+	var s string
+	err := json.Unmarshal(b, &s)
+	return s, err
+}
+
+// decodeInt decodes a JSON integer or null.
+func decodeInt(b []byte) (int64, error) {
+	if isNull(b) {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		var f float64
+		if json.Unmarshal(b, &f) == nil {
+			return int64(f), nil
+		}
+		return 0, fmt.Errorf("not an integer: %s", b)
+	}
+	return n, nil
+}
+
+func isNull(b []byte) bool { return len(b) == 0 || string(b) == "null" }
 
 func (w *wireMessage) message() (Message, error) {
 	text, err := contentText(w.Content)

@@ -1,0 +1,170 @@
+package openai
+
+import (
+	"encoding/json"
+	"errors"
+	"unicode/utf8"
+)
+
+// member is one top-level member of a JSON object: its key and the raw
+// bytes of its value (a sub-slice of the input).
+type member struct {
+	key string
+	val []byte
+}
+
+// errNotObjectJSON is returned by splitObject for input that is not an
+// object.
+var errNotObjectJSON = errors.New("not a JSON object")
+
+// splitObject splits a JSON object, already known to be valid JSON, into
+// its top-level members without decoding the values. It is much cheaper
+// than decoding into a map of raw messages, which copies and re-validates
+// every value.
+func splitObject(b []byte) ([]member, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, errNotObjectJSON
+	}
+	i++
+	out := make([]member, 0, 8)
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return nil, errNotObjectJSON
+		}
+		if b[i] == '}' {
+			return out, nil
+		}
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		if i >= len(b) || b[i] != '"' {
+			return nil, errNotObjectJSON
+		}
+		end, escaped := skipString(b, i)
+		var key string
+		if escaped || !utf8.Valid(b[i:end]) {
+			if err := json.Unmarshal(b[i:end], &key); err != nil {
+				return nil, err
+			}
+		} else {
+			key = string(b[i+1 : end-1])
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil, errNotObjectJSON
+		}
+		i = skipSpace(b, i+1)
+		vend := skipValue(b, i)
+		// A repeated key keeps its first place and its last value, as
+		// encoding/json does.
+		dup := false
+		for k := range out {
+			if out[k].key == key {
+				out[k].val, dup = b[i:vend], true
+			}
+		}
+		if !dup {
+			out = append(out, member{key: key, val: b[i:vend]})
+		}
+		i = vend
+	}
+}
+
+// splitArray splits a JSON array, already known to be valid JSON, into
+// the raw bytes of its elements.
+func splitArray(b []byte) ([][]byte, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return nil, errNotArrayJSON
+	}
+	i++
+	var out [][]byte
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return nil, errNotArrayJSON
+		}
+		switch b[i] {
+		case ']':
+			return out, nil
+		case ',':
+			i = skipSpace(b, i+1)
+		}
+		end := skipValue(b, i)
+		out = append(out, b[i:end])
+		i = end
+	}
+}
+
+// errNotArrayJSON is returned by splitArray for input that is not an array.
+var errNotArrayJSON = errors.New("not a JSON array")
+
+// get returns the value of key, or nil.
+func get(ms []member, key string) []byte {
+	for _, m := range ms {
+		if m.key == key {
+			return m.val
+		}
+	}
+	return nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] (a
+// quote) and whether it holds escapes.
+func skipString(b []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped
+		}
+	}
+	return len(b), escaped
+}
+
+// skipValue returns the index after the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		end, _ := skipString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, _ := skipString(b, j)
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	default:
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\t' && b[j] != '\r' {
+			j++
+		}
+		return j
+	}
+}
