@@ -139,3 +139,93 @@ func skipValue(b []byte, i int) int {
 		return j
 	}
 }
+
+// forEachElement calls fn with each element of a JSON array already known
+// to be valid.
+func forEachElement(b []byte, fn func(val []byte) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return errors.New("not a JSON array")
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return errors.New("not a JSON array")
+		}
+		switch b[i] {
+		case ']':
+			return nil
+		case ',':
+			i = skipSpace(b, i+1)
+		}
+		end := skipValue(b, i)
+		if err := fn(b[i:end]); err != nil {
+			return err
+		}
+		i = end
+	}
+}
+
+// parseValue decodes a JSON value already known to be valid into maps,
+// slices, strings, bools, nil and json.Number, as a json.Decoder with
+// UseNumber does, without its per-call set-up.
+func parseValue(b []byte) (any, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) {
+		return nil, errors.New("empty JSON value")
+	}
+	b = b[i:skipValue(b, i)]
+	switch b[0] {
+	case '{':
+		m := map[string]any{}
+		ms, err := splitObject(b)
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range ms {
+			v, err := parseValue(kv.val)
+			if err != nil {
+				return nil, err
+			}
+			m[kv.key] = v
+		}
+		return m, nil
+	case '[':
+		l := []any{}
+		err := forEachElement(b, func(e []byte) error {
+			v, err := parseValue(e)
+			l = append(l, v)
+			return err
+		})
+		return l, err
+	case '"':
+		var s string
+		if plain(b) {
+			return string(b[1 : len(b)-1]), nil
+		}
+		err := json.Unmarshal(b, &s)
+		return s, err
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case 'n':
+		return nil, nil
+	}
+	return json.Number(string(b)), nil
+}
+
+// plain reports whether a JSON string literal has no escapes and only
+// printable ASCII.
+func plain(b []byte) bool {
+	if len(b) < 2 {
+		return false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

@@ -2,6 +2,9 @@ package eval
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -50,5 +53,32 @@ func FuzzSplitObject(f *testing.F) {
 		for k, v := range want {
 			require.JSONEq(t, string(v), string(got[k]))
 		}
+	})
+}
+
+func FuzzDecodeJSON(f *testing.F) {
+	f.Add(`{"a":[1,2.50,{"b":null}],"c":"\u00e9\n","d":true,"e":-0}`)
+	f.Add(` [ "x" , {} , [ ] ] `)
+	f.Fuzz(func(t *testing.T, in string) {
+		dec := json.NewDecoder(strings.NewReader(in))
+		dec.UseNumber()
+		var want any
+		wantErr := dec.Decode(&want)
+		if wantErr == nil && dec.More() {
+			wantErr = errors.New("trailing data")
+		}
+		if wantErr == nil {
+			var tail any
+			if dec.Decode(&tail) != io.EOF {
+				wantErr = errors.New("trailing data")
+			}
+		}
+		got, err := decodeJSON([]byte(in))
+		if wantErr != nil {
+			require.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		require.Equal(t, want, got)
 	})
 }

@@ -73,16 +73,16 @@ func NewCall(name, args string) Call {
 // decodeJSON decodes one JSON value keeping numbers as json.Number, and
 // rejects trailing data.
 func decodeJSON(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	if !json.Valid(b) {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		var v any
+		err := dec.Decode(&v)
+		if err == nil {
+			err = errors.New("trailing data after JSON value")
+		}
 		return nil, fmt.Errorf("decode arguments: %w", err)
 	}
-	if dec.More() {
-		return nil, errors.New("decode arguments: trailing data after JSON value")
-	}
-	return v, nil
+	return parseValue(b)
 }
 
 // Canonical returns the canonical JSON text of a decoded JSON value.

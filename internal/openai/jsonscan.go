@@ -1,75 +1,65 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
 )
 
-// member is one top-level member of a JSON object: its key and the raw
-// bytes of its value (a sub-slice of the input).
-type member struct {
-	key string
-	val []byte
-}
-
-// errNotObjectJSON is returned by splitObject for input that is not an
-// object.
+// errNotObjectJSON is returned for input that is not an object.
 var errNotObjectJSON = errors.New("not a JSON object")
 
-// splitObject splits a JSON object, already known to be valid JSON, into
-// its top-level members without decoding the values. It is much cheaper
-// than decoding into a map of raw messages, which copies and re-validates
-// every value.
-func splitObject(b []byte) ([]member, error) {
+// forEachMember calls fn with the key (raw, still quoted when escaped) and
+// raw value of each top-level member of a JSON object already known to be
+// valid, without allocating. Keys with escapes or invalid UTF-8 are
+// decoded first.
+func forEachMember(b []byte, fn func(key, val []byte) error) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return nil, errNotObjectJSON
+		return errNotObjectJSON
 	}
 	i++
-	out := make([]member, 0, 8)
 	for {
 		i = skipSpace(b, i)
 		if i >= len(b) {
-			return nil, errNotObjectJSON
+			return errNotObjectJSON
 		}
 		if b[i] == '}' {
-			return out, nil
+			return nil
 		}
 		if b[i] == ',' {
 			i = skipSpace(b, i+1)
 		}
 		if i >= len(b) || b[i] != '"' {
-			return nil, errNotObjectJSON
+			return errNotObjectJSON
 		}
 		end, escaped := skipString(b, i)
-		var key string
-		if escaped || !utf8.Valid(b[i:end]) {
-			if err := json.Unmarshal(b[i:end], &key); err != nil {
-				return nil, err
+		key := b[i+1 : end-1]
+		if escaped || !utf8.Valid(key) {
+			var k string
+			if err := json.Unmarshal(b[i:end], &k); err != nil {
+				return err
 			}
-		} else {
-			key = string(b[i+1 : end-1])
+			key = []byte(k)
 		}
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return nil, errNotObjectJSON
+			return errNotObjectJSON
 		}
 		i = skipSpace(b, i+1)
 		vend := skipValue(b, i)
-		// A repeated key keeps its first place and its last value, as
-		// encoding/json does.
-		dup := false
-		for k := range out {
-			if out[k].key == key {
-				out[k].val, dup = b[i:vend], true
-			}
-		}
-		if !dup {
-			out = append(out, member{key: key, val: b[i:vend]})
+		if err := fn(key, b[i:vend]); err != nil {
+			return err
 		}
 		i = vend
 	}
+}
+
+// keyIs reports whether a member key matches name the way encoding/json
+// matches field names (exactly or case-insensitively).
+func keyIs(key []byte, name string) bool {
+	return string(key) == name || bytes.EqualFold(key, []byte(name))
 }
 
 // splitArray splits a JSON array, already known to be valid JSON, into
@@ -100,16 +90,6 @@ func splitArray(b []byte) ([][]byte, error) {
 
 // errNotArrayJSON is returned by splitArray for input that is not an array.
 var errNotArrayJSON = errors.New("not a JSON array")
-
-// get returns the value of key, or nil.
-func get(ms []member, key string) []byte {
-	for _, m := range ms {
-		if m.key == key {
-			return m.val
-		}
-	}
-	return nil
-}
 
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {

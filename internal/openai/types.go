@@ -286,33 +286,33 @@ func DecodeChatResponse(b []byte) (*ChatResponse, error) {
 		var v any
 		return nil, json.Unmarshal(b, &v)
 	}
-	top, err := splitObject(b)
-	if err != nil {
-		return nil, err
-	}
 	out := &ChatResponse{}
-	for _, m := range top {
+	err := forEachMember(b, func(k, v []byte) error {
 		var err error
-		switch strings.ToLower(m.key) { // encoding/json matches keys case-insensitively
-		case "id":
-			out.ID, err = decodeString(m.val)
-		case "object":
-			out.Object, err = decodeString(m.val)
-		case "model":
-			out.Model, err = decodeString(m.val)
-		case "created":
-			out.Created, err = decodeInt(m.val)
-		case "usage":
-			if !isNull(m.val) {
+		switch {
+		case keyIs(k, "id"):
+			out.ID, err = decodeString(v)
+		case keyIs(k, "object"):
+			out.Object, err = decodeString(v)
+		case keyIs(k, "model"):
+			out.Model, err = decodeString(v)
+		case keyIs(k, "created"):
+			out.Created, err = decodeInt(v)
+		case keyIs(k, "usage"):
+			if !isNull(v) {
 				out.Usage = &Usage{}
-				err = json.Unmarshal(m.val, out.Usage)
+				err = json.Unmarshal(v, out.Usage)
 			}
-		case "choices":
-			out.Choices, err = decodeChoices(m.val)
+		case keyIs(k, "choices"):
+			out.Choices, err = decodeChoices(v)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("decode %s: %w", m.key, err)
+			return fmt.Errorf("decode %s: %w", k, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -327,24 +327,29 @@ func decodeChoices(b []byte) ([]Choice, error) {
 	}
 	out := make([]Choice, len(elems))
 	for i, e := range elems {
-		fields, err := splitObject(e)
-		if err != nil {
-			return nil, fmt.Errorf("choice %d: %w", i, err)
+		c := &out[i]
+		if isNull(e) {
+			continue
 		}
-		for _, f := range fields {
-			switch strings.ToLower(f.key) {
-			case "index":
+		err := forEachMember(e, func(k, v []byte) error {
+			var err error
+			switch {
+			case keyIs(k, "index"):
 				var n int64
-				n, err = decodeInt(f.val)
-				out[i].Index = int(n)
-			case "finish_reason":
-				out[i].FinishReason, err = decodeString(f.val)
-			case "message":
-				out[i].Message, err = decodeMessage(f.val)
+				n, err = decodeInt(v)
+				c.Index = int(n)
+			case keyIs(k, "finish_reason"):
+				c.FinishReason, err = decodeString(v)
+			case keyIs(k, "message"):
+				c.Message, err = decodeMessage(v)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("choice %d: %s: %w", i, f.key, err)
+				return fmt.Errorf("%s: %w", k, err)
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("choice %d: %w", i, err)
 		}
 	}
 	return out, nil
@@ -355,28 +360,26 @@ func decodeMessage(b []byte) (Message, error) {
 	if isNull(b) {
 		return m, nil
 	}
-	fields, err := splitObject(b)
-	if err != nil {
-		return m, err
-	}
-	for _, f := range fields {
-		switch strings.ToLower(f.key) {
-		case "role":
-			m.Role, err = decodeString(f.val)
-		case "content":
-			m.Content, err = contentText(f.val)
-		case "name":
-			m.Name, err = decodeString(f.val)
-		case "tool_call_id":
-			m.ToolCallID, err = decodeString(f.val)
-		case "tool_calls":
-			m.ToolCalls, err = decodeToolCalls(f.val)
+	err := forEachMember(b, func(k, v []byte) error {
+		var err error
+		switch {
+		case keyIs(k, "role"):
+			m.Role, err = decodeString(v)
+		case keyIs(k, "content"):
+			m.Content, err = contentText(v)
+		case keyIs(k, "name"):
+			m.Name, err = decodeString(v)
+		case keyIs(k, "tool_call_id"):
+			m.ToolCallID, err = decodeString(v)
+		case keyIs(k, "tool_calls"):
+			m.ToolCalls, err = decodeToolCalls(v)
 		}
 		if err != nil {
-			return m, fmt.Errorf("%s: %w", f.key, err)
+			return fmt.Errorf("%s: %w", k, err)
 		}
-	}
-	return m, nil
+		return nil
+	})
+	return m, err
 }
 
 func decodeToolCalls(b []byte) ([]ToolCall, error) {
@@ -389,43 +392,47 @@ func decodeToolCalls(b []byte) ([]ToolCall, error) {
 	}
 	out := make([]ToolCall, len(elems))
 	for i, e := range elems {
-		fields, err := splitObject(e)
-		if err != nil {
-			return nil, fmt.Errorf("tool call %d: %w", i, err)
-		}
 		tc := &out[i]
-		for _, f := range fields {
-			switch strings.ToLower(f.key) {
-			case "id":
-				tc.ID, err = decodeString(f.val)
-			case "type":
-				tc.Type, err = decodeString(f.val)
-			case "index":
-				if !isNull(f.val) {
+		if isNull(e) {
+			continue
+		}
+		err := forEachMember(e, func(k, v []byte) error {
+			var err error
+			switch {
+			case keyIs(k, "id"):
+				tc.ID, err = decodeString(v)
+			case keyIs(k, "type"):
+				tc.Type, err = decodeString(v)
+			case keyIs(k, "index"):
+				if !isNull(v) {
 					var n int64
-					n, err = decodeInt(f.val)
+					n, err = decodeInt(v)
 					idx := int(n)
 					tc.Index = &idx
 				}
-			case "function":
-				var fn []member
-				if fn, err = splitObject(f.val); err == nil {
-					for _, g := range fn {
-						switch strings.ToLower(g.key) {
-						case "name":
-							tc.Function.Name, err = decodeString(g.val)
-						case "arguments":
-							err = tc.Function.setArguments(g.val)
-						}
-						if err != nil {
-							break
-						}
-					}
+			case keyIs(k, "function"):
+				if isNull(v) {
+					return nil
 				}
+				err = forEachMember(v, func(fk, fv []byte) error {
+					switch {
+					case keyIs(fk, "name"):
+						var err error
+						tc.Function.Name, err = decodeString(fv)
+						return err
+					case keyIs(fk, "arguments"):
+						return tc.Function.setArguments(fv)
+					}
+					return nil
+				})
 			}
 			if err != nil {
-				return nil, fmt.Errorf("tool call %d: %s: %w", i, f.key, err)
+				return fmt.Errorf("%s: %w", k, err)
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tool call %d: %w", i, err)
 		}
 	}
 	return out, nil
