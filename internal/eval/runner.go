@@ -81,6 +81,12 @@ type Options struct {
 	// Answers holds BFCL-style acceptable values by logged response id; an
 	// item without one is checked against its reference call.
 	Answers map[string]Answer
+	// PricePerHourByModel prices a candidate by the hour (a GPU-hour, a
+	// dedicated endpoint), keyed by target model id. When a candidate has
+	// no per-token price (EvalRequest.PricePer1KTokens is 0) its cost per
+	// 1k requests is this price × the run's wall-clock hours / items ×
+	// 1000, which depends on the concurrency used.
+	PricePerHourByModel map[string]float64
 	// ProgressInterval is the least time between progress reports.
 	ProgressInterval time.Duration
 	Logger           *slog.Logger
@@ -214,6 +220,7 @@ func (r *Runner) Evaluate(ctx context.Context, req flywheel.EvalRequest, progres
 	}
 	w := &worker{r: r, client: client, judge: judge, req: req, sampling: sampling}
 
+	started := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan job, r.opts.Concurrency)
@@ -269,6 +276,11 @@ func (r *Runner) Evaluate(ctx context.Context, req flywheel.EvalRequest, progres
 		return flywheel.EvalResult{}, err
 	}
 	res, err := agg.result(req, r.opts.Bootstrap)
+	if err == nil && req.PricePer1KTokens == 0 && res.Summary.Items > 0 {
+		if perHour := r.opts.PricePerHourByModel[req.Target.Model]; perHour > 0 {
+			res.Summary.CostPer1KReq = perHour * time.Since(started).Hours() / float64(res.Summary.Items) * 1000
+		}
+	}
 	if err != nil {
 		return flywheel.EvalResult{}, fmt.Errorf("evaluate %s on %s: %w", req.Target.Model, path, err)
 	}

@@ -349,6 +349,19 @@ func TestRunnerBadInputAndFailures(t *testing.T) {
 		require.InDelta(t, float64(l.n-40)/float64(l.n), res.Scores[flywheel.ScoreFunctionName], 1e-9)
 	})
 
+	t.Run("PricePerHour", func(t *testing.T) {
+		t.Parallel()
+		b := setupRun(t, openaitest.Options{Latency: 20 * time.Millisecond}, eval.Options{Concurrency: 1,
+			PricePerHourByModel: map[string]float64{"candidate": 3600}}, writeGeneric(t, []genericRec{{"a", "a"}, {"b", "b"}}))
+		b.req.PricePer1KTokens = 0
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		// 3600 per hour is 1 per second; each request takes at least 20 ms,
+		// so 1k requests cost at least 20.
+		require.GreaterOrEqual(t, res.Summary.CostPer1KReq, 20.0)
+		require.Less(t, res.Summary.CostPer1KReq, 1000.0)
+	})
+
 	t.Run("AllRequestsFail", func(t *testing.T) {
 		t.Parallel()
 		b := setupRun(t, openaitest.Options{ErrorRate: 1, ErrorStatus: 404}, eval.Options{}, writeGeneric(t, []genericRec{{"a", "a"}}))
