@@ -99,7 +99,8 @@ func formatNum(f float64) string {
 	case math.Abs(f) >= 1:
 		return strconv.FormatFloat(f, 'f', 1, 64)
 	}
-	return strconv.FormatFloat(f, 'f', 4, 64)
+	s := strings.TrimRight(strconv.FormatFloat(f, 'f', 4, 64), "0")
+	return strings.TrimSuffix(s, ".")
 }
 
 // render executes a full page (or a fragment) into a buffer first so that a
@@ -581,9 +582,14 @@ func prettyJSON(raw json.RawMessage) string {
 		return "—"
 	}
 	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+	if err := json.Compact(&buf, raw); err != nil {
 		return string(raw)
 	}
+	if buf.Len() <= 90 {
+		return buf.String()
+	}
+	buf.Reset()
+	_ = json.Indent(&buf, raw, "", "  ")
 	return buf.String()
 }
 

@@ -104,7 +104,7 @@ func TestPages(t *testing.T) {
 			[]string{`<option value="function_name_and_args_accuracy" selected>`, "function_name_and_args_accuracy by candidate"}, nil},
 		{"ResultsUnknownMetric", "/ui/runs/" + done.ID + "/results?metric=nope", 400, []string{"no score named"}, nil},
 		{"Divergences", "/ui/runs/" + done.ID + "/divergences", 200, []string{"divergent items", "wrong_function",
-			"Production (reference)", "&#34;city&#34;: &#34;Paris&#34;", "Next »"}, nil},
+			"Production (reference)", "&#34;city&#34;:&#34;Paris&#34;", "Next »"}, nil},
 		{"DivergencesFiltered", "/ui/runs/" + done.ID + "/divergences?eval=" + evalID + "&tool=book_flight&class=missing_call", 200,
 			[]string{"missing_call", "book_flight", "I cannot help"}, []string{"<code>get_weather</code>", `<span class="cls">wrong_function`}},
 		{"DivergencesPage2", "/ui/runs/" + done.ID + "/divergences?eval=" + evalID + "&offset=25", 200, []string{"Items 26–", "« Previous"}, nil},
