@@ -13,6 +13,7 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,23 +110,27 @@ func plainLoop(b *testing.B, client *http.Client, url string, bodies [][]byte, n
 //   - scripted: the fake decodes each request and answers with the logged
 //     reply, as a minimal real server would;
 //
-//   - fixed-1ms: the canned reply after 1 ms, a very fast model.
+//   - fixed-1ms: the canned reply after 1 ms, a very fast model;
+//   - fixed-20ms: the canned reply after 20 ms, the speed measured for a
+//     1M-parameter model served by llama-server on this kind of machine.
 //
 //     go test -run '^$' -bench RunnerThroughput -benchtime 5x ./internal/eval/
 func BenchmarkRunnerThroughput(b *testing.B) {
-	const items = 5000
-	path, bodies := writeBenchDataset(b, items)
 	l := loadLogged(b, filepath.Join(bfclDir, "simple.jsonl"))
 	modes := []struct {
-		name string
-		opts openaitest.Options
+		name  string
+		items int
+		opts  openaitest.Options
 	}{
-		{"fixed", openaitest.Options{FixedReply: []byte(fixedReply)}},
-		{"scripted", openaitest.Options{Chat: l.policy(b, nil)}},
-		{"fixed-1ms", openaitest.Options{FixedReply: []byte(fixedReply), Latency: time.Millisecond}},
+		{"fixed", 5000, openaitest.Options{FixedReply: []byte(fixedReply)}},
+		{"scripted", 5000, openaitest.Options{Chat: l.policy(b, nil)}},
+		{"fixed-1ms", 5000, openaitest.Options{FixedReply: []byte(fixedReply), Latency: time.Millisecond}},
+		{"fixed-20ms", 1000, openaitest.Options{FixedReply: []byte(fixedReply), Latency: 20 * time.Millisecond}},
 	}
 	for _, mode := range modes {
 		b.Run(mode.name, func(b *testing.B) {
+			items := mode.items
+			path, bodies := writeBenchDataset(b, items)
 			srv := openaitest.New(mode.opts)
 			b.Cleanup(srv.Close)
 			tr := openai.NewTransport()
@@ -137,12 +142,16 @@ func BenchmarkRunnerThroughput(b *testing.B) {
 
 			// Warm the connection pool.
 			plainLoop(b, client, srv.URL, bodies, 2*benchConcurrency, benchConcurrency)
-			var runnerTime, plainTime time.Duration
+			var runnerTime, plainTime, runnerCPU, plainCPU time.Duration
 			for b.Loop() {
+				cpu0 := processCPU(b)
 				plainTime += plainLoop(b, client, srv.URL, bodies, items, benchConcurrency)
+				cpu1 := processCPU(b)
 				start := time.Now()
 				res, err := runner.Evaluate(context.Background(), req, nil)
 				runnerTime += time.Since(start)
+				runnerCPU += processCPU(b) - cpu1
+				plainCPU += cpu1 - cpu0
 				require.NoError(b, err)
 				require.Equal(b, items, res.Summary.Items)
 				require.Zero(b, res.Summary.Errors)
@@ -152,6 +161,10 @@ func BenchmarkRunnerThroughput(b *testing.B) {
 			b.ReportMetric(runnerRPS, "runner_req/s")
 			b.ReportMetric(plainRPS, "plain_req/s")
 			b.ReportMetric(runnerRPS/plainRPS, "ratio")
+			// CPU per request of the whole process (client and in-process
+			// server): what bounds throughput on a busy machine.
+			b.ReportMetric(float64(runnerCPU.Microseconds())/float64(items*b.N), "runner_cpu_us/req")
+			b.ReportMetric(float64(plainCPU.Microseconds())/float64(items*b.N), "plain_cpu_us/req")
 		})
 	}
 }
@@ -218,6 +231,14 @@ func BenchmarkRunnerMemory100k(b *testing.B) {
 			b.ReportMetric(float64(retained)/items, "result_B/item")
 		})
 	}
+}
+
+// processCPU returns the CPU time (user and system) the process has used.
+func processCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // liveHeap returns the bytes of heap memory occupied by objects (live and
