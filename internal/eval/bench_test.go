@@ -111,6 +111,7 @@ func plainLoop(b *testing.B, client *http.Client, url string, bodies [][]byte, n
 //     reply, as a minimal real server would;
 //
 //   - fixed-1ms: the canned reply after 1 ms, a very fast model;
+//
 //   - fixed-20ms: the canned reply after 20 ms, the speed measured for a
 //     1M-parameter model served by llama-server on this kind of machine.
 //
