@@ -122,7 +122,12 @@ func FuzzSplit(f *testing.F) {
 		}
 		if n >= 2 {
 			require.NotEmpty(t, train)
-			require.NotEmpty(t, eval)
+			if evalSize > 0 {
+				require.NotEmpty(t, eval)
+			}
+		}
+		if n >= 3 && valPct%100 > 0 {
+			require.NotEmpty(t, val, "val_ratio > 0 leaves a validation record")
 		}
 	})
 }
