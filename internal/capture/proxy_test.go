@@ -114,7 +114,9 @@ func (b *testBundle) post(t *testing.T, body string, headers map[string]string) 
 	return resp
 }
 
-// counter reads flywheel_capture_records_total{result}.
+// counter reads a counter's value for one label value, or a gauge's when
+// label is "". The proxy counts a call after its answer is sent, so tests
+// poll it.
 func (b *testBundle) counter(t *testing.T, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := b.reg.Gather()
@@ -124,6 +126,9 @@ func (b *testBundle) counter(t *testing.T, name, label, value string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			if label == "" {
+				return m.GetGauge().GetValue()
+			}
 			for _, l := range m.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
@@ -178,7 +183,9 @@ func TestProxy(t *testing.T) {
 		require.Eventually(t, func() bool {
 			return b.counter(t, "flywheel_capture_records_total", "result", capture.ResultRecorded) == 1
 		}, 5*time.Second, time.Millisecond)
-		require.Equal(t, float64(1), b.counter(t, "flywheel_capture_requests_total", "outcome", "forwarded"))
+		require.Eventually(t, func() bool {
+			return b.counter(t, "flywheel_capture_requests_total", "outcome", "forwarded") == 1
+		}, 5*time.Second, time.Millisecond)
 	})
 
 	t.Run("PassesCallerAuthorizationWithoutKey", func(t *testing.T) {
@@ -198,7 +205,9 @@ func TestProxy(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 		require.Equal(t, errBody, string(body))
-		require.Equal(t, float64(1), b.counter(t, "flywheel_capture_records_total", "result", capture.ResultNotRecorded))
+		require.Eventually(t, func() bool {
+			return b.counter(t, "flywheel_capture_records_total", "result", capture.ResultNotRecorded) == 1
+		}, 5*time.Second, time.Millisecond)
 		require.Empty(t, b.ing.records())
 	})
 
@@ -211,7 +220,9 @@ func TestProxy(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusBadGateway, resp.StatusCode)
 		require.Contains(t, string(body), "upstream_error")
-		require.Equal(t, float64(1), b.counter(t, "flywheel_capture_requests_total", "outcome", "upstream_error"))
+		require.Eventually(t, func() bool {
+			return b.counter(t, "flywheel_capture_requests_total", "outcome", "upstream_error") == 1
+		}, 5*time.Second, time.Millisecond)
 	})
 
 	t.Run("MissingIDs", func(t *testing.T) {
@@ -221,7 +232,9 @@ func TestProxy(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		require.Equal(t, chatResp, string(body), "still forwarded")
-		require.Equal(t, float64(1), b.counter(t, "flywheel_capture_records_total", "result", capture.ResultMissingIDs))
+		require.Eventually(t, func() bool {
+			return b.counter(t, "flywheel_capture_records_total", "result", capture.ResultMissingIDs) == 1
+		}, 5*time.Second, time.Millisecond)
 		require.Empty(t, b.ing.records())
 	})
 
@@ -257,7 +270,10 @@ func TestProxy(t *testing.T) {
 			resp.Body.Close()
 			require.Equal(t, http.StatusOK, resp.StatusCode)
 		}
-		require.Equal(t, float64(2), b.counter(t, "flywheel_capture_records_total", "result", capture.ResultQueueFull))
+		require.Eventually(t, func() bool {
+			return b.counter(t, "flywheel_capture_records_total", "result", capture.ResultQueueFull) == 2 &&
+				b.counter(t, "flywheel_capture_queue_length", "", "") == 1
+		}, 5*time.Second, time.Millisecond)
 		// Run drains the queued record when stopped.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -355,6 +371,8 @@ func TestProxyStreaming(t *testing.T) {
 		resp := b.post(t, chatReq, ids)
 		_, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
-		require.Equal(t, float64(1), b.counter(t, "flywheel_capture_records_total", "result", capture.ResultNotRecorded))
+		require.Eventually(t, func() bool {
+			return b.counter(t, "flywheel_capture_records_total", "result", capture.ResultNotRecorded) == 1
+		}, 5*time.Second, time.Millisecond)
 	})
 }
