@@ -81,6 +81,9 @@ func TestParseLine(t *testing.T) {
 			require.Equal(t, time.Unix(1746000037, 0).UTC(), rec.Timestamp)
 			require.JSONEq(t, `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, string(rec.Request))
 		}},
+		{name: "ByteOrderMark", line: "\ufeff" + logLine, check: func(t *testing.T, rec flywheel.LogRecord) {
+			require.Equal(t, "w", rec.WorkloadID)
+		}},
 		{name: "OverridesWin", line: logLine, opts: func(o *ingest.Options) { o.WorkloadID, o.ClientID = "W2", "C2" },
 			check: func(t *testing.T, rec flywheel.LogRecord) {
 				require.Equal(t, "W2", rec.WorkloadID)

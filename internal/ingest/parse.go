@@ -107,7 +107,7 @@ func ParseLine(data []byte, lineNo int, opts Options) (flywheel.LogRecord, *Reje
 	reject := func(field, format string, args ...any) (flywheel.LogRecord, *Rejection) {
 		return flywheel.LogRecord{}, &Rejection{Line: lineNo, Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
-	data = bytes.TrimSpace(data)
+	data = bytes.TrimSpace(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))) // a UTF-8 byte order mark
 	if len(data) == 0 {
 		return reject("", "empty line")
 	}
