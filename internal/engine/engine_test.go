@@ -443,7 +443,7 @@ func TestMaxConcurrentRunsQueuesTheRest(t *testing.T) {
 		r, err := b.store.GetRun(ctx, first.ID)
 		require.NoError(t, err)
 		return r.Status == flywheel.RunRunning
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 10*time.Second, 5*time.Millisecond, "the older run starts first")
 	time.Sleep(200 * time.Millisecond) // give the second run every chance to start
 	r, err := b.store.GetRun(ctx, second.ID)
 	require.NoError(t, err)

@@ -326,12 +326,20 @@ func affected(res sql.Result, err error, what string) (bool, error) {
 }
 
 // TryStartRun moves a pending run to running when fewer than maxRunning runs
-// are running (maxRunning <= 0: no cap). It reports whether the run started.
-// On Postgres two processes racing for the last slot may both take it; the
-// cap is a budget, not a lock.
+// are running (maxRunning <= 0: no cap) and no older run is still waiting
+// (first come, first served). It reports whether the run started. On
+// Postgres two processes racing for the last slot may both take it; the cap
+// is a budget, not a lock.
 func (q *Queries) TryStartRun(ctx context.Context, id string, maxRunning int) (bool, error) {
+	if maxRunning <= 0 {
+		res, err := q.exec(ctx, `UPDATE flywheel_runs SET status = 'running', updated_at = ? WHERE id = ? AND status = 'pending'`, q.Now(), id)
+		return affected(res, err, "start run")
+	}
 	res, err := q.exec(ctx, `UPDATE flywheel_runs SET status = 'running', updated_at = ? WHERE id = ? AND status = 'pending'
-		AND (? <= 0 OR (SELECT COUNT(*) FROM flywheel_runs WHERE status = 'running') < ?)`, q.Now(), id, maxRunning, maxRunning)
+		AND (SELECT COUNT(*) FROM flywheel_runs WHERE status = 'running') < ?
+		AND NOT EXISTS (SELECT 1 FROM flywheel_runs o, flywheel_runs me WHERE me.id = ? AND o.status = 'pending'
+			AND (o.started_at < me.started_at OR (o.started_at = me.started_at AND o.id < me.id)))`,
+		q.Now(), id, maxRunning, id)
 	return affected(res, err, "start run")
 }
 
