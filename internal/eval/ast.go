@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,55 +36,132 @@ const (
 
 // Schema is the part of a JSON schema the checker reads.
 type Schema struct {
-	Type       schemaType         `json:"type"`
-	Properties map[string]*Schema `json:"properties"`
-	Required   []string           `json:"required"`
-	Items      *Schema            `json:"items"`
-}
-
-// schemaType is a JSON-schema "type": one name or a list of names.
-type schemaType []string
-
-// UnmarshalJSON accepts a string or a list of strings.
-func (t *schemaType) UnmarshalJSON(b []byte) error {
-	var one string
-	if json.Unmarshal(b, &one) == nil {
-		*t = schemaType{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return fmt.Errorf("decode schema type: %w", err)
-	}
-	*t = many
-	return nil
+	// Type is the schema's "type": one name or several.
+	Type       []string
+	Properties map[string]*Schema
+	Required   []string
+	Items      *Schema
 }
 
 // Tools maps a normalised function name to its parameter schema.
 type Tools map[string]*Schema
 
-// ParseTools reads a request's "tools" array. Entries without a function
-// name are skipped; a malformed array is an error.
+// ParseTools reads a request's "tools" array. It is lenient about the
+// schemas (parts of unexpected shape, such as a boolean "required" or a
+// tuple "items", are ignored) but a "tools" value that is not an array of
+// JSON values is an error. Entries without a function name are skipped.
 func ParseTools(raw json.RawMessage) (Tools, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
-	var tools []struct {
-		Function struct {
-			Name       string  `json:"name"`
-			Parameters *Schema `json:"parameters"`
-		} `json:"function"`
+	if !json.Valid(raw) {
+		var v any
+		return nil, fmt.Errorf("decode tools: %w", json.Unmarshal(raw, &v))
 	}
-	if err := json.Unmarshal(raw, &tools); err != nil {
+	return parseToolsValid(raw)
+}
+
+// parseToolsValid is ParseTools for input known to be valid JSON.
+func parseToolsValid(raw []byte) (Tools, error) {
+	if isNullJSON(raw) {
+		return nil, nil
+	}
+	out := Tools{}
+	err := forEachElement(raw, func(tool []byte) error {
+		fn := memberOf(tool, "function")
+		if fn == nil {
+			return nil
+		}
+		name, _ := parseValue(memberOf(fn, "name"))
+		n, ok := name.(string)
+		if !ok || n == "" {
+			return nil
+		}
+		out[normName(n)] = parseSchema(memberOf(fn, "parameters"))
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("decode tools: %w", err)
 	}
-	out := make(Tools, len(tools))
-	for _, t := range tools {
-		if t.Function.Name != "" {
-			out[normName(t.Function.Name)] = t.Function.Parameters
-		}
-	}
 	return out, nil
+}
+
+// memberOf returns the raw value of key in a valid JSON object (the last
+// one when repeated), or nil when b is not an object or has no such key.
+func memberOf(b []byte, key string) []byte {
+	var out []byte
+	_ = forEachMember(b, func(k, v []byte) error {
+		if string(k) == key {
+			out = v
+		}
+		return nil
+	})
+	return out
+}
+
+// parseSchema reads a valid JSON schema object; nil when b is not an
+// object.
+func parseSchema(b []byte) *Schema {
+	if isNullJSON(b) || skipSpace(b, 0) >= len(b) || b[skipSpace(b, 0)] != '{' {
+		return nil
+	}
+	s := &Schema{}
+	_ = forEachMember(b, func(k, v []byte) error {
+		switch string(k) {
+		case "type":
+			s.Type = s.Type[:0]
+			switch v[0] {
+			case '"':
+				if t, err := parseValue(v); err == nil {
+					s.Type = append(s.Type, t.(string))
+				}
+			case '[':
+				_ = forEachElement(v, func(e []byte) error {
+					if t, err := parseValue(e); err == nil {
+						if name, ok := t.(string); ok {
+							s.Type = append(s.Type, name)
+						}
+					}
+					return nil
+				})
+			}
+		case "properties":
+			if v[0] != '{' {
+				return nil
+			}
+			s.Properties = map[string]*Schema{}
+			_ = forEachMember(v, func(pk, pv []byte) error {
+				ps := parseSchema(pv)
+				if ps == nil {
+					ps = &Schema{}
+				}
+				s.Properties[string(pk)] = ps
+				return nil
+			})
+		case "required":
+			if v[0] != '[' {
+				return nil
+			}
+			s.Required = s.Required[:0]
+			_ = forEachElement(v, func(e []byte) error {
+				if t, err := parseValue(e); err == nil {
+					if name, ok := t.(string); ok {
+						s.Required = append(s.Required, name)
+					}
+				}
+				return nil
+			})
+		case "items":
+			s.Items = parseSchema(v)
+		}
+		return nil
+	})
+	return s
+}
+
+func isNullJSON(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) == 0 || string(b) == "null"
 }
 
 // Answer is the expected calls of one item with the acceptable values of

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
@@ -43,6 +44,9 @@ func splitObject(b []byte) ([]member, error) {
 			return nil, errNotObjectJSON
 		}
 		end, escaped := skipString(b, i)
+		if end-1 <= i || b[end-1] != '"' {
+			return nil, errNotObjectJSON
+		}
 		var key string
 		if escaped || !utf8.Valid(b[i:end]) {
 			if err := json.Unmarshal(b[i:end], &key); err != nil {
@@ -72,6 +76,54 @@ func splitObject(b []byte) ([]member, error) {
 	}
 }
 
+// forEachMember calls fn with the key and raw value of each top-level
+// member of a JSON object already known to be valid, without allocating
+// (except for keys with escapes or invalid UTF-8, which are decoded).
+func forEachMember(b []byte, fn func(key, val []byte) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errNotObjectJSON
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return errNotObjectJSON
+		}
+		if b[i] == '}' {
+			return nil
+		}
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		if i >= len(b) || b[i] != '"' {
+			return errNotObjectJSON
+		}
+		end, escaped := skipString(b, i)
+		if end-1 <= i || b[end-1] != '"' {
+			return errNotObjectJSON
+		}
+		key := b[i+1 : end-1]
+		if escaped || !utf8.Valid(key) {
+			var k string
+			if err := json.Unmarshal(b[i:end], &k); err != nil {
+				return err
+			}
+			key = []byte(k)
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return errNotObjectJSON
+		}
+		i = skipSpace(b, i+1)
+		vend := skipValue(b, i)
+		if err := fn(key, b[i:vend]); err != nil {
+			return err
+		}
+		i = vend
+	}
+}
+
 // get returns the value of key, or nil.
 func get(ms []member, key string) []byte {
 	for _, m := range ms {
@@ -90,19 +142,29 @@ func skipSpace(b []byte, i int) int {
 }
 
 // skipString returns the index after the string starting at b[i] (a
-// quote) and whether it holds escapes.
+// quote) and whether it holds escapes. It jumps from quote to quote.
 func skipString(b []byte, i int) (int, bool) {
 	escaped := false
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			escaped = true
-			j++
-		case '"':
-			return j + 1, escaped
+	j := i + 1
+	for {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return len(b), escaped
 		}
+		q := j + k
+		if bytes.IndexByte(b[j:q], '\\') >= 0 {
+			escaped = true
+			n := 0
+			for p := q - 1; p > i && b[p] == '\\'; p-- {
+				n++
+			}
+			if n%2 == 1 { // an escaped quote: keep going
+				j = q + 1
+				continue
+			}
+		}
+		return q + 1, escaped
 	}
-	return len(b), escaped
 }
 
 // skipValue returns the index after the value starting at b[i].
@@ -179,18 +241,12 @@ func parseValue(b []byte) (any, error) {
 	switch b[0] {
 	case '{':
 		m := map[string]any{}
-		ms, err := splitObject(b)
-		if err != nil {
-			return nil, err
-		}
-		for _, kv := range ms {
-			v, err := parseValue(kv.val)
-			if err != nil {
-				return nil, err
-			}
-			m[kv.key] = v
-		}
-		return m, nil
+		err := forEachMember(b, func(k, val []byte) error {
+			v, err := parseValue(val)
+			m[string(k)] = v
+			return err
+		})
+		return m, err
 	case '[':
 		l := []any{}
 		err := forEachElement(b, func(e []byte) error {

@@ -235,3 +235,36 @@ func TestDescribe(t *testing.T) {
 	p := Percentiles([]float64{5, 1, 4, 2, 3}, 0.5, 0.95, 0)
 	require.Equal(t, []float64{3, 4.8, 1}, p)
 }
+
+func TestParseTools(t *testing.T) {
+	t.Parallel()
+
+	tools, err := ParseTools(json.RawMessage(`[
+		{"type":"function","function":{"name":"a.b","parameters":{"type":"object","required":true,
+			"properties":{"x":{"type":["integer","null"]},"y":true,"z":{"type":"array","items":[{"type":"string"}]}}}}},
+		{"type":"function","function":{"description":"no name"}},
+		"junk",
+		{"type":"function","function":{"name":"c","parameters":{"type":"object","properties":{"q":{"type":"string"}},"required":["q"]}}}
+	]`))
+	require.NoError(t, err)
+	require.Len(t, tools, 2)
+	ab := tools["a_b"]
+	require.NotNil(t, ab)
+	require.Equal(t, []string{"object"}, ab.Type)
+	require.Empty(t, ab.Required, "a boolean required is ignored")
+	require.Equal(t, []string{"integer", "null"}, ab.Properties["x"].Type)
+	require.NotNil(t, ab.Properties["y"], "a boolean schema still declares the property")
+	require.Nil(t, ab.Properties["z"].Items, "tuple items are ignored")
+	require.Equal(t, []string{"q"}, tools["c"].Required)
+
+	ch := CheckCalls(tools, []Call{NewCall("a_b", `{"x":null,"y":1}`)}, Answer{{Name: "a.b", Params: map[string][]any{"x": {nil}, "y": {json.Number("1")}}}})
+	require.True(t, ch.Valid, ch.Detail)
+
+	for _, bad := range []string{`{"function":{}}`, `[`, `"x"`} {
+		_, err := ParseTools(json.RawMessage(bad))
+		require.Error(t, err, bad)
+	}
+	none, err := ParseTools(nil)
+	require.NoError(t, err)
+	require.Nil(t, none)
+}

@@ -34,6 +34,7 @@ type toolsCache struct {
 // toolsCacheMax bounds the entries of a toolsCache.
 const toolsCacheMax = 1024
 
+// parse returns the tools of raw, which must be valid JSON.
 func (c *toolsCache) parse(raw []byte) (Tools, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
@@ -44,7 +45,7 @@ func (c *toolsCache) parse(raw []byte) (Tools, error) {
 	if ok {
 		return t, nil
 	}
-	t, err := ParseTools(raw)
+	t, err := parseToolsValid(raw)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,9 @@ func forEachMember(b []byte, fn func(key, val []byte) error) error {
 			return errNotObjectJSON
 		}
 		end, escaped := skipString(b, i)
+		if end-1 <= i || b[end-1] != '"' {
+			return errNotObjectJSON
+		}
 		key := b[i+1 : end-1]
 		if escaped || !utf8.Valid(key) {
 			var k string
@@ -99,19 +102,29 @@ func skipSpace(b []byte, i int) int {
 }
 
 // skipString returns the index after the string starting at b[i] (a
-// quote) and whether it holds escapes.
+// quote) and whether it holds escapes. It jumps from quote to quote.
 func skipString(b []byte, i int) (int, bool) {
 	escaped := false
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			escaped = true
-			j++
-		case '"':
-			return j + 1, escaped
+	j := i + 1
+	for {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return len(b), escaped
 		}
+		q := j + k
+		if bytes.IndexByte(b[j:q], '\\') >= 0 {
+			escaped = true
+			n := 0
+			for p := q - 1; p > i && b[p] == '\\'; p-- {
+				n++
+			}
+			if n%2 == 1 { // an escaped quote: keep going
+				j = q + 1
+				continue
+			}
+		}
+		return q + 1, escaped
 	}
-	return len(b), escaped
 }
 
 // skipValue returns the index after the value starting at b[i].
