@@ -243,13 +243,15 @@ func TestBrowser(t *testing.T) {
 			into(&badge, chromedp.Text(chromedp.CSS(`h1 .badge`))),
 		))
 		require.Equal(t, "cancelled", strings.TrimSpace(badge))
-		b.finished(t, slow.ID)
-		// The page follows the cleanup live and then shows the final state.
+		// The page follows the cleanup live, then reloads once in its final state.
+		var live bool
 		require.NoError(t, chromedp.Do(step(t, ctx),
-			chromedp.Navigate(base+"/ui/runs/"+slow.ID),
 			chromedp.WaitVisible(chromedp.CSS(`.timeline[data-final]`)),
+			chromedp.WaitNotPresent(chromedp.CSS(`body[data-refresh]`)),
+			into(&live, chromedp.Evaluate[bool](`document.querySelector("a.button[href$='/cancel']") !== null`)),
 			shoot(dir, "07-cancelled-run.png"),
 		))
+		require.False(t, live, "a cancelled run offers no cancel button")
 		got, err := b.engine.GetJob(context.Background(), slow.ID)
 		require.NoError(t, err)
 		require.Equal(t, flywheel.RunCancelled, got.Run.Status)

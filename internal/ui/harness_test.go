@@ -239,7 +239,9 @@ func setup(tb testing.TB, so setupOpts) *testBundle {
 	})
 	b := &testBundle{engine: e, store: s}
 	b.ui = ui.New(ui.Options{Jobs: e, Logger: logger, Prefix: "/ui", RefreshInterval: time.Second})
-	river, err := e.RiverUI(ctx, "/ui/river")
+	riverCtx, stopRiver := context.WithCancel(ctx)
+	tb.Cleanup(stopRiver)
+	river, err := e.RiverUI(riverCtx, "/ui/river")
 	require.NoError(tb, err)
 	b.server = httptest.NewServer(server.New(server.Options{Jobs: e, UI: b.ui, RiverUI: river, Logger: logger}))
 	tb.Cleanup(b.server.Close)

@@ -34,6 +34,11 @@ type page struct {
 	Nav     string
 }
 
+// refreshSeconds is the live refresh period in whole seconds (at least 1).
+func (h *Handler) refreshSeconds() int {
+	return max(1, int(h.opts.RefreshInterval.Round(time.Second).Seconds()))
+}
+
 func (h *Handler) page(r *http.Request, title string) page {
 	return page{Title: title, Prefix: h.opts.Prefix, CSRF: h.csrf, River: h.opts.RiverPath}
 }
@@ -195,7 +200,7 @@ func (h *Handler) runsPage(w http.ResponseWriter, r *http.Request) {
 		Statuses: []flywheel.RunStatus{flywheel.RunPending, flywheel.RunRunning, flywheel.RunCompleted, flywheel.RunFailed, flywheel.RunCancelled},
 		Rows:     h.rows(p, q)}
 	v.Nav = "runs"
-	v.Refresh = int(h.opts.RefreshInterval.Seconds())
+	v.Refresh = h.refreshSeconds()
 	filters := url.Values{}
 	for _, k := range []string{"workload", "client", "status"} {
 		if s := strings.TrimSpace(q.Get(k)); s != "" {
@@ -213,8 +218,8 @@ func (h *Handler) runsPage(w http.ResponseWriter, r *http.Request) {
 	if f.Cursor != "" {
 		v.First = h.opts.Prefix + "/?" + filters.Encode()
 	}
-	if q.Get("deleted") != "" {
-		v.Notice = "Deletion of run " + q.Get("deleted") + " started. Its resources are released in the background."
+	if id := q.Get("deleted"); id != "" && len(id) <= 64 && strings.Trim(id, "0123456789abcdefABCDEF-") == "" {
+		v.Notice = "Deletion of run " + id + " started. Its resources are released in the background."
 	}
 	h.render(w, r, http.StatusOK, "runs", v)
 }
@@ -292,7 +297,7 @@ func (h *Handler) runBase(r *http.Request, d *flywheel.JobDetail, tab string) ru
 		CanCancel: !d.Run.Status.Terminal(), CanDelete: d.Run.FinishedAt != nil}
 	v.Nav = "runs"
 	if !d.Run.Status.Terminal() {
-		v.Refresh = int(h.opts.RefreshInterval.Seconds())
+		v.Refresh = h.refreshSeconds()
 	}
 	switch r.URL.Query().Get("done") {
 	case "cancel":
@@ -309,6 +314,12 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v := h.runBase(r, d, "overview")
 	v.Timeline = h.timeline(d)
+	// The timeline follows a run until its last stage (the cleanup after a
+	// cancellation included) is done.
+	v.Refresh = 0
+	if !v.Timeline.Final {
+		v.Refresh = h.refreshSeconds()
+	}
 	if s := d.Run.Stats; s != nil {
 		v.Stats = []statRow{{"Records read", s.Total}, {"Invalid format", s.InvalidFormat}, {"Filtered out", s.Filtered},
 			{"Duplicates removed", s.Deduplicated}, {"Selected", s.Selected}, {"Evaluation set", s.Eval},

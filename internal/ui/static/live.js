@@ -14,7 +14,13 @@
     Promise.all(parts.map(function (el) {
       return fetch(el.getAttribute("data-live"), { headers: { "Accept": "text/html" }, credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (html) { if (html !== null) { el.innerHTML = html; } })
+        .then(function (html) {
+          if (html === null) { return; }
+          el.innerHTML = html;
+          // Once a part is final, reload once so the rest of the page
+          // (status, buttons) shows the final state too.
+          if (final(el)) { window.location.reload(); }
+        })
         .catch(function () { /* keep the last view; try again next tick */ });
     })).then(function () { setTimeout(tick, secs * 1000); });
   }
