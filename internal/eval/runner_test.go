@@ -242,6 +242,29 @@ func TestRunnerWithJudge(t *testing.T) {
 		require.Equal(t, l.n, res.Details[flywheel.ScoreToolCallingCorrectness].N)
 	})
 
+	t.Run("UnparsableJudgeIsAbsentNotZero", func(t *testing.T) {
+		t.Parallel()
+		mute := openaitest.New(openaitest.Options{Chat: func(c openaitest.ChatCall) openaitest.Reply {
+			if c.N%2 == 0 {
+				return openaitest.Reply{Status: 400} // a judge that refuses
+			}
+			return openaitest.Reply{Message: openai.Message{Content: "I would rather not say."}}
+		}})
+		t.Cleanup(mute.Close)
+		path := writeGeneric(t, []genericRec{{"a", "a"}, {"b", "b"}, {"c", "c"}})
+		b := setupRun(t, openaitest.Options{}, eval.Options{Concurrency: 1}, path)
+		b.req.WorkloadType = flywheel.WorkloadGeneric
+		b.req.Judge = &flywheel.Endpoint{BaseURL: mute.URL, Model: "judge"}
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		require.NotContains(t, res.Scores, flywheel.ScoreSimilarity)
+		require.Equal(t, 3, res.Summary.ErrorClasses[eval.ClassJudgeFailed])
+		require.Equal(t, 1.0, res.Scores[eval.ScoreExactMatch])
+		for _, it := range res.Items {
+			require.NotContains(t, it.Scores, flywheel.ScoreSimilarity)
+		}
+	})
+
 	t.Run("Generic", func(t *testing.T) {
 		t.Parallel()
 		path := writeGeneric(t, []genericRec{{"What is 2+2?", "4"}, {"Capital of France?", "Paris is the capital."}, {"Say hi", "hi"}})
