@@ -1,16 +1,159 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
 	"github.com/spf13/cobra"
+
+	"github.com/flywheel-go/flywheel/internal/app"
+	"github.com/flywheel-go/flywheel/internal/cli"
+	"github.com/flywheel-go/flywheel/internal/config"
+	"github.com/flywheel-go/flywheel/internal/demo"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
 
+type demoFlags struct {
+	records  int
+	addr     string
+	workload string
+	client   string
+	keep     bool
+}
+
 func newDemoCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:    "demo",
-		Short:  "Run a complete flywheel job on this machine with real local models",
-		Hidden: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd, g)
-		},
+	var f demoFlags
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a complete flywheel job on this machine with real local models",
+		Long: `Run a complete flywheel job on the embedded default, with real models:
+load a tool-calling workload (generated, deterministic), build the datasets, deploy
+two tiny candidate models with llama-server, evaluate them as they are, with few-shot
+examples and after fine-tuning, fine-tune them with PyTorch on the CPU, shut
+everything down, and print the results and the recommendation.
+
+Its data goes to <data dir>/demo unless --data-dir is given; while it runs, the API
+and dashboard are served (see the printed address). scripts/install-local.sh
+installs what it needs (scripts/demo.sh runs both).`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), g, f) },
 	}
+	cmd.Flags().IntVar(&f.records, "records", 600, "records of traffic to generate")
+	cmd.Flags().StringVar(&f.addr, "addr", "127.0.0.1:0", "address to serve the API and dashboard on while the demo runs")
+	cmd.Flags().StringVar(&f.workload, "workload-id", "demo-assistant", "workload id of the generated traffic")
+	cmd.Flags().StringVar(&f.client, "client-id", "demo", "client id of the generated traffic")
+	cmd.Flags().BoolVar(&f.keep, "keep-serving", false, "keep serving after the run ends (Ctrl-C to stop)")
+	return cmd
+}
+
+// demoSettings tunes the configuration for tiny models that learn a workload
+// from scratch in a minute: full fine-tuning at a high learning rate, and
+// few-shot prompts that fit their 2048-token context.
+func demoSettings(cfg *config.Config) {
+	cfg.Platform.Name = config.PlatformLocal
+	cfg.DataSplit.EvalSize = 60
+	cfg.DataSplit.ValRatio = 0.1
+	seed := int64(7)
+	cfg.DataSplit.RandomSeed = &seed
+	cfg.ICL.ExampleSelection = flywheel.SelectionUniform
+	cfg.ICL.MaxContextLength = 2048
+	cfg.ICL.ReservedTokens = 768
+	cfg.ICL.MaxExamples = 2
+	cfg.Training.FinetuningType = config.FinetuningAllWeights
+	cfg.Training.Epochs = 6
+	cfg.Training.LearningRate = 3e-3
+	cfg.Engine.PollInterval = time.Second
+	cfg.Eval.Concurrency = 2
+}
+
+func runDemo(ctx context.Context, g *globals, f demoFlags) error {
+	if g.dataDir == "" && g.getenv(config.EnvDataDir) == "" {
+		g.dataDir = filepath.Join(config.DefaultDataDir(g.getenv), "demo")
+	}
+	cfg, err := g.load()
+	if err != nil {
+		return err
+	}
+	if g.configPath == "" {
+		demoSettings(cfg)
+		if err := cfg.Validate(); err != nil {
+			return configError(err)
+		}
+	}
+	logger := g.logger(cfg)
+	out := g.stdout
+	start := time.Now()
+	fmt.Fprintf(out, "Flywheel demo — data in %s, platform %s, candidates:", cfg.DataDir, cfg.Platform.Name)
+	for _, n := range cfg.NIMs {
+		fmt.Fprintf(out, " %s", n.ModelName)
+	}
+	fmt.Fprintln(out)
+
+	a, err := app.Open(ctx, cfg, logger, app.Options{Workers: true, API: true})
+	if err != nil {
+		return fmt.Errorf("%w\n(run scripts/install-local.sh first, or scripts/demo.sh, which runs both)", err)
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	go func() { _ = a.Serve(serveCtx, ln) }()
+	url := "http://" + ln.Addr().String()
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "API and dashboard: %s/ui   (River: %s/ui/river)\n", url, url)
+
+	recs, err := demo.Records(f.records, 42, f.workload, f.client, time.Now())
+	if err != nil {
+		return err
+	}
+	inserted, dups, err := a.Store.InsertLogs(ctx, recs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Loaded %d records of %q traffic (%d already stored)\n", inserted, f.workload, dups)
+
+	run, err := a.Engine.CreateJob(ctx, flywheel.CreateJobRequest{WorkloadID: f.workload, ClientID: f.client})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Job %s created; following it (Ctrl-C stops the demo; the job resumes on the next start)\n\n", run.ID)
+
+	jobs := func(args ...string) error {
+		c := cli.NewJobsCommand(cli.Options{ServerURL: func() string { return url }, Stdout: out, Stderr: g.stderr})
+		c.SetArgs(args)
+		c.SetOut(out)
+		c.SetErr(g.stderr)
+		return c.ExecuteContext(ctx)
+	}
+	watchErr := jobs("watch", run.ID)
+	fmt.Fprintln(out)
+	if err := jobs("get", run.ID, "-o", "table"); err != nil {
+		return err
+	}
+	final, err := a.Store.GetRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nDemo finished in %s: job %s %s.\n", time.Since(start).Round(time.Second), run.ID, final.Status)
+	fmt.Fprintf(out, "Explore it later with: flywheel serve --data-dir %s   then open http://127.0.0.1:8000/ui\n", cfg.DataDir)
+	if f.keep {
+		fmt.Fprintf(out, "Serving on %s until Ctrl-C.\n", url)
+		<-ctx.Done()
+	}
+	if final.Status != flywheel.RunCompleted {
+		if watchErr != nil {
+			return watchErr
+		}
+		return fmt.Errorf("job ended %s: %s", final.Status, final.Error)
+	}
+	_ = os.Stdout.Sync()
+	return nil
 }

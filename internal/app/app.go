@@ -18,17 +18,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/flywheel-go/flywheel/internal/capture"
 	"github.com/flywheel-go/flywheel/internal/config"
 	"github.com/flywheel-go/flywheel/internal/dataset"
+	"github.com/flywheel-go/flywheel/internal/elasticsearch"
 	"github.com/flywheel-go/flywheel/internal/engine"
 	"github.com/flywheel-go/flywheel/internal/eval"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/mlflow"
 	"github.com/flywheel-go/flywheel/internal/openai"
 	"github.com/flywheel-go/flywheel/internal/platform/endpoint"
 	"github.com/flywheel-go/flywheel/internal/platform/nemo"
 	"github.com/flywheel-go/flywheel/internal/server"
 	"github.com/flywheel-go/flywheel/internal/stage"
 	"github.com/flywheel-go/flywheel/internal/store"
+	"github.com/flywheel-go/flywheel/internal/ui"
 )
 
 // Version is the flywheel's version, shown by /healthz and --version.
@@ -56,7 +60,10 @@ type App struct {
 	Registry *prometheus.Registry
 	Handler  http.Handler
 
-	lock *os.File
+	lock     *os.File
+	bgCancel context.CancelFunc
+	bgDone   chan struct{}
+	capture  *capture.Proxy
 }
 
 // Open connects to the database, migrates it, and builds every part. Call
@@ -65,7 +72,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	a := &App{Config: cfg, Logger: logger, Registry: prometheus.NewRegistry()}
+	a := &App{Config: cfg, Logger: logger, Registry: prometheus.NewRegistry(), bgCancel: func() {}}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	dialect, dsn, err := store.ParseURL(cfg.DatabaseURL)
 	if err != nil {
@@ -99,15 +106,33 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		a.Close()
 		return nil, err
 	}
+	var source flywheel.RecordSource = a.Store
+	if es := cfg.Elasticsearch; es.URL != "" {
+		if source, err = elasticsearch.New(elasticsearch.Config{Addresses: []string{es.URL}, Index: es.Index, Username: es.Username,
+			Password: es.Password, APIKey: es.APIKey, CACertFile: es.CACert, InsecureSkipVerify: es.InsecureSkipVerify,
+			Logger: logger.With("component", "elasticsearch")}); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("elasticsearch record source: %w", err)
+		}
+	}
 	runner := &stage.Runner{
 		Store:       a.Store,
 		Platform:    a.Platform,
-		Datasets:    &dataset.Builder{Source: a.Store, Embedder: embedder(cfg), Logger: logger.With("component", "dataset")},
+		Datasets:    &dataset.Builder{Source: source, Embedder: embedder(cfg), Logger: logger.With("component", "dataset")},
 		Evaluator:   evaluator,
 		Recommender: &recommender{store: a.Store, cfg: cfg},
 		Logger:      logger.With("component", "stage"),
 		Settings: stage.Settings{PollInterval: cfg.Engine.PollInterval, StallTimeout: cfg.Engine.StallTimeout,
 			MaxConcurrentRuns: cfg.Engine.MaxConcurrentRuns, DataDir: cfg.DataDir, JudgeAPIKey: cfg.Judge.APIKey},
+	}
+	if cfg.MLflow.Enabled {
+		exp, err := mlflow.New(mlflow.Options{TrackingURI: cfg.MLflow.TrackingURI, ExperimentPrefix: cfg.MLflow.ExperimentNamePrefix,
+			Logger: logger.With("component", "mlflow")})
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("mlflow: %w", err)
+		}
+		runner.Exporter = exp
 	}
 	limits := map[flywheel.StageName]engine.Limit{}
 	for name, l := range cfg.Engine.StageLimits {
@@ -129,13 +154,31 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		return nil, err
 	}
 	if opts.API {
-		riverUI, err := a.Engine.RiverUI(ctx, "/ui/river")
+		bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.bgCancel = cancel
+		riverUI, err := a.Engine.RiverUI(bg, "/ui/river")
 		if err != nil {
 			a.Close()
 			return nil, err
 		}
+		var captureHandler http.Handler
+		if cfg.Capture.UpstreamURL != "" {
+			a.capture, err = capture.New(capture.Config{UpstreamURL: cfg.Capture.UpstreamURL, APIKey: cfg.Capture.UpstreamAPIKey,
+				Ingester: a.Store, Registerer: a.Registry, Logger: logger.With("component", "capture")})
+			if err != nil {
+				a.Close()
+				return nil, fmt.Errorf("capture proxy: %w", err)
+			}
+			captureHandler = a.capture
+			a.bgDone = make(chan struct{})
+			go func() {
+				defer close(a.bgDone)
+				_ = a.capture.Run(bg)
+			}()
+		}
 		a.Handler = server.New(server.Options{
-			Jobs: a.Engine, Logs: a.Store, Registry: a.Registry, RiverUI: riverUI,
+			Jobs: a.Engine, Logs: a.Store, Registry: a.Registry, RiverUI: riverUI, Capture: captureHandler,
+			UI:     ui.New(ui.Options{Jobs: a.Engine, Logger: logger.With("component", "ui"), Prefix: "/ui"}),
 			Logger: logger.With("component", "http"), Version: Version,
 		})
 	}
@@ -222,14 +265,24 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return srv.Shutdown(shutCtx)
 }
 
-// Close stops the engine (gracefully, within 30 s) and closes the database.
+// Close stops the engine (gracefully, within 30 s), drains the capture
+// proxy's queue and closes the database.
 func (a *App) Close() {
+	a.bgCancel()
+	if a.bgDone != nil {
+		<-a.bgDone
+	}
 	if a.Engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := a.Engine.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			a.Logger.Warn("Engine stop", "error", err)
 		}
 		cancel()
+	}
+	// Processes a local platform started (model servers, trainers) stop with
+	// the process; a run resumed later starts them again.
+	if c, ok := a.Platform.(interface{ Close() error }); ok {
+		_ = c.Close()
 	}
 	if a.Store != nil {
 		_ = a.Store.Close()

@@ -2,6 +2,7 @@ package app
 
 import (
 	"log/slog"
+	"path/filepath"
 	"strconv"
 
 	"github.com/flywheel-go/flywheel/internal/config"
@@ -12,7 +13,7 @@ import (
 func newLocalPlatform(cfg *config.Config, logger *slog.Logger) (flywheel.Platform, error) {
 	l := cfg.Platform.Local
 	opts := local.Options{
-		DataDir: cfg.DataDir, ModelsDir: l.ModelsDir, LlamaServer: l.LlamaServerPath, Python: l.PythonPath, Threads: l.Threads,
+		DataDir: filepath.Join(cfg.DataDir, "local"), ModelsDir: l.ModelsDir, LlamaServer: l.LlamaServerPath, Python: l.PythonPath, Threads: l.Threads,
 		Logger: logger.With("component", "local"),
 	}
 	if v, err := strconv.ParseFloat(l.Options["learning_rate"], 64); err == nil {

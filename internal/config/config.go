@@ -351,8 +351,8 @@ func Default() *Config {
 		Platform: PlatformConfig{
 			Name: PlatformLocal,
 			Local: LocalConfig{
-				LlamaServerPath: "llama-server",
-				PythonPath:      "python3",
+				LlamaServerPath: "",
+				PythonPath:      "",
 				Threads:         LocalThreadsDefault,
 			},
 		},

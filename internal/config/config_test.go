@@ -571,10 +571,8 @@ func TestValidate(t *testing.T) {
 			[]string{"database_url: must start with sqlite:, postgres: or postgresql:"}},
 		{"BadPort", func(c *Config) { c.Server.Addr = "127.0.0.1:http" },
 			[]string{`server.addr: port must be a number from 0 to 65535 (got "http")`}},
-		{"LocalPlatformNeedsItsTools", func(c *Config) { c.Platform.Local = LocalConfig{} },
+		{"LocalPlatformNeedsThreads", func(c *Config) { c.Platform.Local = LocalConfig{} },
 			[]string{
-				"platform.local.llama_server_path: required when platform.name is local",
-				"platform.local.python_path: required when platform.name is local",
 				"platform.local.threads: must be greater than 0 (got 0)",
 			}},
 		{"MLflowEnabledNeedsURI", func(c *Config) { c.MLflow = MLflowConfig{Enabled: true} },

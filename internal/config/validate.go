@@ -325,14 +325,8 @@ func (c *Config) validateOwn(p *problems) {
 
 	p.oneOf("platform.name", c.Platform.Name, PlatformLocal, PlatformNeMo, PlatformEndpoint)
 	if c.Platform.Name == PlatformLocal {
-		l := c.Platform.Local
-		if l.LlamaServerPath == "" {
-			p.required("platform.local.llama_server_path", "platform.name is local")
-		}
-		if l.PythonPath == "" {
-			p.required("platform.local.python_path", "platform.name is local")
-		}
-		p.positive("platform.local.threads", l.Threads)
+		// Empty paths are found at start (see docs/config.md).
+		p.positive("platform.local.threads", c.Platform.Local.Threads)
 	}
 
 	e := c.Engine

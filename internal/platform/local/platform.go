@@ -259,7 +259,12 @@ func (p *Platform) start(name string, args []string, stdout, stderr io.Writer, e
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+fmt.Sprint(p.opts.Threads), "OPENBLAS_NUM_THREADS="+fmt.Sprint(p.opts.Threads))
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", filepath.Base(name), err)
+		err = fmt.Errorf("start %s: %w", filepath.Base(name), err)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+			// Retrying cannot install a missing program.
+			return nil, flywheel.Permanent(fmt.Errorf("%w (%w)", err, ErrNotInstalled))
+		}
+		return nil, err
 	}
 	p.mu.Lock()
 	p.children[cmd.Process.Pid] = cmd
