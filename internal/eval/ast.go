@@ -68,35 +68,36 @@ func parseToolsValid(raw []byte) (Tools, error) {
 	}
 	out := Tools{}
 	err := forEachElement(raw, func(tool []byte) error {
-		fn := memberOf(tool, "function")
-		if fn == nil {
+		if len(tool) == 0 || tool[0] != '{' {
 			return nil
 		}
-		name, _ := parseValue(memberOf(fn, "name"))
-		n, ok := name.(string)
-		if !ok || n == "" {
-			return nil
+		var name string
+		var params []byte
+		_ = forEachMember(tool, func(k, fn []byte) error {
+			if string(k) != "function" || fn[0] != '{' {
+				return nil
+			}
+			return forEachMember(fn, func(fk, fv []byte) error {
+				switch string(fk) {
+				case "name":
+					if v, err := parseValue(fv); err == nil {
+						name, _ = v.(string)
+					}
+				case "parameters":
+					params = fv
+				}
+				return nil
+			})
+		})
+		if name != "" {
+			out[normName(name)] = parseSchema(params)
 		}
-		out[normName(n)] = parseSchema(memberOf(fn, "parameters"))
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("decode tools: %w", err)
 	}
 	return out, nil
-}
-
-// memberOf returns the raw value of key in a valid JSON object (the last
-// one when repeated), or nil when b is not an object or has no such key.
-func memberOf(b []byte, key string) []byte {
-	var out []byte
-	_ = forEachMember(b, func(k, v []byte) error {
-		if string(k) == key {
-			out = v
-		}
-		return nil
-	})
-	return out
 }
 
 // parseSchema reads a valid JSON schema object; nil when b is not an

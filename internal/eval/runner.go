@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/openai"
@@ -500,43 +501,74 @@ func conversationText(raw json.RawMessage) string {
 	return sb.String()
 }
 
-// compactCall is the stored form of a tool call.
-type compactCall struct {
-	Name      string `json:"name"`
-	Arguments string `json:"arguments"`
-}
-
 // callsJSON renders tool calls as [{"name", "arguments"}].
 func callsJSON(tcs []openai.ToolCall) []byte {
-	out := make([]compactCall, len(tcs))
+	return appendCalls(nil, tcs)
+}
+
+func appendCalls(b []byte, tcs []openai.ToolCall) []byte {
+	b = append(b, '[')
 	for i, tc := range tcs {
-		out[i] = compactCall{Name: tc.Function.Name, Arguments: tc.Function.Arguments}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendJSONString(b, tc.Function.Name)
+		b = append(b, `,"arguments":`...)
+		b = appendJSONString(b, tc.Function.Arguments)
+		b = append(b, '}')
 	}
-	b, _ := json.Marshal(out)
-	return b
+	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string literal. Invalid UTF-8 is
+// replaced with U+FFFD, as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range s { // an invalid byte comes as utf8.RuneError (U+FFFD)
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == '\n':
+			b = append(b, '\\', 'n')
+		case r == '\r':
+			b = append(b, '\\', 'r')
+		case r == '\t':
+			b = append(b, '\\', 't')
+		case r < 0x20 || r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }
 
 // compact renders a message as the stored prediction or reference:
 // {"content", "tool_calls"}, cut to MaxItemBytes.
 func (w *worker) compact(m openai.Message) json.RawMessage {
-	v := struct {
-		Content   string          `json:"content,omitempty"`
-		ToolCalls json.RawMessage `json:"tool_calls,omitempty"`
-	}{Content: m.Content}
-	if len(m.ToolCalls) > 0 {
-		v.ToolCalls = callsJSON(m.ToolCalls)
+	b := make([]byte, 0, 64+len(m.Content))
+	b = append(b, '{')
+	if m.Content != "" {
+		b = append(b, `"content":`...)
+		b = appendJSONString(b, m.Content)
 	}
-	b, _ := json.Marshal(v)
+	if len(m.ToolCalls) > 0 {
+		if m.Content != "" {
+			b = append(b, ',')
+		}
+		b = append(b, `"tool_calls":`...)
+		b = appendCalls(b, m.ToolCalls)
+	}
+	b = append(b, '}')
 	limit := w.r.opts.MaxItemBytes
 	if limit < 0 || len(b) <= limit {
 		return b
 	}
-	cut := string(b[:limit])
-	tb, _ := json.Marshal(struct {
-		Truncated bool   `json:"truncated"`
-		Text      string `json:"text"`
-	}{true, strings.ToValidUTF8(cut, "")})
-	return tb
+	cut := strings.ToValidUTF8(string(b[:limit]), "")
+	tb := append([]byte(`{"truncated":true,"text":`), appendJSONString(nil, cut)...)
+	return append(tb, '}')
 }
 
 // buildBody makes the replayed request: the logged request with the
