@@ -90,7 +90,9 @@ type Options struct {
 	PricePerHourByModel map[string]float64
 	// ProgressInterval is the least time between progress reports.
 	ProgressInterval time.Duration
-	Logger           *slog.Logger
+	// Logger receives the runner's logs (the caller names the component);
+	// nil discards them.
+	Logger *slog.Logger
 }
 
 // Runner replays evaluation datasets against OpenAI-compatible endpoints
@@ -117,7 +119,6 @@ func NewRunner(opts Options) *Runner {
 	if r.logger == nil {
 		r.logger = slog.New(slog.DiscardHandler)
 	}
-	r.logger = r.logger.With("component", "eval")
 	return r
 }
 
