@@ -67,6 +67,7 @@ func demoSettings(cfg *config.Config) {
 	cfg.Training.LearningRate = 3e-3
 	cfg.Engine.PollInterval = time.Second
 	cfg.Eval.Concurrency = 2
+	cfg.Eval.MaxTokens = 128
 }
 
 func runDemo(ctx context.Context, g *globals, f demoFlags) error {

@@ -215,10 +215,15 @@ func trimEndpoint(u string) string {
 }
 
 func (a *App) evaluator(cfg *config.Config, logger *slog.Logger) (flywheel.Evaluator, error) {
-	return eval.NewRunner(eval.Options{
+	opts := eval.Options{
 		Concurrency: cfg.Eval.Concurrency, Timeout: cfg.Eval.RequestTimeout, MaxRetries: cfg.Eval.MaxRetries,
 		Logger: logger.With("component", "eval"),
-	}), nil
+	}
+	if cfg.Eval.MaxTokens > 0 {
+		n := cfg.Eval.MaxTokens
+		opts.Sampling.MaxTokens = &n
+	}
+	return eval.NewRunner(opts), nil
 }
 
 // NewPlatform builds the configured model platform.

@@ -192,6 +192,9 @@ type EvalConfig struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// MaxRetries is the retries of a failed request (transient errors only).
 	MaxRetries int `yaml:"max_retries"`
+	// MaxTokens caps the completion of every replayed request (0: keep the
+	// logged request's own max_tokens).
+	MaxTokens int `yaml:"max_tokens"`
 	// RecommendationMargin is how far below the reference score a candidate
 	// may be and still be recommended (same scale as the metric).
 	RecommendationMargin float64 `yaml:"recommendation_margin"`

@@ -384,6 +384,7 @@ func (c *Config) validateOwn(p *problems) {
 	ev := c.Eval
 	p.positive("eval.concurrency", ev.Concurrency)
 	p.nonNegative("eval.max_retries", ev.MaxRetries)
+	p.nonNegative("eval.max_tokens", ev.MaxTokens)
 	if ev.RecommendationMargin < 0 {
 		p.add("eval.recommendation_margin", "must not be negative (got %g)", ev.RecommendationMargin)
 	}

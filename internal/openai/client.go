@@ -153,9 +153,22 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s %s: status %d: %s", e.Method, e.URL, e.StatusCode, msg)
 }
 
-// Temporary reports whether retrying may succeed (408, 429 and 5xx).
+// Temporary reports whether retrying may succeed (408, 429 and 5xx), except
+// a 500 that reports the model's own output as unparseable (llama.cpp's
+// tool-call parser answers so): that is a wrong answer, not an outage.
 func (e *APIError) Temporary() bool {
+	if e.StatusCode == http.StatusInternalServerError && modelOutputError(e.Message+" "+e.Body) {
+		return false
+	}
 	return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
+}
+
+// modelOutputError reports whether a server error message says the model
+// produced output the server could not parse.
+func modelOutputError(msg string) bool {
+	msg = strings.ToLower(msg)
+	return strings.Contains(msg, "model produced output") || strings.Contains(msg, "failed to parse tool call") ||
+		strings.Contains(msg, "does not match the expected")
 }
 
 // Unwrap returns flywheel.ErrPermanent for replies that retrying cannot fix.

@@ -231,3 +231,18 @@ func TestNewValidates(t *testing.T) {
 	require.Equal(t, "http://h:1", c.BaseURL())
 	require.False(t, errors.Is(&openai.APIError{StatusCode: 503}, flywheel.ErrPermanent))
 }
+
+func TestModelOutputErrorIsNotRetried(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  openai.APIError
+		temp bool
+	}{
+		{err: openai.APIError{StatusCode: 500, Message: "The model produced output that does not match the expected peg-native format"}, temp: false},
+		{err: openai.APIError{StatusCode: 500, Message: "internal error"}, temp: true},
+		{err: openai.APIError{StatusCode: 503}, temp: true},
+		{err: openai.APIError{StatusCode: 400}, temp: false},
+	} {
+		require.Equal(t, tc.temp, tc.err.Temporary(), tc.err.Message)
+	}
+}
