@@ -158,6 +158,9 @@ type LogRecord struct {
 	Timestamp  time.Time       `json:"timestamp"`
 	Request    json.RawMessage `json:"request"`
 	Response   json.RawMessage `json:"response"`
+	// ContentHash, when set, is Hash() computed already (by a loader that
+	// canonicalised the record); stores use it instead of hashing again.
+	ContentHash string `json:"-"`
 }
 
 // ItemResult is the outcome of one evaluated record.

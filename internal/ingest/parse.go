@@ -154,6 +154,9 @@ func ParseLine(data []byte, lineNo int, opts Options) (flywheel.LogRecord, *Reje
 	default:
 		return reject("", "neither the log format (request, response) nor the conversation format (messages)")
 	}
+	// Request and response are canonical here, so the domain hash is the
+	// ingest hash; computing it now keeps it off the store's path.
+	rec.ContentHash = rec.Hash()
 	return rec, nil
 }
 

@@ -31,7 +31,11 @@ func (q *Queries) InsertLogs(ctx context.Context, recs []flywheel.LogRecord) (in
 		end := min(start+logBatch, len(recs))
 		args := make([]any, 0, (end-start)*6)
 		for _, r := range recs[start:end] {
-			args = append(args, r.WorkloadID, r.ClientID, r.Timestamp.UTC(), string(r.Request), string(r.Response), r.Hash())
+			h := r.ContentHash
+			if h == "" {
+				h = r.Hash()
+			}
+			args = append(args, r.WorkloadID, r.ClientID, r.Timestamp.UTC(), string(r.Request), string(r.Response), h)
 		}
 		values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", end-start), ", ")
 		res, err := q.exec(ctx, `INSERT INTO log_records (workload_id, client_id, ts, request, response, hash) VALUES `+values+
