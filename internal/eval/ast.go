@@ -25,6 +25,9 @@ const (
 	// ClassMissingOptional is an optional argument the answer needs that
 	// was left out (BFCL's missing_optional).
 	ClassMissingOptional = "missing_optional"
+	// ClassInvalidOutput is an item whose model produced output the server
+	// could not parse (llama.cpp answers such a request with a 500).
+	ClassInvalidOutput = "invalid_output"
 	// ClassRequestFailed is an item whose request failed after retries.
 	ClassRequestFailed = "request_failed"
 	// ClassInvalidRecord is a dataset line that could not be evaluated.

@@ -420,8 +420,13 @@ func (w *worker) process(ctx context.Context, j job) outcome {
 	o.reference = w.compact(rec.ref)
 	resp, err := w.client.ChatRaw(ctx, body)
 	if err != nil {
-		o.failed, o.class, o.err = true, ClassRequestFailed, fmt.Sprintf("line %d: %v", j.line, err)
-		o.permanent = errors.Is(err, flywheel.ErrPermanent)
+		if openai.IsModelOutputError(err) {
+			// The model answered, wrongly: it scores 0 like any wrong answer.
+			o.class, o.err = ClassInvalidOutput, fmt.Sprintf("line %d: %v", j.line, err)
+		} else {
+			o.failed, o.class, o.err = true, ClassRequestFailed, fmt.Sprintf("line %d: %v", j.line, err)
+			o.permanent = errors.Is(err, flywheel.ErrPermanent)
+		}
 		if tooling {
 			for _, m := range []metric{mFunctionName, mNameAndArgs, mCallP, mCallR, mCallF1, mArgP, mArgR, mArgF1, mAST} {
 				o.scores[m] = 0

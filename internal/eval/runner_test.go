@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -441,3 +443,26 @@ func TestRunnerBadInputAndFailures(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A server that cannot parse the model's output (llama.cpp answers 500 for
+// it) reports a wrong answer: the items score 0, the evaluation succeeds,
+// and the requests are not retried.
+func TestRunnerScoresUnparseableModelOutputAsWrong(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"error":{"code":500,"message":"The model produced output that does not match the expected peg-native format","type":"server_error"}}`))
+	}))
+	defer srv.Close()
+	r := eval.NewRunner(eval.Options{Concurrency: 2, RetryBaseDelay: time.Millisecond})
+	res, err := r.Evaluate(context.Background(), flywheel.EvalRequest{EvaluationID: "e", EvalType: flywheel.EvalBase,
+		WorkloadType: flywheel.WorkloadToolCalling, Target: flywheel.Endpoint{BaseURL: srv.URL, Model: "m"},
+		Dataset: flywheel.Dataset{Path: filepath.Join(bfclDir, "simple.jsonl")}, Limit: 20}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 0.0, res.Scores[flywheel.ScoreFunctionName])
+	require.Equal(t, 20, res.Summary.ErrorClasses[eval.ClassInvalidOutput])
+	require.EqualValues(t, 20, calls.Load(), "no retries")
+}

@@ -163,6 +163,14 @@ func (e *APIError) Temporary() bool {
 	return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
 }
 
+// IsModelOutputError reports whether err is a server's refusal of the
+// model's own output (it could not parse it as the tool call or format the
+// request asked for): a wrong answer of the model, not a failed request.
+func IsModelOutputError(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusInternalServerError && modelOutputError(apiErr.Message+" "+apiErr.Body)
+}
+
 // modelOutputError reports whether a server error message says the model
 // produced output the server could not parse.
 func modelOutputError(msg string) bool {
