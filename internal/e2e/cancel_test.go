@@ -110,7 +110,12 @@ func TestCancelInEveryStage(t *testing.T) {
 				// The fake: customization jobs cancelled, deployments
 				// deleted, nothing created twice.
 				for _, c := range before.Customizations {
-					require.Equal(t, "cancelled", b.fake.CustomizationStatus(c), c)
+					if tc.stage == flywheel.StageStartCustomization {
+						require.Equal(t, "cancelled", b.fake.CustomizationStatus(c), c)
+					} else {
+						// A job racing the cancel may finish first.
+						require.Contains(t, []string{"cancelled", "completed"}, b.fake.CustomizationStatus(c), c)
+					}
 				}
 				live := b.fake.Live()
 				require.True(t, live.Empty(), "%+v", live)
