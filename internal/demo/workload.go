@@ -55,9 +55,13 @@ func toolDefs() []map[string]any {
 func Records(n int, seed uint64, workload, client string, end time.Time) ([]flywheel.LogRecord, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
-	cities := strings.Fields("Paris London Tokyo Berlin Madrid Rome Lima Cairo Sydney Toronto Boston Chicago Denver Austin Seattle Oslo Dublin Vienna Prague Lisbon")
-	tickers := strings.Fields("AAPL MSFT GOOG AMZN NVDA TSLA META IBM ORCL INTC")
-	people := strings.Fields("Alice Bob Carol Dave Erin Frank Grace Heidi")
+	cities := strings.Fields("Paris London Tokyo Berlin Madrid Rome Lima Cairo Sydney Toronto Boston Chicago Denver Austin Seattle " +
+		"Oslo Dublin Vienna Prague Lisbon Athens Warsaw Zurich Geneva Munich Milan Naples Porto Seville Lyon Nice Bergen Krakow Riga " +
+		"Tallinn Helsinki Stockholm Copenhagen Amsterdam Brussels Antwerp Quito Bogota Santiago Havana Nairobi Lagos Accra Dakar Tunis")
+	tickers := strings.Fields("AAPL MSFT GOOG AMZN NVDA TSLA META IBM ORCL INTC AMD CSCO ADBE CRM NFLX PYPL SHOP UBER ABNB SNOW " +
+		"QCOM TXN AVGO MU KO PEP WMT COST NKE DIS")
+	people := strings.Fields("Alice Bob Carol Dave Erin Frank Grace Heidi Ivan Judy Mallory Niaj Olivia Peggy Rupert Sybil Trent " +
+		"Victor Walter Yvonne Zoe Liam Emma Noah Ava Mia Lucas Amir Priya Chen Sofia Mateo Hana Omar Lena")
 	defs := toolDefs()
 	out := make([]flywheel.LogRecord, 0, n)
 	for i := range n {
