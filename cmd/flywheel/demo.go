@@ -41,7 +41,7 @@ and dashboard are served (see the printed address). scripts/install-local.sh
 installs what it needs (scripts/demo.sh runs both).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), g, f) },
 	}
-	cmd.Flags().IntVar(&f.records, "records", 600, "records of traffic to generate")
+	cmd.Flags().IntVar(&f.records, "records", 800, "records of traffic to generate")
 	cmd.Flags().StringVar(&f.addr, "addr", "127.0.0.1:0", "address to serve the API and dashboard on while the demo runs")
 	cmd.Flags().StringVar(&f.workload, "workload-id", "demo-assistant", "workload id of the generated traffic")
 	cmd.Flags().StringVar(&f.client, "client-id", "demo", "client id of the generated traffic")
@@ -63,7 +63,7 @@ func demoSettings(cfg *config.Config) {
 	cfg.ICL.ReservedTokens = 768
 	cfg.ICL.MaxExamples = 2
 	cfg.Training.FinetuningType = config.FinetuningAllWeights
-	cfg.Training.Epochs = 6
+	cfg.Training.Epochs = 10
 	cfg.Training.LearningRate = 3e-3
 	cfg.Engine.PollInterval = time.Second
 	cfg.Eval.Concurrency = 2
