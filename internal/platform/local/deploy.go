@@ -90,6 +90,10 @@ func (p *Platform) Deploy(ctx context.Context, req flywheel.DeployRequest) (flyw
 		return flywheel.Deployment{}, fmt.Errorf("open server log: %w", err)
 	}
 	fmt.Fprintf(logFile, "# %s %s %v\n", time.Now().UTC().Format(time.RFC3339), p.opts.LlamaServer, args)
+	if p.opts.LlamaServer == "" {
+		logFile.Close()
+		return flywheel.Deployment{}, flywheel.Permanent(fmt.Errorf("find llama-server: %w", ErrNotInstalled))
+	}
 	cmd, err := p.start(p.opts.LlamaServer, args, logFile, logFile, logFile)
 	if err != nil {
 		logFile.Close()

@@ -119,11 +119,13 @@ func New(opts Options) (*Platform, error) {
 	opts.Parallel = cmp.Or(opts.Parallel, ParallelDefault)
 	opts.Seed = cmp.Or(opts.Seed, SeedDefault)
 	opts.StopGrace = cmp.Or(opts.StopGrace, StopGraceDefault)
+	var missing error
 	if opts.LlamaServer == "" {
+		// A missing llama-server does not stop the process from starting
+		// (the API, the dashboard and other work go on); deployments fail
+		// at once with a message that says how to install it.
 		path, err := FindLlamaServer()
-		if err != nil {
-			return nil, err
-		}
+		missing = err
 		opts.LlamaServer = path
 	}
 	for _, d := range []string{opts.DataDir, opts.ModelsDir, filepath.Join(opts.DataDir, "deployments"), filepath.Join(opts.DataDir, "customizations")} {
@@ -140,6 +142,9 @@ func New(opts Options) (*Platform, error) {
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if missing != nil {
+		p.log.Warn("llama-server not found: local deployments will fail until scripts/install-local.sh is run", "error", missing)
 	}
 	if p.client == nil {
 		p.client = &http.Client{Timeout: 2 * time.Second}
