@@ -179,7 +179,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		a.Handler = server.New(server.Options{
 			Jobs: a.Engine, Logs: a.Store, Registry: a.Registry, RiverUI: riverUI, Capture: captureHandler,
 			UI:     ui.New(ui.Options{Jobs: a.Engine, Logger: logger.With("component", "ui"), Prefix: "/ui"}),
-			Logger: logger.With("component", "http"), Version: Version,
+			Logger: logger, Version: Version,
 		})
 	}
 	return a, nil

@@ -25,5 +25,9 @@ func newLocalPlatform(cfg *config.Config, logger *slog.Logger) (flywheel.Platfor
 	if v, err := strconv.ParseFloat(l.Options["max_train_seconds"], 64); err == nil {
 		opts.MaxTrainSeconds = v
 	}
-	return local.New(opts)
+	p, err := local.New(opts)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return p, nil
 }
