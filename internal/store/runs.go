@@ -33,9 +33,7 @@ func scanRun(row interface{ Scan(...any) error }) (*flywheel.Run, error) {
 	r.Error = errText.String
 	r.WorkloadType = flywheel.WorkloadType(wt)
 	r.IdempotencyKey = idem.String
-	if err := fromJSON(sql.NullString{String: datasets, Valid: true}, &r.Datasets); err != nil {
-		return nil, err
-	}
+	_ = datasets // the datasets table holds them (the column is from the first schema)
 	if err := fromJSON(sql.NullString{String: spec, Valid: true}, &r.Spec); err != nil {
 		return nil, err
 	}
@@ -51,9 +49,7 @@ func scanRun(row interface{ Scan(...any) error }) (*flywheel.Run, error) {
 			return nil, err
 		}
 	}
-	if r.Datasets == nil {
-		r.Datasets = []flywheel.Dataset{}
-	}
+	r.Datasets = []flywheel.Dataset{}
 	return &r, nil
 }
 
@@ -95,7 +91,7 @@ func (q *Queries) GetRun(ctx context.Context, id string) (*flywheel.Run, error) 
 	if err != nil {
 		return nil, notFound(err, "run "+id)
 	}
-	return r, nil
+	return r, q.attachDatasets(ctx, r)
 }
 
 // GetRunByIdempotencyKey returns the run created with key.
@@ -104,7 +100,7 @@ func (q *Queries) GetRunByIdempotencyKey(ctx context.Context, key string) (*flyw
 	if err != nil {
 		return nil, notFound(err, "run with idempotency key")
 	}
-	return r, nil
+	return r, q.attachDatasets(ctx, r)
 }
 
 // ListRuns returns one page of runs, newest first.
@@ -159,12 +155,13 @@ func (q *Queries) ListRuns(ctx context.Context, f flywheel.JobFilter) (flywheel.
 	if err := rows.Err(); err != nil {
 		return flywheel.JobPage{}, fmt.Errorf("list runs: %w", err)
 	}
+	rows.Close()
 	if len(page.Runs) > limit {
 		page.Runs = page.Runs[:limit]
 		last := page.Runs[limit-1]
 		page.NextCursor = encodeCursor(last.StartedAt, last.ID)
 	}
-	return page, nil
+	return page, q.attachDatasets(ctx, page.Runs...)
 }
 
 func encodeCursor(t time.Time, id string) string {
@@ -220,22 +217,64 @@ func (q *Queries) FinishRun(ctx context.Context, id string, status flywheel.RunS
 	return affected(res, err, "finish run")
 }
 
-// SetRunDatasets records what create_datasets produced.
+// SetRunDatasets records what create_datasets produced: the datasets (in
+// the datasets table, replacing an earlier attempt's), the statistics, the
+// record count and the workload type.
 func (q *Queries) SetRunDatasets(ctx context.Context, id string, res flywheel.BuildResult) error {
-	datasets, err := jsonText(res.Datasets)
-	if err != nil {
-		return err
-	}
 	stats, err := jsonText(res.Stats)
 	if err != nil {
 		return err
 	}
-	_, err = q.exec(ctx, `UPDATE flywheel_runs SET datasets = ?, stats = ?, num_records = ?, workload_type = ?, updated_at = ? WHERE id = ?`,
-		datasets, stats, res.NumRecords, string(res.WorkloadType), q.Now(), id)
+	if _, err := q.exec(ctx, `DELETE FROM datasets WHERE run_id = ?`, id); err != nil {
+		return fmt.Errorf("clear run datasets: %w", err)
+	}
+	for i, d := range res.Datasets {
+		_, err := q.exec(ctx, `INSERT INTO datasets (run_id, type, name, num_records, nmp_uri, path, position) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			id, string(d.Type), d.Name, d.NumRecords, nullStringPtr(d.NMPURI), d.Path, i)
+		if err != nil {
+			return fmt.Errorf("insert dataset %s: %w", d.Name, err)
+		}
+	}
+	_, err = q.exec(ctx, `UPDATE flywheel_runs SET stats = ?, num_records = ?, workload_type = ?, updated_at = ? WHERE id = ?`,
+		stats, res.NumRecords, string(res.WorkloadType), q.Now(), id)
 	if err != nil {
 		return fmt.Errorf("set run datasets: %w", err)
 	}
 	return nil
+}
+
+// attachDatasets fills the runs' datasets from the datasets table.
+func (q *Queries) attachDatasets(ctx context.Context, runs ...*flywheel.Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*flywheel.Run, len(runs))
+	args := make([]any, 0, len(runs))
+	for _, r := range runs {
+		byID[r.ID] = r
+		args = append(args, r.ID)
+	}
+	rows, err := q.query(ctx, `SELECT run_id, type, name, num_records, nmp_uri, path FROM datasets WHERE run_id IN (`+placeholders(len(args))+`)
+		ORDER BY run_id, position`, args...)
+	if err != nil {
+		return fmt.Errorf("read datasets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			runID, typ string
+			d          flywheel.Dataset
+			uri        sql.NullString
+		)
+		if err := rows.Scan(&runID, &typ, &d.Name, &d.NumRecords, &uri, &d.Path); err != nil {
+			return fmt.Errorf("scan dataset: %w", err)
+		}
+		d.Type, d.NMPURI = flywheel.DatasetType(typ), strPtr(uri)
+		if r := byID[runID]; r != nil {
+			r.Datasets = append(r.Datasets, d)
+		}
+	}
+	return rows.Err()
 }
 
 // SetRunStats records data statistics (also when dataset creation failed).
@@ -271,6 +310,7 @@ func (q *Queries) DeleteRun(ctx context.Context, id string) error {
 		`DELETE FROM nims WHERE flywheel_run_id = ?`,
 		`DELETE FROM llm_judge_runs WHERE flywheel_run_id = ?`,
 		`DELETE FROM stages WHERE run_id = ?`,
+		`DELETE FROM datasets WHERE run_id = ?`,
 		`DELETE FROM resources WHERE run_id = ? AND state = 'released'`,
 		`DELETE FROM flywheel_runs WHERE id = ?`,
 	} {

@@ -103,6 +103,26 @@ func TestConformance(t *testing.T) {
 				require.Equal(t, r.ID, got.ID)
 			})
 
+			t.Run("DatasetsTable", func(t *testing.T) {
+				r := newRun(t, s.Queries, time.Now(), "wl-ds")
+				uri := "hf://datasets/dfwbp/flywheel-eval-wl-ds-1"
+				res := flywheel.BuildResult{WorkloadType: flywheel.WorkloadToolCalling, NumRecords: 9, Stats: flywheel.DataStats{Total: 10, Selected: 9},
+					Datasets: []flywheel.Dataset{
+						{Name: "flywheel-eval-wl-ds-1", NumRecords: 2, Type: flywheel.DatasetBase, Path: "/d/eval", NMPURI: &uri},
+						{Name: "flywheel-train-wl-ds-1", NumRecords: 7, Type: flywheel.DatasetTrain, Path: "/d/train"},
+					}}
+				require.NoError(t, s.SetRunDatasets(ctx, r.ID, res))
+				require.NoError(t, s.SetRunDatasets(ctx, r.ID, res), "a re-run replaces them")
+				got, err := s.GetRun(ctx, r.ID)
+				require.NoError(t, err)
+				require.Equal(t, res.Datasets, got.Datasets)
+				require.Equal(t, 9, got.NumRecords)
+				require.Equal(t, flywheel.WorkloadToolCalling, got.WorkloadType)
+				page, err := s.ListRuns(ctx, flywheel.JobFilter{WorkloadID: "wl-ds"})
+				require.NoError(t, err)
+				require.Equal(t, res.Datasets, page.Runs[0].Datasets)
+			})
+
 			t.Run("NotFound", func(t *testing.T) {
 				_, err := s.GetRun(ctx, store.NewID(time.Now()))
 				require.ErrorIs(t, err, flywheel.ErrNotFound)
