@@ -215,6 +215,13 @@ func trimEndpoint(u string) string {
 }
 
 func (a *App) evaluator(cfg *config.Config, logger *slog.Logger) (flywheel.Evaluator, error) {
+	if cfg.Eval.Backend == config.EvalBackendNeMo {
+		ev, ok := a.Platform.(flywheel.Evaluator)
+		if !ok {
+			return nil, fmt.Errorf("eval.backend nemo needs the nemo platform, not %s", a.Platform.Name())
+		}
+		return ev, nil
+	}
 	opts := eval.Options{
 		Concurrency: cfg.Eval.Concurrency, Timeout: cfg.Eval.RequestTimeout, MaxRetries: cfg.Eval.MaxRetries,
 		Logger: logger.With("component", "eval"),

@@ -186,6 +186,9 @@ type RetryConfig struct {
 
 // EvalConfig configures our in-process evaluator (eval).
 type EvalConfig struct {
+	// Backend is who evaluates: inprocess (our runner, any platform) or
+	// nemo (NeMo Evaluator jobs, the blueprint's path; platform nemo only).
+	Backend string `yaml:"backend"`
 	// Concurrency is the number of requests in flight per evaluation.
 	Concurrency int `yaml:"concurrency"`
 	// RequestTimeout bounds one request to a candidate or the judge.
@@ -375,6 +378,7 @@ func Default() *Config {
 			RescueAfter:  RescueAfterDefault,
 		},
 		Eval: EvalConfig{
+			Backend:              EvalBackendInProcess,
 			Concurrency:          EvalConcurrencyDefault,
 			RequestTimeout:       EvalRequestTimeoutDefault,
 			MaxRetries:           EvalMaxRetriesDefault,
@@ -408,7 +412,11 @@ const (
 
 // Training and fine-tuning types.
 const (
-	TrainingTypeSFT        = "sft"
+	TrainingTypeSFT = "sft"
+	// Evaluation backends (eval.backend).
+	EvalBackendInProcess = "inprocess"
+	EvalBackendNeMo      = "nemo"
+
 	FinetuningLoRA         = "lora"
 	FinetuningAllWeights   = "all_weights"
 	TrainingPrecisionBF16M = "bf16-mixed"

@@ -385,6 +385,12 @@ func (c *Config) validateOwn(p *problems) {
 	p.positive("eval.concurrency", ev.Concurrency)
 	p.nonNegative("eval.max_retries", ev.MaxRetries)
 	p.nonNegative("eval.max_tokens", ev.MaxTokens)
+	if ev.Backend != "" {
+		p.oneOf("eval.backend", ev.Backend, EvalBackendInProcess, EvalBackendNeMo)
+		if ev.Backend == EvalBackendNeMo && c.Platform.Name != PlatformNeMo {
+			p.add("eval.backend", "nemo needs platform.name nemo (got %q)", c.Platform.Name)
+		}
+	}
 	if ev.RecommendationMargin < 0 {
 		p.add("eval.recommendation_margin", "must not be negative (got %g)", ev.RecommendationMargin)
 	}
