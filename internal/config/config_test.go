@@ -173,6 +173,7 @@ func TestLoadGoodFiles(t *testing.T) {
 			require.Equal(t, 5*time.Minute, e.RescueAfter)
 
 			require.Equal(t, EvalConfig{
+				Backend:              EvalBackendInProcess,
 				Concurrency:          2,
 				RequestTimeout:       30 * time.Second,
 				MaxRetries:           0,
