@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/flywheel-go/flywheel/api"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/platform/nemo/nemotest"
 	"github.com/flywheel-go/flywheel/internal/store/storetest"
@@ -19,15 +20,18 @@ import (
 // deployments deleted.
 func TestCancelInEveryStage(t *testing.T) {
 	t.Parallel()
-	held := func(b *bundle) bool { n, _ := b.gate.counts(); return n > 0 }
+	held := func(_ *testing.T, b *bundle, _ string) bool { n, _ := b.gate.counts(); return n > 0 }
 	for _, tc := range []struct {
 		stage flywheel.StageName
 		// runLevel marks a stage of the run rather than of a candidate.
 		runLevel bool
 		fake     nemotest.Options
 		hold     func(*http.Request, []byte) bool
-		// inside reports whether the fake shows the stage's remote work.
-		inside func(b *bundle) bool
+		// inside reports whether the stage's remote work is under way on
+		// the fake and known to the flywheel. A cancel that lands between
+		// the remote creation of a deployment or customization job and its
+		// ledger entry orphans it: see the package's report.
+		inside func(t *testing.T, b *bundle, runID string) bool
 	}{
 		{
 			stage: flywheel.StageCreateDatasets, runLevel: true,
@@ -35,9 +39,11 @@ func TestCancelInEveryStage(t *testing.T) {
 			inside: held,
 		},
 		{
-			stage:  flywheel.StageSpinUpNIM,
-			fake:   nemotest.Options{DeploymentReadyAfter: time.Hour},
-			inside: func(b *bundle) bool { return len(b.fake.Live().Deployments) == 1 },
+			stage: flywheel.StageSpinUpNIM,
+			fake:  nemotest.Options{DeploymentReadyAfter: time.Hour},
+			inside: func(t *testing.T, b *bundle, runID string) bool {
+				return len(b.fake.Live().Deployments) == 1 && b.live(t, runID, flywheel.ResourceDeployment) == 1
+			},
 		},
 		{
 			stage:  flywheel.StageRunBaseEval,
@@ -50,9 +56,11 @@ func TestCancelInEveryStage(t *testing.T) {
 			inside: held,
 		},
 		{
-			stage:  flywheel.StageStartCustomization,
-			fake:   nemotest.Options{StuckCustomizations: true},
-			inside: func(b *bundle) bool { return len(b.fake.Live().Customizations) == 1 },
+			stage: flywheel.StageStartCustomization,
+			fake:  nemotest.Options{StuckCustomizations: true},
+			inside: func(t *testing.T, b *bundle, runID string) bool {
+				return len(b.fake.Live().Customizations) == 1 && b.live(t, runID, flywheel.ResourceCustomization) == 1
+			},
 		},
 		{
 			stage:  flywheel.StageRunCustomizationEval,
@@ -76,13 +84,16 @@ func TestCancelInEveryStage(t *testing.T) {
 				if tc.runLevel {
 					key = "/" + string(tc.stage)
 				}
-				require.Eventually(t, func() bool {
-					job, err := b.api.GetJob(ctx, id)
+				var job api.JobDetailResponse
+				inside := waitFor(20*time.Second, 20*time.Millisecond, func() bool {
+					var err error
+					job, err = b.api.GetJob(ctx, id)
 					require.NoError(t, err)
 					require.Nil(t, job.FinishedAt, "the run ended before reaching %s: %s", tc.stage, describe(job))
 					s, ok := stages(job)[key]
-					return ok && s.Status == string(flywheel.StageRunning) && tc.inside(b)
-				}, 20*time.Second, 20*time.Millisecond, "the run never got inside %s", tc.stage)
+					return ok && s.Status == string(flywheel.StageRunning) && tc.inside(t, b, id)
+				})
+				require.True(t, inside, "the run never got inside %s: %s; the fake has %+v", tc.stage, describe(job), b.fake.Live())
 				// Whatever the stage started remotely, by id.
 				before := b.fake.Live()
 
@@ -90,13 +101,15 @@ func TestCancelInEveryStage(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, "Job cancellation initiated successfully.", res.Message)
 				cancelled := time.Now()
-				require.Eventually(t, func() bool {
+				stopped := waitFor(5*time.Second, 10*time.Millisecond, func() bool {
 					n, _ := b.gate.counts()
 					return n == 0 && b.fake.Live().Empty()
-				}, 5*time.Second, 10*time.Millisecond, "still running on the fake: %+v", b.fake.Live())
+				})
+				n, _ := b.gate.counts()
+				require.True(t, stopped, "5 s after the cancel, %d requests are still held and the fake still runs %+v", n, b.fake.Live())
 				t.Logf("%s: nothing left running on the fake %s after the cancel", tc.stage, time.Since(cancelled).Round(time.Millisecond))
 
-				job := b.wait(t, id, 10*time.Second)
+				job = b.wait(t, id, 10*time.Second)
 				require.Equal(t, string(flywheel.RunCancelled), job.Status, describe(job))
 				require.NotNil(t, job.Error)
 				require.Equal(t, "Job cancelled by user", *job.Error)

@@ -74,35 +74,11 @@ func candidate(model string) flywheel.NIMConfig {
 func setup(t *testing.T, d store.Dialect, so setupOpts) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	b := &bundle{gate: &gate{release: make(chan struct{})}}
-	b.fake = nemotest.NewHandler(so.fake)
-	fakeSrv := httptest.NewServer(b.gate.wrap(b.fake))
-	t.Cleanup(fakeSrv.Close)
-	b.fake.URL, b.fake.NIMURL = fakeSrv.URL, fakeSrv.URL+nemotest.NIMPrefix
+	b := &bundle{}
+	b.fake, b.gate = startFake(t, so.fake)
+	b.cfg = testConfig(t, d, b.fake, so.config)
 
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.DatabaseURL = storetest.URL(t, d)
-	cfg.Logging.Level = "WARNING"
-	cfg.Platform.Name = config.PlatformNeMo
-	cfg.NMP.NemoBaseURL = b.fake.URL
-	cfg.NMP.DatastoreBaseURL = b.fake.URL
-	cfg.NMP.NIMBaseURL = b.fake.NIMURL
-	cfg.NIMs = []flywheel.NIMConfig{candidate(modelSmall), candidate(modelLarge)}
-	limit := 200
-	cfg.DataSplit.EvalSize = evalSize
-	cfg.DataSplit.Limit = &limit
-	cfg.Engine.PollInterval = 50 * time.Millisecond
-	cfg.Engine.Workers = 8
-	cfg.Engine.Retry = config.RetryConfig{MaxAttempts: 5, InitialBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
-	cfg.Eval.RequestTimeout = 20 * time.Second
-	if so.config != nil {
-		so.config(cfg)
-	}
-	require.NoError(t, cfg.Validate())
-	b.cfg = cfg
-
-	a, err := app.Open(ctx, cfg, testLogger(t), app.Options{Workers: true, API: true, Getenv: func(string) string { return "" }})
+	a, err := app.Open(ctx, b.cfg, testLogger(t), app.Options{Workers: true, API: true, Getenv: noEnv})
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
 	require.NoError(t, a.Start(ctx))
@@ -116,13 +92,59 @@ func setup(t *testing.T, d store.Dialect, so setupOpts) *bundle {
 	return b
 }
 
+func noEnv(string) string { return "" }
+
+// startFake serves the NeMo fake behind a gate.
+func startFake(t *testing.T, opts nemotest.Options) (*nemotest.Server, *gate) {
+	t.Helper()
+	g := &gate{release: make(chan struct{})}
+	fake := nemotest.NewHandler(opts)
+	srv := httptest.NewServer(g.wrap(fake))
+	t.Cleanup(srv.Close)
+	fake.URL, fake.NIMURL = srv.URL, srv.URL+nemotest.NIMPrefix
+	return fake, g
+}
+
+// testConfig returns a valid configuration of the nemo platform on fake,
+// with two customizable candidates, fast polling and a fresh database.
+func testConfig(t *testing.T, d store.Dialect, fake *nemotest.Server, mutate func(*config.Config)) *config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.DatabaseURL = storetest.URL(t, d)
+	cfg.Logging.Level = "WARNING"
+	cfg.Platform.Name = config.PlatformNeMo
+	cfg.NMP.NemoBaseURL = fake.URL
+	cfg.NMP.DatastoreBaseURL = fake.URL
+	cfg.NMP.NIMBaseURL = fake.NIMURL
+	cfg.NIMs = []flywheel.NIMConfig{candidate(modelSmall), candidate(modelLarge)}
+	limit := 200
+	cfg.DataSplit.EvalSize = evalSize
+	cfg.DataSplit.Limit = &limit
+	cfg.Engine.PollInterval = 50 * time.Millisecond
+	cfg.Engine.Workers = 8
+	cfg.Engine.Retry = config.RetryConfig{MaxAttempts: 5, InitialBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+	cfg.Eval.RequestTimeout = 20 * time.Second
+	if mutate != nil {
+		mutate(cfg)
+	}
+	require.NoError(t, cfg.Validate())
+	return cfg
+}
+
 // load stores a BFCL log file under workload.
 func (b *bundle) load(t *testing.T, file, workload string) int {
+	t.Helper()
+	return loadLogs(t, b.app.Store, file, workload)
+}
+
+// loadLogs stores a BFCL log file under workload through ing.
+func loadLogs(t *testing.T, ing flywheel.LogIngester, file, workload string) int {
 	t.Helper()
 	f, err := os.Open(filepath.Join(bfclDir, file))
 	require.NoError(t, err)
 	defer f.Close()
-	sum, err := ingest.Load(context.Background(), f, ingest.Options{WorkloadID: workload, ClientID: clientID}, b.app.Store, nil)
+	sum, err := ingest.Load(context.Background(), f, ingest.Options{WorkloadID: workload, ClientID: clientID}, ing, nil)
 	require.NoError(t, err)
 	require.Zero(t, sum.Rejected, "%+v", sum.Rejections)
 	require.Positive(t, sum.Loaded)
@@ -157,12 +179,29 @@ func stageDone(status string) bool {
 	return flywheel.StageStatus(status).Done()
 }
 
+// waitFor calls cond every tick until it holds or within has passed, and
+// reports whether it held. Unlike require.Eventually it runs cond on the
+// test's goroutine, and the caller's failure message is built afterwards,
+// from the final state.
+func waitFor(within, tick time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(tick)
+	}
+}
+
 // wait polls the API until the run has finished and every stage of it,
 // cleanup included, is done.
 func (b *bundle) wait(t *testing.T, id string, within time.Duration) api.JobDetailResponse {
 	t.Helper()
 	var job api.JobDetailResponse
-	require.Eventually(t, func() bool {
+	ok := waitFor(within, 50*time.Millisecond, func() bool {
 		var err error
 		job, err = b.api.GetJob(context.Background(), id)
 		require.NoError(t, err)
@@ -175,8 +214,23 @@ func (b *bundle) wait(t *testing.T, id string, within time.Duration) api.JobDeta
 			}
 		}
 		return true
-	}, within, 50*time.Millisecond, "run %s did not finish: %s", id, describe(job))
+	})
+	require.True(t, ok, "run %s did not finish within %s: %s", id, within, describe(job))
 	return job
+}
+
+// live counts a run's live ledger entries of a kind.
+func (b *bundle) live(t *testing.T, runID string, kind flywheel.ResourceKind) int {
+	t.Helper()
+	res, err := b.app.Store.ListResources(context.Background(), runID, flywheel.ResourceLive)
+	require.NoError(t, err)
+	n := 0
+	for _, r := range res {
+		if r.Kind == kind {
+			n++
+		}
+	}
+	return n
 }
 
 // describe summarises a job for failure messages.
