@@ -71,7 +71,7 @@ func candidate(model string) flywheel.NIMConfig {
 
 // setup starts the fake (behind a gate that can hold chosen requests) and
 // the app on a fresh database of dialect d, and serves the app's API.
-func setup(t *testing.T, d store.Dialect, so setupOpts) *bundle {
+func setup(t testing.TB, d store.Dialect, so setupOpts) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	b := &bundle{}
@@ -95,7 +95,7 @@ func setup(t *testing.T, d store.Dialect, so setupOpts) *bundle {
 func noEnv(string) string { return "" }
 
 // startFake serves the NeMo fake behind a gate.
-func startFake(t *testing.T, opts nemotest.Options) (*nemotest.Server, *gate) {
+func startFake(t testing.TB, opts nemotest.Options) (*nemotest.Server, *gate) {
 	t.Helper()
 	g := &gate{release: make(chan struct{})}
 	fake := nemotest.NewHandler(opts)
@@ -107,7 +107,7 @@ func startFake(t *testing.T, opts nemotest.Options) (*nemotest.Server, *gate) {
 
 // testConfig returns a valid configuration of the nemo platform on fake,
 // with two customizable candidates, fast polling and a fresh database.
-func testConfig(t *testing.T, d store.Dialect, fake *nemotest.Server, mutate func(*config.Config)) *config.Config {
+func testConfig(t testing.TB, d store.Dialect, fake *nemotest.Server, mutate func(*config.Config)) *config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -133,13 +133,13 @@ func testConfig(t *testing.T, d store.Dialect, fake *nemotest.Server, mutate fun
 }
 
 // load stores a BFCL log file under workload.
-func (b *bundle) load(t *testing.T, file, workload string) int {
+func (b *bundle) load(t testing.TB, file, workload string) int {
 	t.Helper()
 	return loadLogs(t, b.app.Store, file, workload)
 }
 
 // loadLogs stores a BFCL log file under workload through ing.
-func loadLogs(t *testing.T, ing flywheel.LogIngester, file, workload string) int {
+func loadLogs(t testing.TB, ing flywheel.LogIngester, file, workload string) int {
 	t.Helper()
 	f, err := os.Open(filepath.Join(bfclDir, file))
 	require.NoError(t, err)
@@ -152,7 +152,7 @@ func loadLogs(t *testing.T, ing flywheel.LogIngester, file, workload string) int
 }
 
 // create starts a run through the REST API.
-func (b *bundle) create(t *testing.T, workload string) string {
+func (b *bundle) create(t testing.TB, workload string) string {
 	t.Helper()
 	res, err := b.api.CreateJob(context.Background(), client.CreateJobRequest{JobRequest: api.JobRequest{WorkloadID: workload, ClientID: clientID}})
 	require.NoError(t, err)
@@ -198,7 +198,7 @@ func waitFor(within, tick time.Duration, cond func() bool) bool {
 
 // wait polls the API until the run has finished and every stage of it,
 // cleanup included, is done.
-func (b *bundle) wait(t *testing.T, id string, within time.Duration) api.JobDetailResponse {
+func (b *bundle) wait(t testing.TB, id string, within time.Duration) api.JobDetailResponse {
 	t.Helper()
 	var job api.JobDetailResponse
 	ok := waitFor(within, 50*time.Millisecond, func() bool {
@@ -220,7 +220,7 @@ func (b *bundle) wait(t *testing.T, id string, within time.Duration) api.JobDeta
 }
 
 // live counts a run's live ledger entries of a kind.
-func (b *bundle) live(t *testing.T, runID string, kind flywheel.ResourceKind) int {
+func (b *bundle) live(t testing.TB, runID string, kind flywheel.ResourceKind) int {
 	t.Helper()
 	res, err := b.app.Store.ListResources(context.Background(), runID, flywheel.ResourceLive)
 	require.NoError(t, err)
@@ -250,7 +250,7 @@ func describe(job api.JobDetailResponse) string {
 }
 
 // models returns the model entities of the fake's Entity Store.
-func (b *bundle) models(t *testing.T) []string {
+func (b *bundle) models(t testing.TB) []string {
 	t.Helper()
 	var names []string
 	for page := 1; ; page++ {
@@ -274,14 +274,14 @@ func (b *bundle) models(t *testing.T) []string {
 }
 
 // datasetRegistered reports whether the fake's Entity Store has ns/name.
-func (b *bundle) datasetRegistered(t *testing.T, ns, name string) bool {
+func (b *bundle) datasetRegistered(t testing.TB, ns, name string) bool {
 	t.Helper()
 	return b.getFake(t, "/v1/datasets/"+ns+"/"+name, nil) == http.StatusOK
 }
 
 // getFake GETs a path of the fake, bypassing injected failures' effect on
 // the test by retrying 503s, and decodes a 200 answer into out.
-func (b *bundle) getFake(t *testing.T, path string, out any) int {
+func (b *bundle) getFake(t testing.TB, path string, out any) int {
 	t.Helper()
 	for range 50 {
 		resp, err := http.Get(b.fake.URL + path)
