@@ -84,6 +84,10 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) error {
 			return configError(err)
 		}
 	}
+	if g.logLevel == "" {
+		// The demo's own output tells the story; logs only for trouble.
+		cfg.Logging.Level = "WARNING"
+	}
 	logger := g.logger(cfg)
 	out := g.stdout
 	start := time.Now()
