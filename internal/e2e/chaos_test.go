@@ -11,6 +11,7 @@ import (
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/platform/nemo/nemotest"
 	"github.com/flywheel-go/flywheel/internal/store"
+	"github.com/flywheel-go/flywheel/internal/store/storetest"
 )
 
 // TestChaos runs ten runs at once against a fake that fails 20% of all
@@ -18,8 +19,17 @@ import (
 // delays some requests: every run completes, and nothing is created twice.
 func TestChaos(t *testing.T) {
 	t.Parallel()
+	for _, d := range storetest.Dialects() {
+		t.Run(storetest.Name(d), func(t *testing.T) {
+			t.Parallel()
+			testChaos(t, d)
+		})
+	}
+}
+
+func testChaos(t *testing.T, d store.Dialect) {
 	const runs = 10
-	b := setup(t, store.SQLite, setupOpts{
+	b := setup(t, d, setupOpts{
 		fake: nemotest.Options{ErrorRate: 0.2, LostResponseRate: 0.05, SpikeRate: 0.05, Spike: 150 * time.Millisecond, Seed: 7},
 		config: func(c *config.Config) {
 			c.Engine.MaxConcurrentRuns = runs

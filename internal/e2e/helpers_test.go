@@ -49,6 +49,7 @@ type bundle struct {
 	app  *app.App
 	api  *client.Client
 	cfg  *config.Config
+	stop func()
 }
 
 type setupOpts struct {
@@ -73,23 +74,35 @@ func candidate(model string) flywheel.NIMConfig {
 // the app on a fresh database of dialect d, and serves the app's API.
 func setup(t testing.TB, d store.Dialect, so setupOpts) *bundle {
 	t.Helper()
-	ctx := context.Background()
 	b := &bundle{}
 	b.fake, b.gate = startFake(t, so.fake)
-	b.cfg = testConfig(t, d, b.fake, so.config)
-
-	a, err := app.Open(ctx, b.cfg, testLogger(t), app.Options{Workers: true, API: true, Getenv: noEnv})
-	require.NoError(t, err)
-	t.Cleanup(a.Close)
-	require.NoError(t, a.Start(ctx))
-	b.app = a
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(srv.Close)
 	// Held requests go on when the test ends, so nothing waits for them.
 	t.Cleanup(b.gate.open)
+	b.cfg = testConfig(t, d, b.fake, so.config)
+	b.start(t)
+	return b
+}
+
+// start opens the app on b.cfg, starts its workers and serves its API.
+// stop closes it again; the test's end stops it too.
+func (b *bundle) start(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	a, err := app.Open(ctx, b.cfg, testLogger(t), app.Options{Workers: true, API: true, Getenv: noEnv})
+	require.NoError(t, err)
+	var once sync.Once
+	srv := httptest.NewServer(a.Handler)
+	b.stop = func() {
+		once.Do(func() {
+			srv.Close()
+			a.Close()
+		})
+	}
+	t.Cleanup(b.stop)
+	require.NoError(t, a.Start(ctx))
+	b.app = a
 	b.api, err = client.New(srv.URL, nil)
 	require.NoError(t, err)
-	return b
 }
 
 func noEnv(string) string { return "" }
