@@ -28,9 +28,10 @@ func TestCancelInEveryStage(t *testing.T) {
 		fake     nemotest.Options
 		hold     func(*http.Request, []byte) bool
 		// inside reports whether the stage's remote work is under way on
-		// the fake and known to the flywheel. A cancel that lands between
-		// the remote creation of a deployment or customization job and its
-		// ledger entry orphans it: see the package's report.
+		// the fake and known to the flywheel. The stages record a
+		// deployment or customization job in the ledger only after the
+		// platform call that creates it returns, so a cancel landing in
+		// between would orphan it (a known bug, not what this test checks).
 		inside func(t *testing.T, b *bundle, runID string) bool
 	}{
 		{
