@@ -113,7 +113,7 @@ func childEnv() []string {
 	return env
 }
 
-// start runs the binary (or prog when it is an absolute path) in its own
+// start runs the flywheel binary with args in its own
 // process group with its output in a log file. Cleanup kills the whole
 // group with SIGKILL and, when the test failed, prints the log's end.
 func start(t *testing.T, logDir, name string, args ...string) *child {
@@ -559,7 +559,7 @@ func processes(keep func(proc) bool) []proc {
 	return out
 }
 
-// same reports whether p is still the process it was (same start time).
+// alive reports whether p is still the process it was (same start time).
 func (p proc) alive() bool {
 	q, ok := readProc(p.pid)
 	return ok && q.startTicks == p.startTicks
@@ -606,9 +606,7 @@ func requireLocalE2E(t *testing.T) {
 	require.NoError(t, err, "python3-torch is not importable (%s): run scripts/install-local.sh", out)
 }
 
-// localSetup writes a local-platform configuration, loads a small demo
-// workload and starts serve. It returns the server's client and process
-// and the data directory.
+// localBundle is a serve process on the local platform with its data.
 type localBundle struct {
 	dir, dataDir, addr string
 	common             []string
@@ -618,6 +616,8 @@ type localBundle struct {
 
 const demoWorkload, demoClient = "demo-assistant", "demo"
 
+// localSetup writes a local-platform configuration, loads a small demo
+// workload and starts serve.
 func localSetup(t *testing.T) *localBundle {
 	t.Helper()
 	requireLocalE2E(t)
