@@ -7,6 +7,9 @@ package main_test
 //   - TestCrashEmbeddedServeResumes: kill -9 of an embedded (SQLite) serve
 //     while a customization runs on the NeMo fake; after a restart the run
 //     completes and no remote resource was created twice.
+//   - TestCrashPostgresWorkerRescued: with Postgres, an API-only serve and
+//     two workers, kill -9 of the worker running an evaluation; the other
+//     worker finishes the run.
 //   - TestLocalKillServeLeavesNoServer and TestLocalCancelStopsTrainer: the
 //     local platform with a real llama-server and a real PyTorch trainer;
 //     they run when FLYWHEEL_LOCAL_E2E=1 (after scripts/install-local.sh)
@@ -14,7 +17,9 @@ package main_test
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,11 +34,13 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the pgx database/sql driver, to watch River's jobs
 	"github.com/stretchr/testify/require"
 
 	"github.com/flywheel-go/flywheel/api"
 	"github.com/flywheel-go/flywheel/internal/demo"
 	"github.com/flywheel-go/flywheel/internal/platform/nemo/nemotest"
+	"github.com/flywheel-go/flywheel/internal/store/storetest"
 )
 
 // binaryEnv names the flywheel binary TestMain built.
@@ -510,6 +517,180 @@ func slowChat(h http.Handler, delay time.Duration) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// riverJob is a stage job as River's table shows it.
+type riverJob struct {
+	id          int64
+	stage       string
+	attempt     int
+	state       string
+	attemptedBy []string
+}
+
+// runningEvaluation returns a stage job running an evaluation, if any.
+func runningEvaluation(t *testing.T, db *sql.DB) (riverJob, bool) {
+	t.Helper()
+	var (
+		j  riverJob
+		by string
+	)
+	err := db.QueryRow(`SELECT id, args->>'stage', attempt, state, array_to_string(attempted_by, ',')
+		FROM river_job WHERE kind = 'flywheel_stage' AND state = 'running'
+		AND args->>'stage' IN ('run_base_eval', 'run_icl_eval', 'run_customization_eval')
+		ORDER BY attempted_at LIMIT 1`).Scan(&j.id, &j.stage, &j.attempt, &j.state, &by)
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, false
+	}
+	require.NoError(t, err)
+	j.attemptedBy = strings.Split(by, ",")
+	return j, true
+}
+
+func jobByID(t *testing.T, db *sql.DB, id int64) riverJob {
+	t.Helper()
+	var (
+		j  riverJob
+		by string
+	)
+	require.NoError(t, db.QueryRow(`SELECT id, args->>'stage', attempt, state, array_to_string(attempted_by, ',')
+		FROM river_job WHERE id = $1`, id).Scan(&j.id, &j.stage, &j.attempt, &j.state, &by))
+	j.attemptedBy = strings.Split(by, ",")
+	return j
+}
+
+// riverState describes River's leader and stage jobs, for failure reports.
+func riverState(db *sql.DB) string {
+	var b strings.Builder
+	var leader string
+	var elected, expires time.Time
+	if err := db.QueryRow(`SELECT leader_id, elected_at, expires_at FROM river_leader`).Scan(&leader, &elected, &expires); err != nil {
+		fmt.Fprintf(&b, "leader: %v\n", err)
+	} else {
+		fmt.Fprintf(&b, "leader %s elected %s expires %s (now %s)\n", leader, elected.Format(time.RFC3339Nano),
+			expires.Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano))
+	}
+	rows, err := db.Query(`SELECT id, kind, coalesce(args->>'stage', ''), state, attempt, coalesce(array_to_string(attempted_by, ','), ''),
+		coalesce(attempted_at::text, ''), scheduled_at::text FROM river_job ORDER BY id`)
+	if err != nil {
+		return b.String() + err.Error()
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id                                    int64
+			attempt                               int
+			kind, stage, state, by, at, scheduled string
+		)
+		if err := rows.Scan(&id, &kind, &stage, &state, &attempt, &by, &at, &scheduled); err != nil {
+			return b.String() + err.Error()
+		}
+		fmt.Fprintf(&b, "job %d %s %s %s attempt %d by [%s] attempted %s scheduled %s\n", id, kind, stage, state, attempt, by, at, scheduled)
+	}
+	return b.String()
+}
+
+// pidOfClient reads the pid out of an engine process id ("host-pid-nanos").
+func pidOfClient(t *testing.T, clientID string) int {
+	t.Helper()
+	parts := strings.Split(clientID, "-")
+	require.GreaterOrEqual(t, len(parts), 3, "process id %q", clientID)
+	pid, err := strconv.Atoi(parts[len(parts)-2])
+	require.NoError(t, err, "process id %q", clientID)
+	return pid
+}
+
+// TestCrashPostgresWorkerRescued runs an API-only serve and two workers on
+// Postgres, kills with SIGKILL the worker that is running an evaluation,
+// and checks that the other worker takes the stage over (after
+// engine.rescue_after and River's rescuer) and finishes the run with no
+// remote resource created twice.
+func TestCrashPostgresWorkerRescued(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fake := nemotest.NewHandler(nemotest.Options{
+		DeploymentPendingAfter: 100 * time.Millisecond,
+		DeploymentReadyAfter:   300 * time.Millisecond,
+		JobStartAfter:          100 * time.Millisecond,
+		EpochDuration:          500 * time.Millisecond,
+	})
+	// Evaluations of 20 items, one request at a time, 100 ms each: about 2 s
+	// per attempt, well under rescue_after (a live worker's attempt must
+	// never look stuck), yet long enough to be caught running.
+	hs := httptest.NewServer(slowChat(fake, 100*time.Millisecond))
+	t.Cleanup(hs.Close)
+
+	dbURL := storetest.NewPostgresDatabase(t)
+	cfg := writeFile(t, filepath.Join(dir, "config.yaml"), nemoConfig(hs.URL, hs.URL+nemotest.NIMPrefix,
+		"  poll_interval: 100ms\n  lease_ttl: 3s\n  rescue_after: 6s\n  workers: 4\n", 1))
+	dataDir := filepath.Join(dir, "data")
+	common := []string{"--config", cfg, "--data-dir", dataDir, "--db", dbURL}
+	out := run(t, append([]string{"migrate"}, common...)...)
+	require.Contains(t, out, "applied")
+	out = run(t, append([]string{"load", "--file", bfclFile(t, "simple.jsonl")}, common...)...)
+	require.Contains(t, out, "Loaded 400 records")
+
+	addr := freeAddr(t)
+	apiProc := start(t, dir, "serve-api", append([]string{"serve", "--addr", addr, "--workers", "0"}, common...)...)
+	workers := map[int]*child{}
+	for i := range 2 {
+		w := start(t, dir, fmt.Sprintf("worker-%d", i+1), append([]string{"worker"}, common...)...)
+		workers[w.pid()] = w
+	}
+	c := newAPIClient(t, addr)
+	c.waitReady(t, apiProc, 30*time.Second)
+
+	db, err := sql.Open("pgx", dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("River at failure:\n%s", riverState(db))
+		}
+	})
+
+	created := time.Now()
+	id := c.createJob(t, bfclWorkload, bfclClient)
+	var victim riverJob
+	eventually(t, 90*time.Second, 50*time.Millisecond, "an evaluation running on a worker", func() bool {
+		for _, w := range workers {
+			require.False(t, w.exited(), "%s exited: %v", w.name, w.err)
+		}
+		var ok bool
+		victim, ok = runningEvaluation(t, db)
+		return ok
+	})
+	pid := pidOfClient(t, victim.attemptedBy[len(victim.attemptedBy)-1])
+	w, ok := workers[pid]
+	require.True(t, ok, "stage %s runs in pid %d, not one of the workers %v", victim.stage, pid, workers)
+	w.kill(t)
+	killedAt := time.Now()
+	t.Logf("killed %s (pid %d) %s after the job's start, running %s (River job %d, attempt %d)",
+		w.name, pid, killedAt.Sub(created).Round(time.Millisecond), victim.stage, victim.id, victim.attempt)
+
+	// The survivor picks the stage up again once River rescues it.
+	var rescued riverJob
+	rescueDelay := eventually(t, 100*time.Second, 200*time.Millisecond, "the killed stage run again", func() bool {
+		rescued = jobByID(t, db, victim.id)
+		return rescued.attempt > victim.attempt || rescued.state == "completed"
+	})
+	for _, by := range rescued.attemptedBy[len(victim.attemptedBy):] {
+		require.NotEqual(t, pid, pidOfClient(t, by), "the dead worker cannot run it again")
+	}
+
+	j := c.waitFinished(t, id, 3*time.Minute)
+	finished := time.Now()
+	requireCompleted(t, j, 2)
+	eventually(t, 60*time.Second, 100*time.Millisecond, "nothing live on the fake", func() bool {
+		return fake.Live().Empty()
+	})
+	counts := fake.Counts()
+	require.Zero(t, counts.TotalDuplicates(), "duplicate creations: %v", counts.Duplicates)
+	require.Equal(t, 2, counts.Created[nemotest.KindDeployment], "one deployment per candidate: %v", counts.Created)
+	require.Equal(t, 2, counts.Created[nemotest.KindCustomization], "one customization per candidate: %v", counts.Created)
+	t.Logf("kill→stage running again %s (attempt %d→%d, state %s), kill→run completed %s, whole run %s",
+		rescueDelay.Round(time.Millisecond), victim.attempt, rescued.attempt, rescued.state,
+		finished.Sub(killedAt).Round(time.Millisecond), finished.Sub(created).Round(time.Millisecond))
 }
 
 // proc is a process found in /proc.
