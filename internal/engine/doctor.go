@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/stage"
 	"github.com/flywheel-go/flywheel/internal/store"
 )
 
@@ -53,7 +54,7 @@ func (e *Engine) Doctor(ctx context.Context, fix bool) ([]Finding, error) {
 		return out, err
 	}
 	for _, r := range orphans {
-		if r.Kind == flywheel.ResourceDataset || r.Kind == flywheel.ResourceModel {
+		if stage.IsArtifact(r.Kind) {
 			if _, err := e.store.GetRun(ctx, r.RunID); err == nil {
 				continue // artifacts of a finished run stay until it is deleted
 			}

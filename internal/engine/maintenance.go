@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/stage"
 )
 
 // DeleteArgs are the arguments of a job deletion.
@@ -92,7 +93,7 @@ func (e *Engine) Reap(ctx context.Context) (int, error) {
 			continue
 		}
 		// Artifacts (datasets, models) of a finished run stay until the job is deleted.
-		if !deleted && run != nil && (r.Kind == flywheel.ResourceDataset || r.Kind == flywheel.ResourceModel) {
+		if !deleted && run != nil && stage.IsArtifact(r.Kind) {
 			continue
 		}
 		if err := e.runner.Release(ctx, r); err != nil {

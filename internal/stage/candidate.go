@@ -20,13 +20,19 @@ func (r *Runner) ensureDeployment(ctx context.Context, runID, nimID string, req 
 	}
 	var dep flywheel.Deployment
 	if res == nil || res.State != flywheel.ResourceLive {
-		dep, err = r.Platform.Deploy(ctx, req)
+		// Creating a remote resource and writing it to the ledger must not
+		// be split by a cancel, or nothing could ever release it.
+		err = r.uncancellable(ctx, runID, func(ctx context.Context) (*flywheel.Resource, error) {
+			var err error
+			dep, err = r.Platform.Deploy(ctx, req)
+			if err != nil {
+				return nil, fmt.Errorf("deploy %s: %w", req.Model.ModelName, err)
+			}
+			rec := &flywheel.Resource{RunID: runID, NIMID: nimID, Kind: flywheel.ResourceDeployment, Platform: r.Platform.Name(),
+				RemoteID: dep.ID, Key: req.Key, Data: dep.Data, LeaseOwner: r.Settings.LeaseOwner, LeaseExpiresAt: r.lease()}
+			return rec, r.Store.RecordResource(ctx, rec)
+		})
 		if err != nil {
-			return flywheel.Deployment{}, false, fmt.Errorf("deploy %s: %w", req.Model.ModelName, err)
-		}
-		rec := &flywheel.Resource{RunID: runID, NIMID: nimID, Kind: flywheel.ResourceDeployment, Platform: r.Platform.Name(),
-			RemoteID: dep.ID, Key: req.Key, Data: dep.Data, LeaseOwner: r.Settings.LeaseOwner, LeaseExpiresAt: r.lease()}
-		if err := r.Store.RecordResource(ctx, rec); err != nil {
 			return flywheel.Deployment{}, false, err
 		}
 	} else {
@@ -128,6 +134,37 @@ func (r *Runner) runEval(ctx context.Context, c Call, t flywheel.EvalType) (Resu
 	if err != nil {
 		return Result{}, err
 	}
+	// The deployment may have gone since it was found ready (a restart of a
+	// local model server with the process that ran it): look again, and
+	// evaluate the endpoint it has now.
+	depReq := flywheel.DeployRequest{Key: c.Run.ID + "/" + c.NIM.ID, RunID: c.Run.ID, NIMID: c.NIM.ID, Model: cfg}
+	if t == flywheel.EvalCustomized {
+		var co customizationOutput
+		if err := r.stageOutput(ctx, c.Run.ID, c.NIM.ID, source, &co); err == nil {
+			job, err := r.Platform.Customization(ctx, co.JobID)
+			if err == nil {
+				depReq.Key += "/customized"
+				depReq.Adapter = &job
+			}
+		}
+	}
+	if depReq.Adapter != nil || t != flywheel.EvalCustomized {
+		dep, ready, err := r.ensureDeployment(ctx, c.Run.ID, c.NIM.ID, depReq)
+		if err != nil {
+			return Result{}, err
+		}
+		if dep.Status == flywheel.DeploymentFailed {
+			// It died: forget it, so the next attempt starts it again.
+			if res, err := r.Store.GetResource(ctx, flywheel.ResourceDeployment, depReq.Key); err == nil {
+				_ = r.Store.MarkResourceReleased(ctx, res.ID)
+			}
+			return Result{}, fmt.Errorf("deployment %s is down; starting it again: %s", dep.ID, dep.Message)
+		}
+		if !ready {
+			return r.snooze(), nil
+		}
+		target = dep.Endpoint
+	}
 	e, err := r.Store.UpsertEvaluation(ctx, c.NIM.ID, t)
 	if err != nil {
 		return Result{}, err
@@ -142,6 +179,14 @@ func (r *Runner) runEval(ctx context.Context, c Call, t flywheel.EvalType) (Resu
 			last = now
 			_ = r.Store.SetEvaluationProgress(ctx, e.ID, p, "", "")
 			_ = r.Store.SetStageProgress(ctx, c.Run.ID, c.NIM.ID, c.Stage.Name, p)
+		}
+	}
+	if rel, ok := r.Evaluator.(flywheel.ResourceReleaser); ok && rel != nil {
+		// A remote evaluator (NeMo Evaluator) creates jobs: the ledger knows
+		// them by the evaluation id, so job deletion removes them.
+		if err := r.Store.RecordResource(ctx, &flywheel.Resource{RunID: c.Run.ID, NIMID: c.NIM.ID, Kind: flywheel.ResourceEvaluation,
+			Platform: r.Platform.Name(), Key: e.ID}); err != nil {
+			return Result{}, err
 		}
 	}
 	res, err := r.Evaluator.Evaluate(ctx, flywheel.EvalRequest{
@@ -194,17 +239,21 @@ func (r *Runner) startCustomization(ctx context.Context, c Call) (Result, error)
 	}
 	var job flywheel.CustomizationJob
 	if res == nil {
-		job, err = r.Platform.StartCustomization(ctx, flywheel.CustomizationRequest{
-			Key: key, RunID: c.Run.ID, NIMID: c.NIM.ID, WorkloadID: c.Run.WorkloadID, Namespace: c.Run.Spec.Namespace,
-			Model: cfg, Training: c.Run.Spec.Training, LoRA: c.Run.Spec.LoRA, TrainDataset: train,
-			OutputName: "customized-" + strings.ReplaceAll(c.NIM.ModelName, "/", "-"),
+		err = r.uncancellable(ctx, c.Run.ID, func(ctx context.Context) (*flywheel.Resource, error) {
+			var err error
+			job, err = r.Platform.StartCustomization(ctx, flywheel.CustomizationRequest{
+				Key: key, RunID: c.Run.ID, NIMID: c.NIM.ID, WorkloadID: c.Run.WorkloadID, Namespace: c.Run.Spec.Namespace,
+				Model: cfg, Training: c.Run.Spec.Training, LoRA: c.Run.Spec.LoRA, TrainDataset: train,
+				OutputName: "customized-" + strings.ReplaceAll(c.NIM.ModelName, "/", "-"),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("start customization of %s: %w", c.NIM.ModelName, err)
+			}
+			res = &flywheel.Resource{RunID: c.Run.ID, NIMID: c.NIM.ID, Kind: flywheel.ResourceCustomization, Platform: r.Platform.Name(),
+				RemoteID: job.ID, Key: key, Data: job.Data, LeaseOwner: r.Settings.LeaseOwner, LeaseExpiresAt: r.lease()}
+			return res, r.Store.RecordResource(ctx, res)
 		})
 		if err != nil {
-			return Result{}, fmt.Errorf("start customization of %s: %w", c.NIM.ModelName, err)
-		}
-		res = &flywheel.Resource{RunID: c.Run.ID, NIMID: c.NIM.ID, Kind: flywheel.ResourceCustomization, Platform: r.Platform.Name(),
-			RemoteID: job.ID, Key: key, Data: job.Data, LeaseOwner: r.Settings.LeaseOwner, LeaseExpiresAt: r.lease()}
-		if err := r.Store.RecordResource(ctx, res); err != nil {
 			return Result{}, err
 		}
 	} else {
@@ -359,7 +408,7 @@ func (r *Runner) releaseRun(ctx context.Context, runID string, artifacts bool) e
 	}
 	var errs []error
 	for _, x := range res {
-		if !artifacts && (x.Kind == flywheel.ResourceDataset || x.Kind == flywheel.ResourceModel) {
+		if !artifacts && IsArtifact(x.Kind) {
 			continue
 		}
 		if err := r.release(ctx, x); err != nil {
@@ -418,4 +467,30 @@ func (r *Runner) export(ctx context.Context, c Call, evalID string, items []flyw
 	if uri != "" {
 		_ = r.Store.SetEvaluationMLflowURI(ctx, evalID, uri)
 	}
+}
+
+// uncancellable runs the creation of a remote resource and its ledger write
+// even when ctx is cancelled meanwhile, so the resource is always findable.
+// When the run ended while it ran, the resource is released at once.
+func (r *Runner) uncancellable(ctx context.Context, runID string, create func(ctx context.Context) (*flywheel.Resource, error)) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	rec, err := create(cctx)
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil && rec != nil {
+		if run, err := r.Store.GetRun(cctx, runID); err == nil && run.FinishedAt != nil {
+			_ = r.release(cctx, *rec)
+		}
+		return ctx.Err()
+	}
+	return nil
+}
+
+// IsArtifact reports whether a resource kind is a result kept until its job
+// is deleted (datasets, fine-tuned models, evaluation jobs) rather than
+// running work that cleanup stops.
+func IsArtifact(k flywheel.ResourceKind) bool {
+	return k == flywheel.ResourceDataset || k == flywheel.ResourceModel || k == flywheel.ResourceEvaluation
 }

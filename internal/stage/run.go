@@ -50,8 +50,10 @@ func (r *Runner) createDatasets(ctx context.Context, c Call) (Result, error) {
 	req := flywheel.BuildRequest{
 		RunID: c.Run.ID, WorkloadID: c.Run.WorkloadID, ClientID: c.Run.ClientID,
 		Split: c.Run.Spec.DataSplit, ICL: c.Run.Spec.ICL,
-		Dir:       filepath.Join(r.Settings.DataDir, "runs", c.Run.ID, "datasets"),
-		Timestamp: c.Run.StartedAt.Unix(),
+		Dir: filepath.Join(r.Settings.DataDir, "runs", c.Run.ID, "datasets"),
+		// Milliseconds: runs of one workload started in the same second
+		// must not share dataset names (and repos).
+		Timestamp: c.Run.StartedAt.UnixMilli(),
 	}
 	res, err := r.Datasets.Build(ctx, req)
 	if err != nil {
@@ -62,16 +64,19 @@ func (r *Runner) createDatasets(ctx context.Context, c Call) (Result, error) {
 	}
 	if pub, ok := r.Platform.(flywheel.DatasetPublisher); ok {
 		for i, ds := range res.Datasets {
-			out, err := pub.PublishDataset(ctx, c.Run.Spec.Namespace, ds)
-			if err != nil {
-				return Result{}, fmt.Errorf("publish dataset %s: %w", ds.Name, err)
-			}
-			res.Datasets[i] = out
+			// The ledger learns of the repo before it is created (its name
+			// is known), so a cancel during the upload leaves nothing that
+			// job deletion cannot find.
 			rec := &flywheel.Resource{RunID: c.Run.ID, Kind: flywheel.ResourceDataset, Platform: r.Platform.Name(),
 				RemoteID: c.Run.Spec.Namespace + "/" + ds.Name, Key: c.Run.ID + "/dataset/" + ds.Name}
 			if err := r.Store.RecordResource(ctx, rec); err != nil {
 				return Result{}, err
 			}
+			out, err := pub.PublishDataset(ctx, c.Run.Spec.Namespace, ds)
+			if err != nil {
+				return Result{}, fmt.Errorf("publish dataset %s: %w", ds.Name, err)
+			}
+			res.Datasets[i] = out
 		}
 	}
 	if err := r.Store.SetRunDatasets(ctx, c.Run.ID, res); err != nil {
