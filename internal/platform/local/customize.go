@@ -37,7 +37,15 @@ type JobData struct {
 	Prepared PrepareStats `json:"prepared"`
 	// Cancelled is set by CancelCustomization.
 	Cancelled bool `json:"cancelled,omitempty"`
+	// Restarts counts relaunches of a trainer that died without a word
+	// (killed with the process that ran it).
+	Restarts int `json:"restarts,omitempty"`
 }
+
+// maxTrainerRestarts bounds relaunches of a trainer that died silently.
+const maxTrainerRestarts = 2
+
+const diedSilently = "trainer exited without finishing"
 
 // jobOutputInfo is the trained output of a completed job.
 type jobOutputInfo struct {
@@ -313,6 +321,47 @@ func (p *Platform) Customization(ctx context.Context, id string) (flywheel.Custo
 		}
 		return flywheel.CustomizationJob{}, err
 	}
+	j := p.job(st)
+	if j.Status == flywheel.JobFailed && strings.HasPrefix(j.Message, diedSilently) && st.Restarts < maxTrainerRestarts {
+		// The trainer was killed without a chance to report (for example
+		// with a Flywheel process that crashed): train again from the start.
+		return p.relaunch(ctx, st)
+	}
+	return j, nil
+}
+
+// relaunch starts a job's trainer again with the same arguments.
+func (p *Platform) relaunch(ctx context.Context, st JobData) (flywheel.CustomizationJob, error) {
+	unlock := p.lockID(st.ID)
+	defer unlock()
+	dir := p.jobDir(st.ID)
+	progress, err := os.Create(filepath.Join(dir, "progress.jsonl"))
+	if err != nil {
+		return flywheel.CustomizationJob{}, fmt.Errorf("create progress file: %w", err)
+	}
+	errLog, err := os.OpenFile(filepath.Join(dir, "trainer.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		progress.Close()
+		return flywheel.CustomizationJob{}, fmt.Errorf("open trainer log: %w", err)
+	}
+	fmt.Fprintf(errLog, "# %s relaunch %d after the trainer died without finishing\n", time.Now().UTC().Format(time.RFC3339), st.Restarts+1)
+	cmd, err := p.start(p.opts.Python, st.Args, progress, errLog, progress, errLog)
+	if err != nil {
+		progress.Close()
+		errLog.Close()
+		return flywheel.CustomizationJob{}, err
+	}
+	ident, err := identify(cmd.Process.Pid, "")
+	if err != nil {
+		ident = procIdentity{PID: cmd.Process.Pid}
+	}
+	ident.Program = st.procIdentity.Program
+	st.procIdentity, st.Restarts = ident, st.Restarts+1
+	if err := writeJSONFile(filepath.Join(dir, "state.json"), st); err != nil {
+		_ = ident.stop(ctx, p.opts.StopGrace)
+		return flywheel.CustomizationJob{}, err
+	}
+	p.log.Warn("relaunched trainer that died without finishing", "job", st.ID, "pid", ident.PID, "restart", st.Restarts)
 	return p.job(st), nil
 }
 
@@ -400,7 +449,7 @@ func (p *Platform) job(st JobData) flywheel.CustomizationJob {
 		}
 	default:
 		j.Status = flywheel.JobFailed
-		j.Message = cmpStr(last, "trainer exited without finishing: "+tail(filepath.Join(p.jobDir(st.ID), "trainer.log"), 400))
+		j.Message = cmpStr(last, diedSilently+": "+tail(filepath.Join(p.jobDir(st.ID), "trainer.log"), 400))
 	}
 	data, _ := json.Marshal(st)
 	j.Data = data
