@@ -31,14 +31,14 @@ func scanResource(row interface{ Scan(...any) error }) (*flywheel.Resource, erro
 }
 
 // RecordResource adds a live resource to the ledger, or refreshes the entry
-// with the same kind and key (a stage re-run finds what it created).
+// with the same kind and key (a stage re-run finds what it created; a
+// resource started again under the same key is live again).
 func (q *Queries) RecordResource(ctx context.Context, r *flywheel.Resource) error {
 	now := q.Now()
 	_, err := q.exec(ctx, `INSERT INTO resources (run_id, nim_id, kind, platform, remote_id, key, state, data, lease_owner, lease_expires_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, 'live', ?, ?, ?, ?)
 		ON CONFLICT (kind, key) DO UPDATE SET remote_id = excluded.remote_id, data = excluded.data, lease_owner = excluded.lease_owner,
-		lease_expires_at = excluded.lease_expires_at, state = CASE WHEN resources.state = 'released' AND resources.remote_id = excluded.remote_id
-		THEN resources.state ELSE 'live' END`,
+		lease_expires_at = excluded.lease_expires_at, state = 'live', released_at = NULL, error = NULL`,
 		r.RunID, r.NIMID, string(r.Kind), r.Platform, r.RemoteID, r.Key, rawOrNull(r.Data), r.LeaseOwner, nullTime(r.LeaseExpiresAt), now)
 	if err != nil {
 		return fmt.Errorf("record resource %s %s: %w", r.Kind, r.Key, err)
