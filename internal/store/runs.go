@@ -375,11 +375,12 @@ func (q *Queries) TryStartRun(ctx context.Context, id string, maxRunning int) (b
 		res, err := q.exec(ctx, `UPDATE flywheel_runs SET status = 'running', updated_at = ? WHERE id = ? AND status = 'pending'`, q.Now(), id)
 		return affected(res, err, "start run")
 	}
+	// Room for this run once every older waiting run has its slot.
 	res, err := q.exec(ctx, `UPDATE flywheel_runs SET status = 'running', updated_at = ? WHERE id = ? AND status = 'pending'
-		AND (SELECT COUNT(*) FROM flywheel_runs WHERE status = 'running') < ?
-		AND NOT EXISTS (SELECT 1 FROM flywheel_runs o, flywheel_runs me WHERE me.id = ? AND o.status = 'pending'
-			AND (o.started_at < me.started_at OR (o.started_at = me.started_at AND o.id < me.id)))`,
-		q.Now(), id, maxRunning, id)
+		AND (SELECT COUNT(*) FROM flywheel_runs WHERE status = 'running')
+		  + (SELECT COUNT(*) FROM flywheel_runs o, flywheel_runs me WHERE me.id = ? AND o.status = 'pending'
+			AND (o.started_at < me.started_at OR (o.started_at = me.started_at AND o.id < me.id))) < ?`,
+		q.Now(), id, id, maxRunning)
 	return affected(res, err, "start run")
 }
 
