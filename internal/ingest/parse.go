@@ -156,7 +156,7 @@ func ParseLine(data []byte, lineNo int, opts Options) (flywheel.LogRecord, *Reje
 	}
 	// Request and response are canonical here, so the domain hash is the
 	// ingest hash; computing it now keeps it off the store's path.
-	rec.ContentHash = rec.Hash()
+	rec.ContentHash = rec.HashCompact()
 	return rec, nil
 }
 
