@@ -13,7 +13,7 @@ var _ flywheel.LogIngester = (*Store)(nil)
 
 // logBatch is how many records go in one INSERT statement (SQLite allows
 // 32766 bound parameters; six per record).
-const logBatch = 500
+const logBatch = 1000
 
 // InsertLogs stores records in one transaction, skipping those whose
 // content hash is already stored.
