@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
@@ -34,8 +35,10 @@ func BenchmarkCreateDatasets1M(b *testing.B) {
 				recs, err := demo.Records(chunk, uint64(start), "wl-1m", "c", end.Add(-time.Duration(total-start)*time.Minute))
 				require.NoError(b, err)
 				for i := range recs {
-					// Make every record distinct so none is deduplicated away.
-					recs[i].Request = append([]byte(fmt.Sprintf(`{"metadata":{"seq":%d},`, start+i)), recs[i].Request[1:]...)
+					// Make every user message distinct so that deduplication
+					// (by user messages) keeps every record.
+					recs[i].Request = bytes.Replace(recs[i].Request, []byte(`","role":"user"`),
+						[]byte(fmt.Sprintf(` (request %d)","role":"user"`, start+i)), 1)
 				}
 				_, _, err = s.InsertLogs(ctx, recs)
 				require.NoError(b, err)
