@@ -1,9 +1,9 @@
 package eval
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/flywheel-go/flywheel/internal/jsonscan"
 	"unicode/utf8"
 )
 
@@ -134,73 +134,11 @@ func get(ms []member, key string) []byte {
 	return nil
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
+func skipSpace(b []byte, i int) int { return jsonscan.SkipSpace(b, i) }
 
-// skipString returns the index after the string starting at b[i] (a
-// quote) and whether it holds escapes. It jumps from quote to quote.
-func skipString(b []byte, i int) (int, bool) {
-	escaped := false
-	j := i + 1
-	for {
-		k := bytes.IndexByte(b[j:], '"')
-		if k < 0 {
-			return len(b), escaped
-		}
-		q := j + k
-		if bytes.IndexByte(b[j:q], '\\') >= 0 {
-			escaped = true
-			n := 0
-			for p := q - 1; p > i && b[p] == '\\'; p-- {
-				n++
-			}
-			if n%2 == 1 { // an escaped quote: keep going
-				j = q + 1
-				continue
-			}
-		}
-		return q + 1, escaped
-	}
-}
+func skipString(b []byte, i int) (int, bool) { return jsonscan.SkipString(b, i) }
 
-// skipValue returns the index after the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		end, _ := skipString(b, i)
-		return end
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				end, _ := skipString(b, j)
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(b)
-	default:
-		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\t' && b[j] != '\r' {
-			j++
-		}
-		return j
-	}
-}
+func skipValue(b []byte, i int) int { return jsonscan.SkipValue(b, i) }
 
 // forEachElement calls fn with each element of a JSON array already known
 // to be valid.
