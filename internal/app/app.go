@@ -243,7 +243,7 @@ func NewPlatform(cfg *config.Config, logger *slog.Logger, getenv func(string) st
 			DataStore:   nemo.Service{BaseURL: n.DatastoreBaseURL, Token: n.DatastoreAPIKey},
 			EntityStore: nemo.Service{BaseURL: n.EntityStoreURL}, Customizer: nemo.Service{BaseURL: n.CustomizerURL},
 			Evaluator: nemo.Service{BaseURL: n.EvaluatorURL}, Deployment: nemo.Service{BaseURL: n.DeploymentURL},
-			Namespace: n.Namespace, Logger: logger.With("component", "nemo"),
+			Namespace: n.Namespace, ExternalDeployments: n.ExternalDeployments, Logger: logger.With("component", "nemo"),
 			EvalPollInterval: cfg.Engine.PollInterval, EvalStallTimeout: cfg.Engine.StallTimeout,
 		})
 		if err != nil {

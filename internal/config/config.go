@@ -50,6 +50,10 @@ type NMPConfig struct {
 	CustomizerURL  string `yaml:"customizer_url"`
 	EvaluatorURL   string `yaml:"evaluator_url"`
 	DeploymentURL  string `yaml:"deployment_url"`
+	// ExternalDeployments is for NIMs deployed by someone else (the NIM
+	// operator): nothing is created or deleted through Deployment
+	// Management; a candidate is ready once the NIM proxy lists it.
+	ExternalDeployments bool `yaml:"external_deployments"`
 
 	// NemoAPIKey is sent to the NeMo services (NEMO_API_KEY, then NVIDIA_API_KEY).
 	NemoAPIKey string `yaml:"-"`
