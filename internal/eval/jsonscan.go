@@ -3,6 +3,7 @@ package eval
 import (
 	"encoding/json"
 	"errors"
+
 	"github.com/flywheel-go/flywheel/internal/jsonscan"
 	"unicode/utf8"
 )
@@ -16,7 +17,7 @@ type member struct {
 
 // errNotObjectJSON is returned by splitObject for input that is not an
 // object.
-var errNotObjectJSON = errors.New("not a JSON object")
+var errNotObjectJSON = jsonscan.ErrNotObject
 
 // splitObject splits a JSON object, already known to be valid JSON, into
 // its top-level members without decoding the values. It is much cheaper
@@ -76,52 +77,9 @@ func splitObject(b []byte) ([]member, error) {
 	}
 }
 
-// forEachMember calls fn with the key and raw value of each top-level
-// member of a JSON object already known to be valid, without allocating
-// (except for keys with escapes or invalid UTF-8, which are decoded).
+// forEachMember calls fn with each top-level member of a valid JSON object.
 func forEachMember(b []byte, fn func(key, val []byte) error) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return errNotObjectJSON
-	}
-	i++
-	for {
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return errNotObjectJSON
-		}
-		if b[i] == '}' {
-			return nil
-		}
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-		if i >= len(b) || b[i] != '"' {
-			return errNotObjectJSON
-		}
-		end, escaped := skipString(b, i)
-		if end-1 <= i || b[end-1] != '"' {
-			return errNotObjectJSON
-		}
-		key := b[i+1 : end-1]
-		if escaped || !utf8.Valid(key) {
-			var k string
-			if err := json.Unmarshal(b[i:end], &k); err != nil {
-				return err
-			}
-			key = []byte(k)
-		}
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return errNotObjectJSON
-		}
-		i = skipSpace(b, i+1)
-		vend := skipValue(b, i)
-		if err := fn(key, b[i:vend]); err != nil {
-			return err
-		}
-		i = vend
-	}
+	return jsonscan.ForEachMember(b, fn)
 }
 
 // get returns the value of key, or nil.

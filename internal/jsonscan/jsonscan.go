@@ -3,7 +3,12 @@
 // use it to find fields in large request and reply bodies cheaply.
 package jsonscan
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"unicode/utf8"
+)
 
 // SkipSpace returns the index of the first non-space byte at or after i.
 func SkipSpace(b []byte, i int) int {
@@ -71,5 +76,56 @@ func SkipValue(b []byte, i int) int {
 			j++
 		}
 		return j
+	}
+}
+
+// ErrNotObject is returned for input that is not a JSON object.
+var ErrNotObject = errors.New("not a JSON object")
+
+// ForEachMember calls fn with the key and raw value of each top-level
+// member of a JSON object already known to be valid, without allocating
+// (except for keys with escapes or invalid UTF-8, which are decoded).
+func ForEachMember(b []byte, fn func(key, val []byte) error) error {
+	i := SkipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return ErrNotObject
+	}
+	i++
+	for {
+		i = SkipSpace(b, i)
+		if i >= len(b) {
+			return ErrNotObject
+		}
+		if b[i] == '}' {
+			return nil
+		}
+		if b[i] == ',' {
+			i = SkipSpace(b, i+1)
+		}
+		if i >= len(b) || b[i] != '"' {
+			return ErrNotObject
+		}
+		end, escaped := SkipString(b, i)
+		if end-1 <= i || b[end-1] != '"' {
+			return ErrNotObject
+		}
+		key := b[i+1 : end-1]
+		if escaped || !utf8.Valid(key) {
+			var k string
+			if err := json.Unmarshal(b[i:end], &k); err != nil {
+				return err
+			}
+			key = []byte(k)
+		}
+		i = SkipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return ErrNotObject
+		}
+		i = SkipSpace(b, i+1)
+		vend := SkipValue(b, i)
+		if err := fn(key, b[i:vend]); err != nil {
+			return err
+		}
+		i = vend
 	}
 }

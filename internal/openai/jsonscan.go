@@ -2,62 +2,17 @@ package openai
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
+
 	"github.com/flywheel-go/flywheel/internal/jsonscan"
-	"unicode/utf8"
 )
 
 // errNotObjectJSON is returned for input that is not an object.
-var errNotObjectJSON = errors.New("not a JSON object")
+var errNotObjectJSON = jsonscan.ErrNotObject
 
-// forEachMember calls fn with the key (raw, still quoted when escaped) and
-// raw value of each top-level member of a JSON object already known to be
-// valid, without allocating. Keys with escapes or invalid UTF-8 are
-// decoded first.
+// forEachMember calls fn with each top-level member of a valid JSON object.
 func forEachMember(b []byte, fn func(key, val []byte) error) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return errNotObjectJSON
-	}
-	i++
-	for {
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return errNotObjectJSON
-		}
-		if b[i] == '}' {
-			return nil
-		}
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-		if i >= len(b) || b[i] != '"' {
-			return errNotObjectJSON
-		}
-		end, escaped := skipString(b, i)
-		if end-1 <= i || b[end-1] != '"' {
-			return errNotObjectJSON
-		}
-		key := b[i+1 : end-1]
-		if escaped || !utf8.Valid(key) {
-			var k string
-			if err := json.Unmarshal(b[i:end], &k); err != nil {
-				return err
-			}
-			key = []byte(k)
-		}
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return errNotObjectJSON
-		}
-		i = skipSpace(b, i+1)
-		vend := skipValue(b, i)
-		if err := fn(key, b[i:vend]); err != nil {
-			return err
-		}
-		i = vend
-	}
+	return jsonscan.ForEachMember(b, fn)
 }
 
 // keyIs reports whether a member key matches name the way encoding/json
