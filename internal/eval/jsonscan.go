@@ -3,9 +3,9 @@ package eval
 import (
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 
 	"github.com/flywheel-go/flywheel/internal/jsonscan"
-	"unicode/utf8"
 )
 
 // member is one top-level member of a JSON object: its key and the raw
