@@ -49,7 +49,7 @@ func (r *Runner) createDatasets(ctx context.Context, c Call) (Result, error) {
 	}
 	req := flywheel.BuildRequest{
 		RunID: c.Run.ID, WorkloadID: c.Run.WorkloadID, ClientID: c.Run.ClientID,
-		Split: c.Run.Spec.DataSplit, ICL: c.Run.Spec.ICL,
+		Split: c.Run.Spec.DataSplit, ICL: iclBudget(c.Run.Spec),
 		Dir: filepath.Join(r.Settings.DataDir, "runs", c.Run.ID, "datasets"),
 		// Milliseconds: runs of one workload started in the same second
 		// must not share dataset names (and repos).
@@ -201,4 +201,20 @@ func (r *Runner) cleanup(ctx context.Context, c Call) (Result, error) {
 		return Result{}, err
 	}
 	return succeeded(nil), nil
+}
+
+// iclBudget caps the few-shot prompt budget at the smallest context of the
+// candidates that will read it (the blueprint ignores nims[].context_length
+// and overflows small models).
+func iclBudget(spec flywheel.RunSpec) flywheel.ICLConfig {
+	icl := spec.ICL
+	for _, c := range spec.Candidates {
+		if c.ContextLength > 0 && (icl.MaxContextLength <= 0 || c.ContextLength < icl.MaxContextLength) {
+			icl.MaxContextLength = c.ContextLength
+		}
+	}
+	if icl.ReservedTokens >= icl.MaxContextLength && icl.MaxContextLength > 0 {
+		icl.ReservedTokens = icl.MaxContextLength / 4
+	}
+	return icl
 }
