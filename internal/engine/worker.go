@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -60,7 +61,7 @@ func (e *Engine) work(ctx context.Context, job *river.Job[StageArgs]) error {
 	}
 	if run.FinishedAt != nil && a.Stage != flywheel.StageCleanup {
 		// The run ended (cancelled or failed) after this job was enqueued.
-		return e.complete(ctx, job, stage.Result{Status: flywheel.StageCancelled, Error: "run " + string(run.Status)}, log)
+		return e.complete(ctx, job, stage.Result{Status: flywheel.StageCancelled, Error: "run " + string(run.Status)})
 	}
 	st, open, err := e.store.BeginStageAttempt(ctx, a.RunID, a.Candidate, a.Stage, job.Attempt)
 	if err != nil {
@@ -68,7 +69,7 @@ func (e *Engine) work(ctx context.Context, job *river.Job[StageArgs]) error {
 	}
 	if !open {
 		// Done already (a duplicate delivery): make sure successors exist.
-		return e.complete(ctx, job, stage.Result{Status: st.Status}, log)
+		return e.complete(ctx, job, stage.Result{Status: st.Status})
 	}
 	call := stage.Call{Run: run, Stage: st}
 	if a.Candidate != "" {
@@ -123,7 +124,7 @@ func (e *Engine) work(ctx context.Context, job *river.Job[StageArgs]) error {
 	}
 	log.InfoContext(ctx, "Stage finished", "status", string(res.Status), "duration_ms", e.now().Sub(started).Milliseconds())
 	e.metrics.outcome(a.Stage, string(res.Status), e.now().Sub(started))
-	return e.complete(ctx, job, res, log)
+	return e.complete(ctx, job, res)
 }
 
 func isRemoteCancel(ctx context.Context) bool {
@@ -133,9 +134,7 @@ func isRemoteCancel(ctx context.Context) bool {
 
 // fail ends a stage for good: the error is recorded where it happened and
 // the DAG goes on (or, for a run-level stage, the run fails).
-func (e *Engine) fail(ctx context.Context, job *river.Job[StageArgs], call stage.Call, msg string, log interface {
-	ErrorContext(ctx context.Context, msg string, args ...any)
-}) error {
+func (e *Engine) fail(ctx context.Context, job *river.Job[StageArgs], call stage.Call, msg string, log *slog.Logger) error {
 	log.ErrorContext(ctx, "Stage failed", "error", msg)
 	started := e.now()
 	if call.Stage.StartedAt != nil {
@@ -145,12 +144,12 @@ func (e *Engine) fail(ctx context.Context, job *river.Job[StageArgs], call stage
 	if err := e.runner.OnFailure(ctx, call, msg); err != nil {
 		return fmt.Errorf("record failure of %s: %w", job.Args.Stage, err)
 	}
-	return e.complete(ctx, job, stage.Result{Status: flywheel.StageFailed, Error: msg}, nil)
+	return e.complete(ctx, job, stage.Result{Status: flywheel.StageFailed, Error: msg})
 }
 
 // complete commits a stage's outcome, the DAG's next stages and the job's
 // completion in one transaction.
-func (e *Engine) complete(ctx context.Context, job *river.Job[StageArgs], res stage.Result, _ any) error {
+func (e *Engine) complete(ctx context.Context, job *river.Job[StageArgs], res stage.Result) error {
 	a := job.Args
 	return e.store.InTx(ctx, func(q *store.Queries) error {
 		if err := q.LockRun(ctx, a.RunID); err != nil {
