@@ -37,6 +37,29 @@ const (
 	ClassJudgeFailed = "judge_failed"
 )
 
+// with returns s with the fields set in o replaced.
+func (s Sampling) with(o *flywheel.SamplingConfig) Sampling {
+	if o == nil {
+		return s
+	}
+	if o.Temperature != nil {
+		s.Temperature = o.Temperature
+	}
+	if o.TopP != nil {
+		s.TopP = o.TopP
+	}
+	if o.MaxTokens != nil {
+		s.MaxTokens = o.MaxTokens
+	}
+	if o.Seed != nil {
+		s.Seed = o.Seed
+	}
+	if o.Stream {
+		s.Stream = true
+	}
+	return s
+}
+
 // Sampling overrides sampling parameters of the replayed requests. Nil
 // fields keep the logged values.
 type Sampling struct {
@@ -220,6 +243,7 @@ func (r *Runner) Evaluate(ctx context.Context, req flywheel.EvalRequest, progres
 	if s, ok := r.opts.SamplingByModel[req.Target.Model]; ok {
 		sampling = s
 	}
+	sampling = sampling.with(req.Sampling)
 	w := &worker{r: r, client: client, judge: judge, req: req, sampling: sampling}
 
 	started := time.Now()

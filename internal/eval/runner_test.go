@@ -466,3 +466,33 @@ func TestRunnerScoresUnparseableModelOutputAsWrong(t *testing.T) {
 	require.Equal(t, 20, res.Summary.ErrorClasses[eval.ClassInvalidOutput])
 	require.EqualValues(t, 20, calls.Load(), "no retries")
 }
+
+// A candidate's sampling overrides reach every replayed request.
+func TestRunnerAppliesCandidateSampling(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var bodies []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		bodies = append(bodies, body)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`))
+	}))
+	defer srv.Close()
+	temp, maxTokens := 0.7, 33
+	r := eval.NewRunner(eval.Options{Concurrency: 2, RetryBaseDelay: time.Millisecond})
+	_, err := r.Evaluate(context.Background(), flywheel.EvalRequest{EvaluationID: "e", EvalType: flywheel.EvalBase,
+		WorkloadType: flywheel.WorkloadToolCalling, Target: flywheel.Endpoint{BaseURL: srv.URL, Model: "cand"},
+		Dataset: flywheel.Dataset{Path: filepath.Join(bfclDir, "simple.jsonl")}, Limit: 5,
+		Sampling: &flywheel.SamplingConfig{Temperature: &temp, MaxTokens: &maxTokens}}, nil)
+	require.NoError(t, err)
+	require.Len(t, bodies, 5)
+	for _, b := range bodies {
+		require.Equal(t, "cand", b["model"])
+		require.Equal(t, 0.7, b["temperature"])
+		require.Equal(t, 33.0, b["max_tokens"])
+	}
+}

@@ -122,6 +122,9 @@ type NIMConfig struct {
 	// Endpoint, when set, points at an already-running OpenAI-compatible
 	// server for this model: deploy only checks that it is there.
 	Endpoint string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	// Sampling overrides the logged requests' sampling parameters when this
+	// candidate is evaluated.
+	Sampling *SamplingConfig `yaml:"sampling,omitempty" json:"sampling,omitempty"`
 	// PricePer1KTokens is the cost used in reports (input and output alike).
 	PricePer1KTokens float64 `yaml:"price_per_1k_tokens,omitempty" json:"price_per_1k_tokens,omitempty"`
 	// Extra holds platform-specific settings (for example the local
@@ -170,4 +173,15 @@ type RunSpec struct {
 	LoRA       LoRAConfig      `json:"lora_config"`
 	Judge      JudgeConfig     `json:"llm_judge_config"`
 	Namespace  string          `json:"nmp_namespace"`
+}
+
+// SamplingConfig overrides sampling parameters of replayed requests. Nil
+// fields keep the logged values.
+type SamplingConfig struct {
+	Temperature *float64 `yaml:"temperature,omitempty" json:"temperature,omitempty"`
+	TopP        *float64 `yaml:"top_p,omitempty" json:"top_p,omitempty"`
+	MaxTokens   *int     `yaml:"max_tokens,omitempty" json:"max_tokens,omitempty"`
+	Seed        *int64   `yaml:"seed,omitempty" json:"seed,omitempty"`
+	// Stream asks for streamed replies (reassembled before scoring).
+	Stream bool `yaml:"stream,omitempty" json:"stream,omitempty"`
 }
