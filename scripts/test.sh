@@ -28,6 +28,9 @@ pg_isready -h 127.0.0.1 -p 5432
 # The end-to-end tests of the local platform run real models; they fail,
 # rather than skip, when something above is missing.
 export FLYWHEEL_LOCAL_E2E=1
+# The dashboard's browser tests keep their screenshots here.
+export FLYWHEEL_SCREENSHOTS="${FLYWHEEL_SCREENSHOTS:-$PWD/test-artifacts/screenshots}"
+mkdir -p "$FLYWHEEL_SCREENSHOTS"
 if [ "$#" -eq 0 ]; then
 	set -- ./...
 fi
