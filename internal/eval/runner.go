@@ -205,6 +205,7 @@ type outcome struct {
 	judgeFailed      bool
 	permanent        bool
 	latencyMS        float32
+	ttftMS           float32 // streamed replies only
 	prompt, complete int32
 	request          json.RawMessage
 	reference, pred  json.RawMessage
@@ -461,6 +462,9 @@ func (w *worker) process(ctx context.Context, j job) outcome {
 		return o
 	}
 	o.latencyMS = float32(resp.Latency.Seconds() * 1000)
+	if resp.Streamed && resp.TimeToFirstToken > 0 {
+		o.ttftMS = float32(resp.TimeToFirstToken.Seconds() * 1000)
+	}
 	if resp.Usage != nil {
 		o.prompt, o.complete = int32(resp.Usage.PromptTokens), int32(resp.Usage.CompletionTokens)
 	}
@@ -727,6 +731,7 @@ type aggregate struct {
 	scores      [numMetrics][]float32
 	perTool     map[string][]float32
 	latencies   []float64
+	ttfts       []float64
 	prompt      int64
 	completion  int64
 	answered    int
@@ -777,6 +782,9 @@ func (a *aggregate) add(o outcome, evaluationID string) flywheel.ItemResult {
 	default:
 		a.answered++
 		a.latencies = append(a.latencies, float64(o.latencyMS))
+		if o.ttftMS > 0 {
+			a.ttfts = append(a.ttfts, float64(o.ttftMS))
+		}
 		a.prompt += int64(o.prompt)
 		a.completion += int64(o.complete)
 	}
@@ -831,6 +839,9 @@ func (a *aggregate) result(req flywheel.EvalRequest, boot Bootstrap) (flywheel.E
 	s := flywheel.EvalSummary{Items: a.done - a.invalid, Errors: a.invalid + a.failed, ErrorClasses: a.classes}
 	p := Percentiles(a.latencies, 0.5, 0.95)
 	s.LatencyP50MS, s.LatencyP95MS = p[0], p[1]
+	if len(a.ttfts) > 0 {
+		s.TTFTP50MS = Percentiles(a.ttfts, 0.5)[0]
+	}
 	s.PromptTokens = float64(a.prompt) / float64(a.answered)
 	s.CompletionTokens = float64(a.completion) / float64(a.answered)
 	// Price per 1k tokens × tokens per request = cost per 1k requests.

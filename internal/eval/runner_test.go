@@ -173,6 +173,12 @@ func TestRunnerReplaysGroundTruth(t *testing.T) {
 				}
 				require.Positive(t, res.Summary.LatencyP50MS)
 				require.GreaterOrEqual(t, res.Summary.LatencyP95MS, res.Summary.LatencyP50MS)
+				if stream {
+					require.Positive(t, res.Summary.TTFTP50MS, "time to first token of streamed replies")
+					require.LessOrEqual(t, res.Summary.TTFTP50MS, res.Summary.LatencyP95MS)
+				} else {
+					require.Zero(t, res.Summary.TTFTP50MS, "no stream, no time to first token")
+				}
 				require.Positive(t, res.Summary.PromptTokens)
 				require.InDelta(t, 0.002*(res.Summary.PromptTokens+res.Summary.CompletionTokens), res.Summary.CostPer1KReq, 1e-9)
 				require.NotEmpty(t, res.Summary.PerTool)

@@ -99,10 +99,12 @@ type ScoreDetail struct {
 
 // EvalSummary holds the latency, token and cost figures of an evaluation.
 type EvalSummary struct {
-	Items            int                    `json:"items"`
-	Errors           int                    `json:"errors"`
-	LatencyP50MS     float64                `json:"latency_p50_ms"`
-	LatencyP95MS     float64                `json:"latency_p95_ms"`
+	Items        int     `json:"items"`
+	Errors       int     `json:"errors"`
+	LatencyP50MS float64 `json:"latency_p50_ms"`
+	LatencyP95MS float64 `json:"latency_p95_ms"`
+	// TTFTP50MS is the median time to the first token of streamed replies.
+	TTFTP50MS        float64                `json:"ttft_p50_ms,omitempty"`
 	PromptTokens     float64                `json:"prompt_tokens_per_request"`
 	CompletionTokens float64                `json:"completion_tokens_per_request"`
 	CostPer1KReq     float64                `json:"cost_per_1k_requests"`

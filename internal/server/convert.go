@@ -112,6 +112,7 @@ func evaluation(e flywheel.Evaluation) api.Evaluation {
 		s := *e.Summary
 		s.LatencyP50MS = finite(s.LatencyP50MS)
 		s.LatencyP95MS = finite(s.LatencyP95MS)
+		s.TTFTP50MS = finite(s.TTFTP50MS)
 		s.PromptTokens = finite(s.PromptTokens)
 		s.CompletionTokens = finite(s.CompletionTokens)
 		s.CostPer1KReq = finite(s.CostPer1KReq)
