@@ -198,6 +198,9 @@ func (c *Config) validateNIMs(p *problems) {
 		if n.PricePer1KTokens < 0 {
 			p.add(f+".price_per_1k_tokens", "must not be negative (got %g)", n.PricePer1KTokens)
 		}
+		if n.PricePerGPUHour < 0 {
+			p.add(f+".price_per_gpu_hour", "must not be negative (got %g)", n.PricePerGPUHour)
+		}
 		p.httpURL(f+".endpoint", n.Endpoint)
 		if c.Platform.Name == PlatformEndpoint && n.Endpoint == "" {
 			p.required(f+".endpoint", "platform.name is endpoint")

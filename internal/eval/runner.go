@@ -304,7 +304,11 @@ func (r *Runner) Evaluate(ctx context.Context, req flywheel.EvalRequest, progres
 	}
 	res, err := agg.result(req, r.opts.Bootstrap)
 	if err == nil && req.PricePer1KTokens == 0 && res.Summary.Items > 0 {
-		if perHour := r.opts.PricePerHourByModel[req.Target.Model]; perHour > 0 {
+		perHour := req.PricePerHour
+		if perHour == 0 {
+			perHour = r.opts.PricePerHourByModel[req.Target.Model]
+		}
+		if perHour > 0 {
 			res.Summary.CostPer1KReq = perHour * time.Since(started).Hours() / float64(res.Summary.Items) * 1000
 		}
 	}

@@ -502,3 +502,27 @@ func TestRunnerAppliesCandidateSampling(t *testing.T) {
 		require.Equal(t, 33.0, b["max_tokens"])
 	}
 }
+
+// A candidate priced by the GPU-hour gets a cost per 1k requests from the
+// evaluation's wall time.
+func TestRunnerPricesByTheHour(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`))
+	}))
+	defer srv.Close()
+	r := eval.NewRunner(eval.Options{Concurrency: 1, RetryBaseDelay: time.Millisecond})
+	req := flywheel.EvalRequest{EvaluationID: "e", EvalType: flywheel.EvalBase, WorkloadType: flywheel.WorkloadToolCalling,
+		Target: flywheel.Endpoint{BaseURL: srv.URL, Model: "cand"}, Dataset: flywheel.Dataset{Path: filepath.Join(bfclDir, "simple.jsonl")},
+		Limit: 4, PricePerHour: 3.6}
+	res, err := r.Evaluate(context.Background(), req, nil)
+	require.NoError(t, err)
+	// At 3.6 per hour, each request of at least 5 ms costs at least 0.000005: 0.005 per 1k.
+	require.Greater(t, res.Summary.CostPer1KReq, 0.004)
+	req.PricePer1KTokens = 0.002
+	res, err = r.Evaluate(context.Background(), req, nil)
+	require.NoError(t, err)
+	require.InDelta(t, 0.002*(res.Summary.PromptTokens+res.Summary.CompletionTokens), res.Summary.CostPer1KReq, 1e-9, "per-token price wins")
+}

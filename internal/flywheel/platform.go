@@ -165,6 +165,9 @@ type EvalRequest struct {
 	Judge *Endpoint
 	// PricePer1KTokens is the candidate's price, for the cost figure.
 	PricePer1KTokens float64
+	// PricePerHour, used when PricePer1KTokens is 0, prices the candidate
+	// by the hour (a GPU-hour of its deployment).
+	PricePerHour float64
 	// Sampling, when set, overrides the evaluator's sampling parameters
 	// for this candidate (nil fields keep the evaluator's values).
 	Sampling *SamplingConfig

@@ -127,6 +127,9 @@ type NIMConfig struct {
 	Sampling *SamplingConfig `yaml:"sampling,omitempty" json:"sampling,omitempty"`
 	// PricePer1KTokens is the cost used in reports (input and output alike).
 	PricePer1KTokens float64 `yaml:"price_per_1k_tokens,omitempty" json:"price_per_1k_tokens,omitempty"`
+	// PricePerGPUHour prices a candidate by the hour of its deployment
+	// instead (used when PricePer1KTokens is 0).
+	PricePerGPUHour float64 `yaml:"price_per_gpu_hour,omitempty" json:"price_per_gpu_hour,omitempty"`
 	// Extra holds platform-specific settings (for example the local
 	// platform's model file or size).
 	Extra map[string]any `yaml:"extra,omitempty" json:"extra,omitempty"`

@@ -192,7 +192,7 @@ func (r *Runner) runEval(ctx context.Context, c Call, t flywheel.EvalType) (Resu
 	res, err := r.Evaluator.Evaluate(ctx, flywheel.EvalRequest{
 		EvaluationID: e.ID, RunID: c.Run.ID, EvalType: t, WorkloadType: c.Run.WorkloadType, Target: target,
 		Dataset: ds, Limit: limit, Judge: r.judgeEndpoint(ctx, c.Run), PricePer1KTokens: cfg.PricePer1KTokens,
-		Sampling: cfg.Sampling,
+		Sampling: cfg.Sampling, PricePerHour: cfg.PricePerGPUHour * float64(max(cfg.GPUs, 1)),
 	}, progress)
 	if err != nil {
 		return Result{}, err
