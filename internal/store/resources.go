@@ -95,12 +95,6 @@ func (q *Queries) OrphanedResources(ctx context.Context) ([]flywheel.Resource, e
 		ORDER BY id`)
 }
 
-// ExpiredLeases returns live entries whose lease expired before t.
-func (q *Queries) ExpiredLeases(ctx context.Context, t time.Time) ([]flywheel.Resource, error) {
-	return q.listResources(ctx, `SELECT `+resourceColumns+` FROM resources WHERE state = 'live' AND lease_expires_at IS NOT NULL
-		AND lease_expires_at < ? ORDER BY id`, t.UTC())
-}
-
 func (q *Queries) listResources(ctx context.Context, query string, args ...any) ([]flywheel.Resource, error) {
 	rows, err := q.query(ctx, query, args...)
 	if err != nil {
