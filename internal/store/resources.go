@@ -87,8 +87,8 @@ func (q *Queries) ListNIMResources(ctx context.Context, nimID string, kind flywh
 }
 
 // OrphanedResources returns live (or failed-to-release) entries whose run
-// has finished or no longer exists, or whose lease expired before cutoff
-// while their run is finished: what the reaper must release.
+// has finished or no longer exists: what the reaper must release. (A live
+// entry of a running run belongs to a stage that will resume and find it.)
 func (q *Queries) OrphanedResources(ctx context.Context) ([]flywheel.Resource, error) {
 	return q.listResources(ctx, `SELECT `+resourceColumns+` FROM resources WHERE state IN ('live', 'release_failed')
 		AND (run_id NOT IN (SELECT id FROM flywheel_runs) OR run_id IN (SELECT id FROM flywheel_runs WHERE finished_at IS NOT NULL))
