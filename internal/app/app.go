@@ -198,20 +198,11 @@ func embedder(cfg *config.Config) dataset.Embedder {
 	if base == "" {
 		return nil
 	}
-	client, err := openai.New(openai.Config{BaseURL: trimEndpoint(base), APIKey: e.APIKey})
+	client, err := openai.New(openai.Config{BaseURL: flywheel.BaseURL(base), APIKey: e.APIKey})
 	if err != nil {
 		return nil
 	}
 	return &dataset.OpenAIEmbedder{Client: client, Model: e.ModelName, SendInputType: true}
-}
-
-func trimEndpoint(u string) string {
-	for _, suffix := range []string{"/embeddings", "/chat/completions", "/v1"} {
-		if len(u) > len(suffix) && u[len(u)-len(suffix):] == suffix {
-			u = u[:len(u)-len(suffix)]
-		}
-	}
-	return u
 }
 
 func (a *App) evaluator(cfg *config.Config, logger *slog.Logger) (flywheel.Evaluator, error) {

@@ -20,3 +20,15 @@ func TestHashIgnoresWhitespaceAndHashCompactAgrees(t *testing.T) {
 	c.ClientID = "other"
 	require.NotEqual(t, a.Hash(), c.Hash())
 }
+
+func TestBaseURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"http://judge:9022/v1/chat/completions": "http://judge:9022",
+		"http://nim/v1/embeddings":              "http://nim",
+		"http://nim/v1/":                        "http://nim",
+		"http://nim":                            "http://nim",
+	} {
+		require.Equal(t, want, flywheel.BaseURL(in), in)
+	}
+}

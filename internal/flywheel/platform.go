@@ -3,6 +3,7 @@ package flywheel
 import (
 	"context"
 	"encoding/json"
+	"strings"
 )
 
 // Endpoint is an OpenAI-compatible chat completions server serving a model.
@@ -12,6 +13,16 @@ type Endpoint struct {
 	BaseURL string `json:"base_url"`
 	Model   string `json:"model"`
 	APIKey  string `json:"-"`
+}
+
+// BaseURL turns a configured OpenAI-compatible URL, which users write with
+// or without "/v1" or the full operation path, into an Endpoint.BaseURL.
+func BaseURL(u string) string {
+	u = strings.TrimSuffix(u, "/")
+	for _, suffix := range []string{"/embeddings", "/chat/completions", "/v1"} {
+		u = strings.TrimSuffix(u, suffix)
+	}
+	return u
 }
 
 // DeployRequest asks a platform to deploy a candidate model.

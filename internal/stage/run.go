@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
@@ -122,10 +121,7 @@ func remoteJudge(j flywheel.JudgeConfig) *flywheel.Endpoint {
 	if j.URL == "" {
 		return nil
 	}
-	base := strings.TrimSuffix(j.URL, "/")
-	base = strings.TrimSuffix(base, "/chat/completions")
-	base = strings.TrimSuffix(base, "/v1")
-	return &flywheel.Endpoint{BaseURL: base, Model: j.ModelName}
+	return &flywheel.Endpoint{BaseURL: flywheel.BaseURL(j.URL), Model: j.ModelName}
 }
 
 // judgeEndpoint returns the run's judge, or nil when none is configured.
