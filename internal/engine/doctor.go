@@ -93,16 +93,7 @@ func (e *Engine) Doctor(ctx context.Context, fix bool) ([]Finding, error) {
 				if err := q.FinishOpenNIMs(ctx, id, status, msg); err != nil {
 					return err
 				}
-				jobs, err := q.CancelOpenStages(ctx, id)
-				if err != nil {
-					return err
-				}
-				for _, j := range jobs {
-					if _, err := e.client.JobCancelTx(ctx, q.Tx(), j); err != nil && !errors.Is(err, river.ErrNotFound) {
-						return err
-					}
-				}
-				return nil
+				return e.cancelOpenStagesTx(ctx, q, id, 0)
 			})
 			f.Fixed = err == nil
 			if err != nil {

@@ -257,17 +257,8 @@ func (e *Engine) endRunTx(ctx context.Context, q *store.Queries, runID string, s
 	if err != nil {
 		return err
 	}
-	jobIDs, err := q.CancelOpenStages(ctx, runID)
-	if err != nil {
+	if err := e.cancelOpenStagesTx(ctx, q, runID, except); err != nil {
 		return err
-	}
-	for _, id := range jobIDs {
-		if id == except {
-			continue
-		}
-		if _, err := e.client.JobCancelTx(ctx, q.Tx(), id); err != nil && !errors.Is(err, river.ErrNotFound) {
-			return fmt.Errorf("cancel job %d: %w", id, err)
-		}
 	}
 	if _, err := q.GetStage(ctx, runID, "", flywheel.StageCleanup); err == nil {
 		return nil
@@ -281,4 +272,22 @@ func (e *Engine) endRunTx(ctx context.Context, q *store.Queries, runID string, s
 		return err
 	}
 	return e.enqueue(ctx, q, runID, "", flywheel.StageCleanup)
+}
+
+// cancelOpenStagesTx marks a run's unfinished stages cancelled and cancels
+// their River jobs, except the job calling (which is completing).
+func (e *Engine) cancelOpenStagesTx(ctx context.Context, q *store.Queries, runID string, except int64) error {
+	jobIDs, err := q.CancelOpenStages(ctx, runID)
+	if err != nil {
+		return err
+	}
+	for _, id := range jobIDs {
+		if id == except {
+			continue
+		}
+		if _, err := e.client.JobCancelTx(ctx, q.Tx(), id); err != nil && !errors.Is(err, river.ErrNotFound) {
+			return fmt.Errorf("cancel job %d: %w", id, err)
+		}
+	}
+	return nil
 }
