@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -159,6 +158,5 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) error {
 		}
 		return fmt.Errorf("job ended %s: %s", final.Status, final.Error)
 	}
-	_ = os.Stdout.Sync()
 	return nil
 }
