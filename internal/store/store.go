@@ -107,7 +107,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
+		return nil, fmt.Errorf("connect to %s database: %w", dialect, classify(err))
 	}
 	s := &Store{db: db, dialect: dialect, url: url, logger: logger}
 	s.Queries = &Queries{q: db, dialect: dialect, now: now}
@@ -124,13 +124,13 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 func (s *Store) Close() error { return s.db.Close() }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+func (s *Store) Ping(ctx context.Context) error { return classify(s.db.PingContext(ctx)) }
 
 // InTx runs fn in a transaction, committing when it returns nil.
 func (s *Store) InTx(ctx context.Context, fn func(q *Queries) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return fmt.Errorf("begin transaction: %w", classify(err))
 	}
 	q := &Queries{q: tx, tx: tx, dialect: s.dialect, now: s.now}
 	if err := fn(q); err != nil {
@@ -138,7 +138,7 @@ func (s *Store) InTx(ctx context.Context, fn func(q *Queries) error) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w", classify(err))
 	}
 	return nil
 }
@@ -237,17 +237,27 @@ func (q *Queries) rebind(query string) string {
 	return b.String()
 }
 
+// exec, query and queryRow run a statement; their errors are classified
+// (see classify), so a database that is down or full answers 503, never 500.
 func (q *Queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return q.q.ExecContext(ctx, q.rebind(query), args...)
+	res, err := q.q.ExecContext(ctx, q.rebind(query), args...)
+	return res, classify(err)
 }
 
 func (q *Queries) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return q.q.QueryContext(ctx, q.rebind(query), args...)
+	rows, err := q.q.QueryContext(ctx, q.rebind(query), args...)
+	return rows, classify(err)
 }
 
-func (q *Queries) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return q.q.QueryRowContext(ctx, q.rebind(query), args...)
+func (q *Queries) queryRow(ctx context.Context, query string, args ...any) row {
+	return row{q.q.QueryRowContext(ctx, q.rebind(query), args...)}
 }
+
+// row is a *sql.Row whose Scan classifies its error.
+type row struct{ r *sql.Row }
+
+// Scan copies the row's columns into dest (see sql.Row.Scan).
+func (r row) Scan(dest ...any) error { return classify(r.r.Scan(dest...)) }
 
 // notFound turns sql.ErrNoRows into flywheel's not-found error.
 func notFound(err error, what string) error {
