@@ -113,6 +113,19 @@ type MLflowConfig struct {
 type ServerConfig struct {
 	// Addr is the host:port the API listens on.
 	Addr string `yaml:"addr"`
+	// AllowedHosts are the host names, besides localhost and IP addresses,
+	// the server answers to (the Host header): exact names, "*.suffix" for
+	// every subdomain, or "*" for any. Others get 421, which defeats DNS
+	// rebinding. The host of Addr is allowed too.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a request's body, from its first byte
+	// read to its end; answers are not bounded (streams may last long).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout bounds how long a kept-alive connection waits for its
+	// next request.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Platform names.
@@ -250,6 +263,9 @@ type CaptureConfig struct {
 const (
 	NamespaceDefault              = "dfwbp"
 	AddrDefault                   = "127.0.0.1:8000"
+	ReadHeaderTimeoutDefault      = 10 * time.Second
+	ReadTimeoutDefault            = 5 * time.Minute
+	IdleTimeoutDefault            = 2 * time.Minute
 	LogLevelDefault               = "INFO"
 	MaxConcurrentRunsDefault      = 4
 	MaxParallelDeploymentsDefault = 1
@@ -356,8 +372,9 @@ func Default() *Config {
 			BatchSize:      16,
 			LearningRate:   1e-4,
 		},
-		LoRA:   flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1},
-		Server: ServerConfig{Addr: AddrDefault},
+		LoRA: flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1},
+		Server: ServerConfig{Addr: AddrDefault,
+			ReadHeaderTimeout: ReadHeaderTimeoutDefault, ReadTimeout: ReadTimeoutDefault, IdleTimeout: IdleTimeoutDefault},
 		Platform: PlatformConfig{
 			Name: PlatformLocal,
 			Local: LocalConfig{

@@ -325,6 +325,7 @@ func (c *Config) validateOwn(p *problems) {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		p.add("server.addr", "port must be a number from 0 to 65535 (got %q)", port)
 	}
+	c.validateServerLimits(p)
 
 	p.oneOf("platform.name", c.Platform.Name, PlatformLocal, PlatformNeMo, PlatformEndpoint)
 	if c.Platform.Name == PlatformLocal {
@@ -410,6 +411,30 @@ func (c *Config) validateOwn(p *problems) {
 		p.required("elasticsearch.index", "elasticsearch.url is set")
 	}
 	p.httpURL("capture.upstream_url", c.Capture.UpstreamURL)
+}
+
+// validateServerLimits checks the server's timeouts and allowed hosts.
+func (c *Config) validateServerLimits(p *problems) {
+	s := c.Server
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"server.read_header_timeout", s.ReadHeaderTimeout},
+		{"server.read_timeout", s.ReadTimeout},
+		{"server.idle_timeout", s.IdleTimeout},
+	} {
+		if d.v <= 0 {
+			p.add(d.field, "must be greater than 0 (got %s)", d.v)
+		}
+	}
+	for i, h := range s.AllowedHosts {
+		name := strings.TrimPrefix(h, "*.")
+		if h != "*" && (name == "" || strings.ContainsAny(name, "/:@ \t*") || strings.Contains(name, "..")) {
+			p.add(fmt.Sprintf("server.allowed_hosts[%d]", i),
+				"must be a host name, *.domain or *, without scheme or port (got %q)", h)
+		}
+	}
 }
 
 func stageList(names []flywheel.StageName) string {
