@@ -117,7 +117,7 @@ type ServerConfig struct {
 	// the server answers to (the Host header): exact names, "*.suffix" for
 	// every subdomain, or "*" for any. Others get 421, which defeats DNS
 	// rebinding. The host of Addr is allowed too.
-	AllowedHosts []string `yaml:"allowed_hosts"`
+	AllowedHosts []string `yaml:"allowed_hosts,omitempty"`
 	// ReadHeaderTimeout bounds reading a request's headers.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	// ReadTimeout bounds reading a request's body, from its first byte
