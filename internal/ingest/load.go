@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
@@ -31,7 +32,8 @@ type ProgressFunc func(bytesRead int64, s Summary)
 
 // Load reads JSONL from r and stores its records through ing in batches of
 // opts.BatchSize. Bad lines are rejected and counted and never stop the
-// load. It returns the summary and, on a read error, a store error or a
+// load; so are records the store refuses (*flywheel.RecordErrors), with
+// their line. It returns the summary and, on a read error, a store error or a
 // cancelled ctx, that error too (the summary then counts what was stored
 // before it). progress may be nil.
 //
@@ -42,10 +44,13 @@ func Load(ctx context.Context, r io.Reader, opts Options, ing flywheel.LogIngest
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rd := NewReader(r, opts)
+	// Reads fail once ctx is done, so a signal stops the load even in the
+	// middle of a line many megabytes long.
+	rd := NewReader(ctxReader{ctx: ctx, r: r}, opts)
 
 	type parsed struct {
 		recs       []flywheel.LogRecord
+		lineNos    []int // the line of each of recs
 		lines      int
 		rejected   int
 		rejections []Rejection
@@ -82,6 +87,7 @@ func Load(ctx context.Context, r io.Reader, opts Options, ing flywheel.LogIngest
 					continue
 				}
 				b.recs = append(b.recs, res.Record)
+				b.lineNos = append(b.lineNos, res.Line)
 			}
 			b.bytes, b.lastLine = rd.BytesRead(), rd.line
 			full := len(b.recs) == opts.BatchSize && b.err == nil
@@ -97,12 +103,36 @@ func Load(ctx context.Context, r io.Reader, opts Options, ing flywheel.LogIngest
 	}()
 
 	var s Summary
-	for b := range batches {
+	for {
+		var (
+			b  parsed
+			ok bool
+		)
+		select {
+		case b, ok = <-batches:
+		case <-parent.Done():
+			return s, fmt.Errorf("load records: %w", parent.Err())
+		}
+		if !ok {
+			break
+		}
 		s.Lines += b.lines
 		s.Rejected += b.rejected
 		s.Rejections = append(s.Rejections, b.rejections...)
 		if len(b.recs) > 0 {
 			inserted, dups, err := ing.InsertLogs(ctx, b.recs)
+			var recErrs *flywheel.RecordErrors
+			if errors.As(err, &recErrs) {
+				// The store refused some records and kept the others.
+				s.Rejected += len(recErrs.Items)
+				for _, it := range recErrs.Items {
+					if opts.MaxRejections > 0 && len(s.Rejections) < opts.MaxRejections && it.Index >= 0 && it.Index < len(b.lineNos) {
+						s.Rejections = append(s.Rejections, Rejection{Line: b.lineNos[it.Index], Field: it.Field, Reason: it.Reason})
+					}
+				}
+				sort.SliceStable(s.Rejections, func(i, j int) bool { return s.Rejections[i].Line < s.Rejections[j].Line })
+				err = nil
+			}
 			if err != nil {
 				return s, fmt.Errorf("store records up to line %d: %w", b.lastLine, err)
 			}
@@ -124,4 +154,17 @@ func Load(ctx context.Context, r io.Reader, opts Options, ing flywheel.LogIngest
 		return s, fmt.Errorf("load records: %w", err)
 	}
 	return s, nil
+}
+
+// ctxReader is an io.Reader that fails with ctx's error once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

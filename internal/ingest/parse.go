@@ -154,6 +154,11 @@ func ParseLine(data []byte, lineNo int, opts Options) (flywheel.LogRecord, *Reje
 	default:
 		return reject("", "neither the log format (request, response) nor the conversation format (messages)")
 	}
+	// Both databases must be able to store it: reject here, with the line,
+	// what one of them would refuse.
+	if field, reason := flywheel.CheckRecord(rec); reason != "" {
+		return reject(field, "%s", reason)
+	}
 	// Request and response are canonical here, so the domain hash is the
 	// ingest hash; computing it now keeps it off the store's path.
 	rec.ContentHash = rec.HashCompact()
@@ -171,6 +176,11 @@ func stringField(raw json.RawMessage, name, override string, lineNo int) (string
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", &Rejection{Line: lineNo, Field: name, Reason: fmt.Sprintf("want a string, got %s", kind(raw))}
+	}
+	// The decoder turns invalid UTF-8 into U+FFFD; an id is refused rather
+	// than silently changed.
+	if _, reason := flywheel.CheckJSON(raw); reason != "" {
+		return "", &Rejection{Line: lineNo, Field: name, Reason: reason}
 	}
 	if strings.TrimSpace(s) == "" {
 		return "", &Rejection{Line: lineNo, Field: name, Reason: "empty; give it in the record or as an option"}
