@@ -148,6 +148,8 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		Retry: engine.RetryPolicy{MaxAttempts: cfg.Engine.Retry.MaxAttempts, InitialBackoff: cfg.Engine.Retry.InitialBackoff,
 			MaxBackoff: cfg.Engine.Retry.MaxBackoff},
 		RescueAfter: cfg.Engine.RescueAfter, LeaseTTL: cfg.Engine.LeaseTTL, Embedded: embedded && opts.Workers,
+		HeartbeatInterval: cfg.Engine.HeartbeatInterval, DeadAfter: cfg.Engine.DeadAfter,
+		StrandedAfter: cfg.Engine.StrandedAfter, LivenessInterval: cfg.Engine.LivenessInterval,
 	})
 	if err != nil {
 		a.Close()

@@ -175,9 +175,22 @@ type EngineConfig struct {
 	StallTimeout time.Duration `yaml:"stall_timeout"`
 	// LeaseTTL is how long a worker's lease on a resource lasts without renewal.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
-	// RescueAfter is how long a running stage may go without a heartbeat
-	// before it is rescued and retried.
+	// RescueAfter is River's own rescuer's horizon: a backstop for jobs
+	// other than stages (a stage of a dead process is handed back after
+	// DeadAfter).
 	RescueAfter time.Duration `yaml:"rescue_after"`
+	// HeartbeatInterval is how often a process records that it is alive and
+	// which stage jobs it holds.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// DeadAfter is how long a process may go without a heartbeat before its
+	// running stages are handed to other processes.
+	DeadAfter time.Duration `yaml:"dead_after"`
+	// StrandedAfter is how long after a stage job was fetched for a live
+	// process that process's heartbeat must list it; otherwise the job is
+	// handed back (a fetch lost in a database stall).
+	StrandedAfter time.Duration `yaml:"stranded_after"`
+	// LivenessInterval is how often the leader runs the liveness check.
+	LivenessInterval time.Duration `yaml:"liveness_interval"`
 }
 
 // StageLimit is a stage's time limits. Hard is the overall limit, measured
@@ -277,6 +290,10 @@ const (
 	StallTimeoutDefault           = 30 * time.Minute
 	LeaseTTLDefault               = time.Minute
 	RescueAfterDefault            = 15 * time.Minute
+	HeartbeatIntervalDefault      = 5 * time.Second
+	DeadAfterDefault              = 30 * time.Second
+	StrandedAfterDefault          = 20 * time.Second
+	LivenessIntervalDefault       = 5 * time.Second
 	EvalConcurrencyDefault        = 8
 	EvalRequestTimeoutDefault     = 60 * time.Second
 	EvalMaxRetriesDefault         = 3
@@ -397,6 +414,12 @@ func Default() *Config {
 			StallTimeout: StallTimeoutDefault,
 			LeaseTTL:     LeaseTTLDefault,
 			RescueAfter:  RescueAfterDefault,
+			// Liveness: a dead process's stages are handed back within
+			// about DeadAfter + LivenessInterval.
+			HeartbeatInterval: HeartbeatIntervalDefault,
+			DeadAfter:         DeadAfterDefault,
+			StrandedAfter:     StrandedAfterDefault,
+			LivenessInterval:  LivenessIntervalDefault,
 		},
 		Eval: EvalConfig{
 			Backend:              EvalBackendInProcess,

@@ -363,6 +363,12 @@ func (c *Config) validateOwn(p *problems) {
 		p.add("engine.stage_limits."+name, "unknown stage; stages are %s", stageList(known))
 	}
 	p.positive("engine.retry.max_attempts", e.Retry.MaxAttempts)
+	if e.HeartbeatInterval > 0 && e.DeadAfter < 3*e.HeartbeatInterval {
+		p.add("engine.dead_after", "must be at least 3 heartbeat intervals (%s), got %s", 3*e.HeartbeatInterval, e.DeadAfter)
+	}
+	if e.StrandedAfter > 0 && e.StrandedAfter < 12*time.Second {
+		p.add("engine.stranded_after", "must be at least 12s (River gives up a fetch after 10s), got %s", e.StrandedAfter)
+	}
 	if e.Retry.InitialBackoff <= 0 {
 		p.add("engine.retry.initial_backoff", "must be greater than 0 (got %s)", e.Retry.InitialBackoff)
 	}
@@ -377,6 +383,10 @@ func (c *Config) validateOwn(p *problems) {
 		{"engine.stall_timeout", e.StallTimeout},
 		{"engine.lease_ttl", e.LeaseTTL},
 		{"engine.rescue_after", e.RescueAfter},
+		{"engine.heartbeat_interval", e.HeartbeatInterval},
+		{"engine.dead_after", e.DeadAfter},
+		{"engine.stranded_after", e.StrandedAfter},
+		{"engine.liveness_interval", e.LivenessInterval},
 		{"eval.request_timeout", c.Eval.RequestTimeout},
 	}
 	for _, d := range durations {

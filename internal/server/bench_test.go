@@ -21,7 +21,7 @@ func BenchmarkGetJob(b *testing.B) {
 	jobs := &servertest.JobService{GetJobFunc: func(_ context.Context, id string) (*flywheel.JobDetail, error) {
 		return servertest.Detail(id, flywheel.RunCompleted, start), nil
 	}}
-	h := server.New(server.Options{Jobs: jobs, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	h := server.New(server.Options{Jobs: jobs, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), AllowedHosts: []string{"example.com"}})
 	b.ReportAllocs()
 	for b.Loop() {
 		rec := httptest.NewRecorder()
@@ -41,7 +41,7 @@ func BenchmarkListJobs(b *testing.B) {
 	jobs := &servertest.JobService{ListJobsFunc: func(context.Context, flywheel.JobFilter) (flywheel.JobPage, error) {
 		return flywheel.JobPage{Runs: runs, NextCursor: "next"}, nil
 	}}
-	h := server.New(server.Options{Jobs: jobs, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	h := server.New(server.Options{Jobs: jobs, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), AllowedHosts: []string{"example.com"}})
 	b.ReportAllocs()
 	for b.Loop() {
 		rec := httptest.NewRecorder()
@@ -66,13 +66,16 @@ func BenchmarkIngestLogs(b *testing.B) {
 	logs := &servertest.LogIngester{InsertLogsFunc: func(_ context.Context, recs []flywheel.LogRecord) (int, int, error) {
 		return len(recs), 0, nil
 	}}
-	h := server.New(server.Options{Jobs: &servertest.JobService{}, Logs: logs, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	h := server.New(server.Options{Jobs: &servertest.JobService{}, Logs: logs, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		AllowedHosts: []string{"example.com"}})
 	payload := body.String()
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
 	for b.Loop() {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/logs", strings.NewReader(payload)))
+		req := httptest.NewRequest("POST", "/api/logs", strings.NewReader(payload))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		h.ServeHTTP(rec, req)
 		if rec.Code != 200 {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}

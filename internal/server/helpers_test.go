@@ -127,7 +127,17 @@ func do(t *testing.T, h http.Handler, method, target, body string, header ...str
 		rd = strings.NewReader(body)
 	}
 	req := httptest.NewRequestWithContext(t.Context(), method, target, rd)
+	// As curl or the flywheel client would send it to a local server: the
+	// guard refuses foreign hosts and bodies that are not JSON.
+	req.Host = "127.0.0.1:8000"
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if strings.EqualFold(header[i], "Host") {
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	rec := httptest.NewRecorder()

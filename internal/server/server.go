@@ -74,6 +74,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is shown by /healthz.
 	Version string
+	// AllowedHosts are the host names the server answers to besides the
+	// defaults (see HostPolicy); ListenAddr is the address it listens on,
+	// whose host is allowed too.
+	AllowedHosts []string
+	ListenAddr   string
 	// ReadyTimeout bounds JobService.Ready (0: ReadyTimeoutDefault).
 	ReadyTimeout time.Duration
 	// Now is the clock used for request durations (nil: time.Now).
@@ -160,7 +165,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeDetail(w, http.StatusNotFound, "Not Found")
 	})
-	s.handler = s.observe(s.recoverPanics(s.mux))
+	s.handler = s.observe(s.recoverPanics(s.guard(s.mux)))
 	return s
 }
 

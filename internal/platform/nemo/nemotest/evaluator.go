@@ -200,6 +200,7 @@ func (s *Server) evaluatorRoutes() {
 		case "cancelled":
 		default:
 			e.cancelled = &now
+			s.cancelled[KindEvaluation]++
 		}
 		writeJSON(w, http.StatusOK, s.evalJSON(e, now))
 	})
@@ -216,6 +217,7 @@ func (s *Server) evaluatorRoutes() {
 			return
 		}
 		delete(s.evals, e.id)
+		s.deleted[KindEvaluation]++
 		w.WriteHeader(http.StatusNoContent)
 	})
 }

@@ -25,10 +25,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,15 +87,20 @@ type Options struct {
 	Models []string
 
 	// Failure injection. ErrorRate applies to every endpoint; ErrorRates
-	// to one endpoint named by its pattern (see Endpoint… constants), and
-	// wins over ErrorRate. A failed request is answered 503 before the fake
-	// touches its state.
+	// to the endpoints a key names, and wins over ErrorRate. A key is an
+	// endpoint's pattern (see Endpoint… constants), else a class (see
+	// Class… constants), else a method ("GET", "POST", "PATCH", "DELETE");
+	// the most specific key that matches applies. A failed request is
+	// answered 503 before the fake touches its state.
 	ErrorRate  float64
 	ErrorRates map[string]float64
 	// LostResponseRate is the fraction of POST requests whose effect
-	// happens but whose answer is replaced by a 502 (a response lost on
-	// the way back), which tests that clients look before they retry.
+	// happens but whose answer is lost on the way back, which tests that
+	// clients look before they retry. The lost answer is replaced by a 502,
+	// or, with CutLostResponses, the connection is closed without an
+	// answer.
 	LostResponseRate float64
+	CutLostResponses bool
 	// Latency is added to every request; SpikeRate of requests wait Spike
 	// more.
 	Latency   time.Duration
@@ -165,6 +172,45 @@ const (
 	EndpointChatCompletions     = "POST " + NIMPrefix + "/v1/chat/completions"
 )
 
+// Endpoint classes: keys of ErrorRates that name every endpoint of one
+// service.
+const (
+	ClassDeployment    = "deployment"
+	ClassCustomization = "customization"
+	ClassEvaluation    = "evaluation"
+	ClassDataStore     = "datastore"
+	ClassEntityStore   = "entitystore"
+	ClassNIM           = "nim"
+)
+
+// Classes lists the endpoint classes.
+var Classes = []string{ClassDeployment, ClassCustomization, ClassEvaluation, ClassDataStore, ClassEntityStore, ClassNIM}
+
+// EndpointClass returns the class of an endpoint pattern ("" for the
+// fake's own endpoints).
+func EndpointClass(pattern string) string {
+	_, path, _ := strings.Cut(pattern, " ")
+	switch {
+	case strings.HasPrefix(path, NIMPrefix+"/"):
+		return ClassNIM
+	case strings.HasPrefix(path, "/v1/deployment/"):
+		return ClassDeployment
+	case strings.HasPrefix(path, "/v1/customization/"):
+		return ClassCustomization
+	case strings.HasPrefix(path, "/v1/evaluation/"):
+		return ClassEvaluation
+	case strings.HasPrefix(path, "/v1/hf/"), strings.HasPrefix(path, "/v1/datastore/"):
+		return ClassDataStore
+	case strings.HasPrefix(path, "/v1/"):
+		return ClassEntityStore
+	}
+	return ""
+}
+
+// CountersPath is the fake's own endpoint that answers its Counters as
+// JSON. Failures are never injected into it.
+const CountersPath = "/_fake/counters"
+
 // Resource kinds counted by Counts.
 const (
 	KindNamespace     = "namespace"
@@ -188,6 +234,8 @@ type Server struct {
 	hs     *httptest.Server
 	mux    *http.ServeMux
 	logger *slog.Logger
+	// endpoints are the patterns of the fake's services.
+	endpoints []string
 
 	mu   sync.Mutex
 	opts Options
@@ -214,10 +262,13 @@ type Server struct {
 	published map[string]time.Time
 
 	created    map[string]int
+	deleted    map[string]int
+	cancelled  map[string]int
 	duplicates map[string]int
 	requests   map[string]int
 	injected   int
 	lost       int
+	spiked     int
 }
 
 // NewHandler returns the fake without starting a listener.
@@ -240,6 +291,8 @@ func NewHandler(opts Options) *Server {
 		answers:      map[string]json.RawMessage{},
 		published:    map[string]time.Time{},
 		created:      map[string]int{},
+		deleted:      map[string]int{},
+		cancelled:    map[string]int{},
 		duplicates:   map[string]int{},
 		requests:     map[string]int{},
 	}
@@ -319,19 +372,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // handle registers a route with the injection middleware.
 func (s *Server) handle(pattern string, h func(w http.ResponseWriter, r *http.Request)) {
+	s.endpoints = append(s.endpoints, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests[pattern]++
-		rate := s.opts.ErrorRate
-		if v, ok := s.opts.ErrorRates[pattern]; ok {
-			rate = v
-		}
+		rate := s.errorRate(pattern, r.Method)
 		fail := rate > 0 && s.rng.Float64() < rate
 		lost := !fail && r.Method == http.MethodPost && s.opts.LostResponseRate > 0 &&
 			s.rng.Float64() < s.opts.LostResponseRate
+		cut := lost && s.opts.CutLostResponses
 		delay := s.opts.Latency
 		if s.opts.SpikeRate > 0 && s.rng.Float64() < s.opts.SpikeRate {
 			delay += s.opts.Spike
+			s.spiked++
 		}
 		if fail {
 			s.injected++
@@ -355,6 +408,9 @@ func (s *Server) handle(pattern string, h func(w http.ResponseWriter, r *http.Re
 		}
 		if lost {
 			h(httptest.NewRecorder(), r)
+			if cut && cutConnection(w) {
+				return
+			}
 			writeJSON(w, http.StatusBadGateway, map[string]string{"detail": "injected lost response (nemotest)"})
 			return
 		}
@@ -362,7 +418,43 @@ func (s *Server) handle(pattern string, h func(w http.ResponseWriter, r *http.Re
 	})
 }
 
+// Endpoints returns the patterns of every endpoint of the fake's services,
+// sorted (the keys ErrorRates and Counts.Requests use).
+func (s *Server) Endpoints() []string {
+	return slices.Sorted(slices.Values(s.endpoints))
+}
+
+// errorRate returns the injected failure rate of an endpoint: the most
+// specific key of ErrorRates that names it, else ErrorRate. Callers hold
+// s.mu.
+func (s *Server) errorRate(pattern, method string) float64 {
+	if v, ok := s.opts.ErrorRates[pattern]; ok {
+		return v
+	}
+	if v, ok := s.opts.ErrorRates[EndpointClass(pattern)]; ok {
+		return v
+	}
+	if v, ok := s.opts.ErrorRates[method]; ok {
+		return v
+	}
+	return s.opts.ErrorRate
+}
+
+// cutConnection closes the client's connection without an answer. It
+// reports false when w cannot give up its connection (HTTP/2).
+func cutConnection(w http.ResponseWriter) bool {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
 func (s *Server) routes() {
+	s.mux.HandleFunc("GET "+CountersPath, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.Counters())
+	})
 	s.entityRoutes()
 	s.dataStoreRoutes()
 	s.dmsRoutes()
@@ -379,29 +471,99 @@ type Counts struct {
 	// (same deployment name, same customization job name, same
 	// evaluation id): each is a client that retried without looking.
 	Duplicates map[string]int
+	// Deleted counts resources deleted, per kind; Cancelled counts jobs
+	// cancelled while they ran (customizations and evaluations).
+	Deleted   map[string]int
+	Cancelled map[string]int
 	// Requests counts requests per endpoint pattern.
 	Requests map[string]int
-	// Injected counts injected failures; Lost counts lost responses.
+	// Injected counts injected failures; Lost counts lost responses;
+	// Spiked counts requests delayed by a latency spike.
 	Injected int
 	Lost     int
+	Spiked   int
 }
 
 // Counts returns a snapshot of the counters.
 func (s *Server) Counts() Counts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := Counts{Created: map[string]int{}, Duplicates: map[string]int{}, Requests: map[string]int{},
-		Injected: s.injected, Lost: s.lost}
-	for k, v := range s.created {
-		c.Created[k] = v
+	return Counts{Created: maps.Clone(s.created), Deleted: maps.Clone(s.deleted), Cancelled: maps.Clone(s.cancelled),
+		Duplicates: maps.Clone(s.duplicates), Requests: maps.Clone(s.requests),
+		Injected: s.injected, Lost: s.lost, Spiked: s.spiked}
+}
+
+// Counters is what GET /_fake/counters answers: the counts and what is
+// live, for anyone reproducing a fault test against `flywheel dev
+// nemo-fake` from outside.
+type Counters struct {
+	// Requests is the number of requests served (the counters' own
+	// excluded); RequestsByEndpoint splits it by endpoint pattern.
+	Requests           int            `json:"requests"`
+	RequestsByEndpoint map[string]int `json:"requests_by_endpoint"`
+	// Created, Deleted, Cancelled and Duplicates count per resource kind
+	// (see Kind… constants).
+	Created    map[string]int `json:"created"`
+	Deleted    map[string]int `json:"deleted"`
+	Cancelled  map[string]int `json:"cancelled"`
+	Duplicates map[string]int `json:"duplicates"`
+	// DuplicatesTotal sums Duplicates.
+	DuplicatesTotal int `json:"duplicates_total"`
+	// Stored counts the resources that exist now, per kind.
+	Stored map[string]int `json:"stored"`
+	// Live lists what still runs or is deployed; LiveTotal counts it.
+	Live      LiveJSON `json:"live"`
+	LiveTotal int      `json:"live_total"`
+	// Faults counts injected faults by kind: "error_5xx",
+	// "lost_response" and "latency_spike".
+	Faults map[string]int `json:"faults"`
+}
+
+// LiveJSON is Live with JSON names and empty lists instead of nulls.
+type LiveJSON struct {
+	Deployments    []string `json:"deployments"`
+	Customizations []string `json:"customizations"`
+	Evaluations    []string `json:"evaluations"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
 	}
-	for k, v := range s.duplicates {
-		c.Duplicates[k] = v
+	return s
+}
+
+// Fault kinds of Counters.Faults.
+const (
+	FaultError5xx     = "error_5xx"
+	FaultLostResponse = "lost_response"
+	FaultLatencySpike = "latency_spike"
+)
+
+// Counters returns a snapshot of the counters and the live resources.
+func (s *Server) Counters() Counters {
+	c := s.Counts()
+	live := s.Live()
+	s.mu.Lock()
+	stored := map[string]int{
+		KindNamespace: len(s.namespaces), KindRepo: len(s.repos), KindDataset: len(s.datasets),
+		KindDeployment: len(s.deployments), KindConfig: len(s.configs), KindCustomization: len(s.custs),
+		KindEvaluation: len(s.evals), KindModel: len(s.models),
 	}
-	for k, v := range s.requests {
-		c.Requests[k] = v
+	s.mu.Unlock()
+	total := 0
+	for _, v := range c.Requests {
+		total += v
 	}
-	return c
+	lj := LiveJSON{Deployments: nonNil(live.Deployments), Customizations: nonNil(live.Customizations),
+		Evaluations: nonNil(live.Evaluations)}
+	return Counters{
+		Requests: total, RequestsByEndpoint: c.Requests,
+		Created: c.Created, Deleted: c.Deleted, Cancelled: c.Cancelled, Duplicates: c.Duplicates,
+		DuplicatesTotal: c.TotalDuplicates(), Stored: stored,
+		Live: lj, LiveTotal: len(lj.Deployments) + len(lj.Customizations) + len(lj.Evaluations),
+		Faults: map[string]int{FaultError5xx: c.Injected, FaultLostResponse: c.Lost, FaultLatencySpike: c.Spiked},
+	}
 }
 
 // TotalDuplicates returns the number of duplicate creations of any kind.

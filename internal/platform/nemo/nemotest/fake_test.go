@@ -162,3 +162,126 @@ func TestListenAndServe(t *testing.T) {
 		t.Fatal("ListenAndServe did not stop")
 	}
 }
+
+func TestErrorRateKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		rates map[string]float64
+		// fails lists which of the probed endpoints are answered 503.
+		models, namespace, chat bool
+	}{
+		{name: "Class", rates: map[string]float64{nemotest.ClassNIM: 1}, models: true, chat: true},
+		{name: "Method", rates: map[string]float64{"POST": 1}, namespace: true, chat: true},
+		{name: "PatternWinsOverClass", rates: map[string]float64{nemotest.ClassNIM: 1, nemotest.EndpointNIMModels: 0},
+			chat: true},
+		{name: "ClassWinsOverMethod", rates: map[string]float64{"POST": 1, nemotest.ClassEntityStore: 0}, chat: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := nemotest.New(nemotest.Options{ErrorRates: tt.rates, Models: []string{"m"}})
+			defer fake.Close()
+			resp, err := http.Get(fake.NIMURL + "/v1/models") //nolint:noctx // test
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, tt.models, resp.StatusCode == http.StatusServiceUnavailable, "GET models: %d", resp.StatusCode)
+			code, _ := post(t, fake.URL+"/v1/namespaces", map[string]string{"id": "ns"})
+			require.Equal(t, tt.namespace, code == http.StatusServiceUnavailable, "POST namespace: %d", code)
+			code, _ = post(t, fake.NIMURL+"/v1/chat/completions", map[string]any{"model": "m",
+				"messages": []any{map[string]any{"role": "user", "content": "hi"}}})
+			require.Equal(t, tt.chat, code == http.StatusServiceUnavailable, "POST chat: %d", code)
+		})
+	}
+}
+
+func TestEndpointClass(t *testing.T) {
+	t.Parallel()
+	fake := nemotest.NewHandler(nemotest.Options{})
+	endpoints := fake.Endpoints()
+	require.Contains(t, endpoints, nemotest.EndpointCustomizationCreate)
+	for _, e := range endpoints {
+		require.Contains(t, nemotest.Classes, nemotest.EndpointClass(e), "every endpoint has a class: %s", e)
+	}
+	require.Equal(t, nemotest.ClassDataStore, nemotest.EndpointClass(nemotest.EndpointCommit))
+	require.Equal(t, nemotest.ClassEntityStore, nemotest.EndpointClass(nemotest.EndpointDatasetRegister))
+	require.Empty(t, nemotest.EndpointClass("GET "+nemotest.CountersPath))
+}
+
+// TestLostResponseCut checks that a cut answer reaches the client as a
+// broken connection, after the fake acted on the request.
+func TestLostResponseCut(t *testing.T) {
+	t.Parallel()
+	fake := nemotest.New(nemotest.Options{LostResponseRate: 1, CutLostResponses: true})
+	defer fake.Close()
+	body := map[string]any{"name": "m", "namespace": "dfwbp", "config": map[string]any{"model": "org/m",
+		"nim_deployment": map[string]any{"image_name": "i", "image_tag": "t", "gpu": 1}}}
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	resp, err := http.Post(fake.URL+"/v1/deployment/model-deployments", "application/json", bytes.NewReader(b)) //nolint:noctx // test
+	if err == nil {
+		resp.Body.Close()
+	}
+	require.Error(t, err, "no answer")
+	require.Equal(t, []string{"dfwbp/m"}, fake.Live().Deployments, "the deployment was created")
+	c := fake.Counters()
+	require.Equal(t, 1, c.Faults[nemotest.FaultLostResponse])
+	require.Equal(t, 1, c.Created[nemotest.KindDeployment])
+}
+
+// TestCounters follows resources through the counters endpoint: created,
+// live, cancelled, deleted, and the injected faults by kind.
+func TestCounters(t *testing.T) {
+	t.Parallel()
+	fake := nemotest.New(nemotest.Options{SpikeRate: 1, Spike: time.Millisecond})
+	defer fake.Close()
+	counters := func() nemotest.Counters {
+		t.Helper()
+		resp, err := http.Get(fake.URL + nemotest.CountersPath) //nolint:noctx // test
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var c nemotest.Counters
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&c))
+		return c
+	}
+	c := counters()
+	require.Zero(t, c.Requests)
+	require.Empty(t, c.Live.Deployments)
+	require.NotNil(t, c.Live.Deployments, "empty lists, not nulls")
+
+	body := map[string]any{"name": "m", "namespace": "dfwbp", "config": map[string]any{"model": "org/m",
+		"nim_deployment": map[string]any{"image_name": "i", "image_tag": "t", "gpu": 1}}}
+	code, _ := post(t, fake.URL+"/v1/deployment/model-deployments", body)
+	require.Equal(t, http.StatusOK, code)
+	c = counters()
+	require.Equal(t, 1, c.Requests, "the counters' own requests are not counted")
+	require.Equal(t, 1, c.Created[nemotest.KindDeployment])
+	require.Equal(t, 1, c.Stored[nemotest.KindDeployment])
+	require.Equal(t, []string{"dfwbp/m"}, c.Live.Deployments)
+	require.Equal(t, 1, c.LiveTotal)
+	require.Equal(t, 1, c.Faults[nemotest.FaultLatencySpike])
+	require.Zero(t, c.Faults[nemotest.FaultError5xx])
+
+	req, err := http.NewRequest(http.MethodDelete, fake.URL+"/v1/deployment/model-deployments/dfwbp/m", nil) //nolint:noctx // test
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	c = counters()
+	require.Equal(t, 1, c.Deleted[nemotest.KindDeployment])
+	require.Zero(t, c.Stored[nemotest.KindDeployment])
+	require.Zero(t, c.LiveTotal)
+	require.Equal(t, 2, c.Requests)
+	require.Equal(t, 1, c.RequestsByEndpoint[nemotest.EndpointDeploymentDelete])
+	require.Zero(t, c.DuplicatesTotal)
+
+	fake.Update(func(o *nemotest.Options) { o.ErrorRate = 1 })
+	resp, err = http.Get(fake.URL + "/v1/deployment/model-deployments") //nolint:noctx // test
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	c = counters()
+	require.Equal(t, 1, c.Faults[nemotest.FaultError5xx], "the counters endpoint itself never fails")
+}

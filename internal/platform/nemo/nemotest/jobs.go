@@ -120,6 +120,7 @@ func (s *Server) dmsRoutes() {
 			return
 		}
 		delete(s.deployments, key)
+		s.deleted[KindDeployment]++
 		writeJSON(w, http.StatusOK, map[string]any{"message": "deployment " + d.name + " deleted"})
 	})
 }
@@ -306,6 +307,7 @@ func (s *Server) customizerRoutes() {
 			return
 		}
 		delete(s.configs, key)
+		s.deleted[KindConfig]++
 		writeJSON(w, http.StatusOK, map[string]any{"message": "deleted"})
 	})
 	s.handle(EndpointCustomizationCreate, s.createCustomization)
@@ -366,6 +368,7 @@ func (s *Server) customizerRoutes() {
 		case "cancelled":
 		default:
 			c.cancelled = &now
+			s.cancelled[KindCustomization]++
 		}
 		writeJSON(w, http.StatusOK, c.jobJSON(now, s.opts))
 	})

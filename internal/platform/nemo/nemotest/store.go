@@ -131,6 +131,7 @@ func (s *Server) entityRoutes() {
 			return
 		}
 		delete(s.datasets, key)
+		s.deleted[KindDataset]++
 		w.WriteHeader(http.StatusNoContent)
 	})
 	s.handle("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
@@ -169,6 +170,7 @@ func (s *Server) entityRoutes() {
 			return
 		}
 		delete(s.models, key)
+		s.deleted[KindModel]++
 		delete(s.published, key)
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -261,6 +263,7 @@ func (s *Server) dataStoreRoutes() {
 			return
 		}
 		delete(s.repos, key)
+		s.deleted[KindRepo]++
 		w.WriteHeader(http.StatusOK)
 	})
 	s.handle("POST /v1/hf/api/datasets/{ns}/{name}/preupload/{rev}", func(w http.ResponseWriter, r *http.Request) {
