@@ -63,7 +63,8 @@ const (
 const (
 	ResultRecorded    = "recorded"
 	ResultDuplicate   = "duplicate"
-	ResultStoreFailed = "store_failed"
+	ResultStoreFailed = "store_failed" // the database failed; the record may be lost
+	ResultRejected    = "rejected"     // the record cannot be stored (NUL, invalid UTF-8, too long)
 	ResultQueueFull   = "queue_full"
 	ResultMissingIDs  = "missing_ids"
 	ResultNotRecorded = "not_recorded" // upstream error status, broken stream, unreadable answer
@@ -180,14 +181,14 @@ func New(cfg Config) (*Proxy, error) {
 		}, []string{"outcome"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flywheel_capture_records_total",
-			Help: "Captured calls by recording result (recorded, duplicate, store_failed, queue_full, missing_ids, not_recorded).",
+			Help: "Captured calls by recording result (recorded, duplicate, rejected, store_failed, queue_full, missing_ids, not_recorded).",
 		}, []string{"result"}),
 		queue: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flywheel_capture_queue_length",
 			Help: "Captured records waiting to be stored.",
 		}, func() float64 { return float64(len(p.queue)) }),
 	}
-	for _, r := range []string{ResultRecorded, ResultDuplicate, ResultStoreFailed, ResultQueueFull, ResultMissingIDs, ResultNotRecorded} {
+	for _, r := range []string{ResultRecorded, ResultDuplicate, ResultRejected, ResultStoreFailed, ResultQueueFull, ResultMissingIDs, ResultNotRecorded} {
 		p.metrics.records.WithLabelValues(r)
 	}
 	if cfg.Registerer != nil {
@@ -426,6 +427,22 @@ func (p *Proxy) Run(ctx context.Context) error {
 
 func (p *Proxy) store(ctx context.Context, batch []flywheel.LogRecord) {
 	inserted, dups, err := p.ingester.InsertLogs(ctx, batch)
+	var recErrs *flywheel.RecordErrors
+	if errors.As(err, &recErrs) {
+		// The other records of the batch are stored; each refused one is
+		// counted and named, never the whole batch.
+		p.metrics.records.WithLabelValues(ResultRejected).Add(float64(len(recErrs.Items)))
+		for _, it := range recErrs.Items {
+			attrs := []any{slog.String("field", it.Field), slog.String("reason", it.Reason)}
+			if it.Index >= 0 && it.Index < len(batch) {
+				r := batch[it.Index]
+				attrs = append(attrs, slog.String("workload_id", clipID(r.WorkloadID)), slog.String("client_id", clipID(r.ClientID)),
+					slog.Time("timestamp", r.Timestamp))
+			}
+			p.logger.WarnContext(ctx, "Captured record rejected: it cannot be stored", attrs...)
+		}
+		err = nil
+	}
 	if err != nil {
 		p.metrics.records.WithLabelValues(ResultStoreFailed).Add(float64(len(batch)))
 		p.logger.WarnContext(ctx, "Storing captured records failed", slog.Int("records", len(batch)), slog.String("error", err.Error()))
@@ -436,6 +453,15 @@ func (p *Proxy) store(ctx context.Context, batch []flywheel.LogRecord) {
 }
 
 func (p *Proxy) count(result string) { p.metrics.records.WithLabelValues(result).Inc() }
+
+// clipID shortens an id for a log line (a rejected one may be huge).
+func clipID(s string) string {
+	const max = 64
+	if len(s) > max {
+		return strings.ToValidUTF8(s[:max], "?") + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
 
 // capWriter keeps up to max bytes and notes when more came.
 type capWriter struct {
