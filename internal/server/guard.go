@@ -31,6 +31,7 @@ type HostPolicy struct {
 	exact    map[string]bool
 	suffixes []string
 	any      bool
+	listen   string
 }
 
 // NewHostPolicy returns the policy that allows the default names, the
@@ -50,9 +51,7 @@ func NewHostPolicy(allowed []string, listenAddr string) HostPolicy {
 		}
 	}
 	if host, _, err := net.SplitHostPort(listenAddr); err == nil {
-		if h := normalizeHost(host); h != "" {
-			p.exact[h] = true
-		}
+		p.listen = normalizeHost(host)
 	}
 	return p
 }
@@ -68,7 +67,7 @@ func (p HostPolicy) Allows(host string) bool {
 		return true
 	case net.ParseIP(h) != nil:
 		return true
-	case p.exact[h]:
+	case p.exact[h] || h == p.listen:
 		return true
 	}
 	for _, s := range p.suffixes {
@@ -79,8 +78,9 @@ func (p HostPolicy) Allows(host string) bool {
 	return false
 }
 
-// configured reports whether host matches a configured entry (not merely a
-// default): an Origin is trusted on that basis only.
+// configured reports whether host matches a configured entry (not a
+// default, nor the listen address): an Origin other than the server's own
+// is trusted on that basis only.
 func (p HostPolicy) configured(host string) bool {
 	h := normalizeHost(host)
 	if h == "" {
@@ -169,10 +169,10 @@ func (s *Server) crossSiteRefusal(r *http.Request, policy HostPolicy) (int, stri
 			"Refused a %s request sent by a web page of another origin (%s); if that origin serves this API, add its host name to the server.allowed_hosts setting",
 			r.Method, clip(origin, 100))
 	}
-	if s.dashboardForm(r) {
+	ct := r.Header.Get("Content-Type")
+	if s.dashboardForm(r, ct) {
 		return 0, ""
 	}
-	ct := r.Header.Get("Content-Type")
 	if ct == "" && r.ContentLength == 0 {
 		return 0, ""
 	}
@@ -184,10 +184,11 @@ func (s *Server) crossSiteRefusal(r *http.Request, policy HostPolicy) (int, stri
 		r.Method, clip(r.URL.Path, 100), clip(ct, 60))
 }
 
-// dashboardForm reports whether r is a post to the dashboard (not River's
-// UI): the dashboard checks its own form token.
-func (s *Server) dashboardForm(r *http.Request) bool {
-	if s.opts.UI == nil || !strings.HasPrefix(r.URL.Path, "/ui/") {
+// dashboardForm reports whether r is a form post to the dashboard (not
+// River's UI): the dashboard checks its own form token.
+func (s *Server) dashboardForm(r *http.Request, ct string) bool {
+	mt, _, _ := mime.ParseMediaType(ct)
+	if s.opts.UI == nil || mt != "application/x-www-form-urlencoded" || !strings.HasPrefix(r.URL.Path, "/ui/") {
 		return false
 	}
 	return s.opts.RiverUI == nil || !strings.HasPrefix(r.URL.Path, "/ui/river/")
