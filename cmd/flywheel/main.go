@@ -42,6 +42,7 @@ type globals struct {
 	logLevel   string
 	logFormat  string
 	server     string
+	token      string
 	getenv     func(string) string
 	stdout     io.Writer
 	stderr     io.Writer
@@ -69,11 +70,22 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		server = "http://127.0.0.1:8000"
 	}
 	pf.StringVar(&g.server, "server", server, "flywheel server URL for jobs commands (env FLYWHEEL_SERVER)")
+	pf.StringVar(&g.token, "token", "", "API token for jobs commands (env FLYWHEEL_TOKEN; see 'flywheel tokens')")
 
 	root.AddCommand(newServeCommand(g), newWorkerCommand(g), newMigrateCommand(g), newLoadCommand(g), newDoctorCommand(g),
-		newDemoCommand(g), newDevCommand(g))
-	root.AddCommand(cli.NewJobsCommand(cli.Options{ServerURL: func() string { return g.server }, Stdout: stdout, Stderr: stderr}))
+		newDemoCommand(g), newDevCommand(g), newTokensCommand(g))
+	root.AddCommand(cli.NewJobsCommand(cli.Options{ServerURL: func() string { return g.server }, Token: g.apiToken,
+		Stdout: stdout, Stderr: stderr}))
 	return root
+}
+
+// apiToken is --token, else FLYWHEEL_TOKEN. The environment is read when a
+// command runs, so that the secret never shows as a flag default in help.
+func (g *globals) apiToken() string {
+	if g.token != "" {
+		return g.token
+	}
+	return strings.TrimSpace(g.getenv("FLYWHEEL_TOKEN"))
 }
 
 // load reads the configuration: defaults, the file, the environment, then

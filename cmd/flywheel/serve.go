@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/flywheel-go/flywheel/internal/app"
+	"github.com/flywheel-go/flywheel/internal/config"
 )
 
 func newServeCommand(g *globals) *cobra.Command {
@@ -34,6 +38,9 @@ the same database (add more with 'flywheel worker').`,
 			if cmd.Flags().Changed("workers") {
 				cfg.Engine.Workers = workers
 			}
+			if err := cfg.Validate(); err != nil { // --addr may expose the server
+				return configError(err)
+			}
 			logger := g.logger(cfg)
 			ctx := cmd.Context()
 			a, err := app.Open(ctx, cfg, logger, app.Options{Workers: cfg.Engine.Workers > 0, API: true})
@@ -41,6 +48,7 @@ the same database (add more with 'flywheel worker').`,
 				return err
 			}
 			defer a.Close()
+			warnAuth(ctx, cfg, a, logger)
 			ln, err := net.Listen("tcp", cfg.Server.Addr)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
@@ -117,4 +125,32 @@ func newMigrateCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// warnAuth logs loudly when the server is reachable beyond loopback without
+// authentication (server.insecure_no_auth), and says how to get in when
+// authentication is on but no token exists yet.
+func warnAuth(ctx context.Context, cfg *config.Config, a *app.App, logger *slog.Logger) {
+	sc := cfg.Server
+	if sc.ExposedWithoutAuth() {
+		logger.WarnContext(ctx, "AUTHENTICATION IS OFF on an address beyond loopback (server.insecure_no_auth): anyone who "+
+			"reaches "+sc.Addr+" can start, cancel and delete runs, read every record, feed training data and spend the "+
+			"capture proxy's upstream key", "addr", sc.Addr)
+		return
+	}
+	if !sc.AuthEnabled() {
+		return
+	}
+	tokens, err := a.Store.ListTokens(ctx)
+	if err != nil {
+		logger.WarnContext(ctx, "Could not list API tokens", "error", err)
+		return
+	}
+	for _, t := range tokens {
+		if t.Usable(time.Now()) == nil {
+			return
+		}
+	}
+	logger.WarnContext(ctx, "Authentication is on and no usable API token exists: create one with "+
+		"'flywheel tokens create --name NAME --scope admin' (same --db/--config as serve)")
 }

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,7 @@ type App struct {
 	bgCancel context.CancelFunc
 	bgDone   chan struct{}
 	capture  *capture.Proxy
+	tls      *tls.Config // nil: plain HTTP
 }
 
 // Open connects to the database, migrates it, and builds every part. Call
@@ -155,6 +157,16 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		a.Close()
 		return nil, err
 	}
+	if opts.API && cfg.Server.TLS() {
+		// Read at start, so that a bad certificate stops the process
+		// before any worker runs.
+		cert, err := tls.LoadX509KeyPair(cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("server.tls_cert_file / server.tls_key_file: %w", err)
+		}
+		a.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	if opts.API {
 		bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a.bgCancel = cancel
@@ -178,10 +190,12 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 				_ = a.capture.Run(bg)
 			}()
 		}
+		authn := server.NewAuth(server.AuthOptions{Store: a.Store, Enabled: cfg.Server.AuthEnabled(),
+			SessionTTL: cfg.Server.Auth.SessionTTL, Logger: logger.With("component", "auth")})
 		a.Handler = server.New(server.Options{
 			Jobs: a.Engine, Logs: a.Store, Registry: a.Registry, RiverUI: riverUI, Capture: captureHandler,
-			UI:     ui.New(ui.Options{Jobs: a.Engine, Logger: logger.With("component", "ui"), Prefix: "/ui"}),
-			Logger: logger, Version: Version,
+			UI:     ui.New(ui.Options{Jobs: a.Engine, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
+			Logger: logger, Version: Version, Auth: authn, MetricsPublic: cfg.Server.Auth.MetricsPublic,
 		})
 	}
 	return a, nil
@@ -255,12 +269,23 @@ func NewPlatform(cfg *config.Config, logger *slog.Logger, getenv func(string) st
 func (a *App) Start(ctx context.Context) error { return a.Engine.Start(ctx) }
 
 // Serve serves the API on ln until ctx ends, then shuts down gracefully:
-// running stages are handed back, never cancelled.
+// running stages are handed back, never cancelled. With
+// server.tls_cert_file and server.tls_key_file set it speaks HTTPS.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	sc := a.Config.Server
+	if a.tls != nil {
+		srv.TLSConfig = a.tls
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	a.Logger.InfoContext(ctx, "Serving", "addr", ln.Addr().String())
+	go func() {
+		if a.tls != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	a.Logger.InfoContext(ctx, "Serving", "addr", ln.Addr().String(), "tls", sc.TLS(), "auth", sc.AuthEnabled())
 	select {
 	case err := <-errc:
 		return err

@@ -35,6 +35,9 @@ type Options struct {
 	// ServerURL returns the base URL of the flywheel server; it is called
 	// when a command runs, after flags are parsed.
 	ServerURL func() string
+	// Token returns the API token sent as "Authorization: Bearer"; it is
+	// called when a command runs (nil or "": none).
+	Token func() string
 	// Stdout receives results, Stderr messages.
 	Stdout io.Writer
 	Stderr io.Writer
@@ -101,7 +104,11 @@ func NewJobsCommand(opts Options) *cobra.Command {
 }
 
 func (j *jobsCmd) client() (*client.Client, error) {
-	return client.New(j.opts.ServerURL(), j.opts.HTTPClient)
+	c, err := client.New(j.opts.ServerURL(), j.opts.HTTPClient)
+	if err != nil || j.opts.Token == nil {
+		return c, err
+	}
+	return c.WithToken(j.opts.Token()), nil
 }
 
 func commandContext(cmd *cobra.Command) context.Context {

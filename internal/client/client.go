@@ -27,8 +27,9 @@ const maxErrorBody = 1 << 20
 
 // Client calls one flywheel server. It is safe for concurrent use.
 type Client struct {
-	base *url.URL
-	hc   *http.Client
+	base  *url.URL
+	hc    *http.Client
+	token string
 }
 
 // New returns a client of the server at baseURL ("http://127.0.0.1:8000").
@@ -52,6 +53,14 @@ func New(baseURL string, hc *http.Client) (*Client, error) {
 		hc = &http.Client{Timeout: TimeoutDefault}
 	}
 	return &Client{base: u, hc: hc}, nil
+}
+
+// WithToken returns a copy of c that sends token as
+// "Authorization: Bearer <token>" (an empty token sends none).
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = token
+	return &cp
 }
 
 // BaseURL returns the server's base URL.
@@ -206,6 +215,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		req.Header[k] = vs
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -126,7 +127,63 @@ type ServerConfig struct {
 	// IdleTimeout bounds how long a kept-alive connection waits for its
 	// next request.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// Auth configures API tokens and the dashboard login (server.auth).
+	Auth AuthConfig `yaml:"auth"`
+	// InsecureNoAuth lets the server listen beyond loopback without
+	// authentication (it warns loudly at start). Without it, serve refuses.
+	InsecureNoAuth bool `yaml:"insecure_no_auth"`
+	// TLSCertFile and TLSKeyFile, both set, make the server speak HTTPS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
+
+// AuthConfig configures authentication (server.auth).
+type AuthConfig struct {
+	// Enabled turns authentication on or off; unset (nil), it is on when
+	// the server listens beyond loopback and off on loopback.
+	Enabled *bool `yaml:"enabled"`
+	// MetricsPublic serves /metrics without a token when auth is on.
+	MetricsPublic bool `yaml:"metrics_public"`
+	// SessionTTL is how long a dashboard login lasts.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+}
+
+// SessionTTLDefault is how long a dashboard login lasts by default.
+const SessionTTLDefault = 12 * time.Hour
+
+// LoopbackAddr reports whether addr (host:port) listens on loopback only:
+// "localhost" or a loopback IP. An empty host (all interfaces) or any
+// other name is not loopback.
+func LoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// AuthEnabled reports whether requests need a token: server.auth.enabled
+// when set, otherwise whenever the server listens beyond loopback.
+func (s ServerConfig) AuthEnabled() bool {
+	if s.Auth.Enabled != nil {
+		return *s.Auth.Enabled
+	}
+	return !LoopbackAddr(s.Addr)
+}
+
+// ExposedWithoutAuth reports whether the server would listen beyond
+// loopback with authentication off; serve refuses that unless
+// InsecureNoAuth is set.
+func (s ServerConfig) ExposedWithoutAuth() bool {
+	return !s.AuthEnabled() && !LoopbackAddr(s.Addr)
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (s ServerConfig) TLS() bool { return s.TLSCertFile != "" && s.TLSKeyFile != "" }
 
 // Platform names.
 const (
@@ -390,7 +447,7 @@ func Default() *Config {
 			LearningRate:   1e-4,
 		},
 		LoRA: flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1},
-		Server: ServerConfig{Addr: AddrDefault,
+		Server: ServerConfig{Addr: AddrDefault, Auth: AuthConfig{SessionTTL: SessionTTLDefault},
 			ReadHeaderTimeout: ReadHeaderTimeoutDefault, ReadTimeout: ReadTimeoutDefault, IdleTimeout: IdleTimeoutDefault},
 		Platform: PlatformConfig{
 			Name: PlatformLocal,

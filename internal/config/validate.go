@@ -326,6 +326,7 @@ func (c *Config) validateOwn(p *problems) {
 		p.add("server.addr", "port must be a number from 0 to 65535 (got %q)", port)
 	}
 	c.validateServerLimits(p)
+	c.validateServerAuth(p)
 
 	p.oneOf("platform.name", c.Platform.Name, PlatformLocal, PlatformNeMo, PlatformEndpoint)
 	if c.Platform.Name == PlatformLocal {
@@ -480,5 +481,27 @@ func validateDatabaseURL(p *problems, v string) {
 		}
 	default:
 		p.add(f, "must start with sqlite:, postgres: or postgresql:")
+	}
+}
+
+// validateServerAuth checks server.auth and TLS, and refuses a listen
+// address beyond loopback with authentication off unless that is asked
+// for explicitly.
+func (c *Config) validateServerAuth(p *problems) {
+	s := c.Server
+	if s.ExposedWithoutAuth() && !s.InsecureNoAuth {
+		p.add("server.auth.enabled", "is false while server.addr %q listens beyond loopback: anyone who reaches it could "+
+			"start, cancel and delete runs; turn auth on (remove server.auth.enabled: false), listen on 127.0.0.1, "+
+			"or set server.insecure_no_auth: true to accept that", s.Addr)
+	}
+	if s.Auth.SessionTTL < time.Minute {
+		p.add("server.auth.session_ttl", "must be at least 1m (got %s)", s.Auth.SessionTTL)
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		field := "server.tls_key_file"
+		if s.TLSCertFile == "" {
+			field = "server.tls_cert_file"
+		}
+		p.add(field, "%w when the other of server.tls_cert_file and server.tls_key_file is set", ErrRequired)
 	}
 }

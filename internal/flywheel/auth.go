@@ -80,6 +80,9 @@ func (t *Token) Usable(now time.Time) error {
 	return nil
 }
 
+// SessionCookie is the name of the dashboard's session cookie.
+const SessionCookie = "flywheel_session"
+
 // Session is a dashboard login: a random secret held in a browser cookie
 // and stored hashed, tied to the token the user logged in with.
 type Session struct {

@@ -29,6 +29,16 @@ const (
 	MaxLogBodyBytesDefault = 32 << 20
 	// LogBatchSizeDefault is how many records POST /api/logs stores at once.
 	LogBatchSizeDefault = 1000
+	// LogBatchBytesDefault caps the lines of one POST /api/logs batch: a
+	// batch is stored before more of the body is read.
+	LogBatchBytesDefault = 1 << 20
+	// MaxLogLineBytesDefault is the longest POST /api/logs line accepted;
+	// longer lines are rejected with their number.
+	MaxLogLineBytesDefault = 8 << 20
+	// MaxConcurrentIngestDefault is how many POST /api/logs requests are
+	// read and stored at once; others wait for a slot before their body
+	// is read.
+	MaxConcurrentIngestDefault = 4
 	// MaxLogErrors caps the rejected lines listed in a LogsResponse.
 	MaxLogErrors = 100
 	// ListLimitMax is the largest page size of GET /api/jobs.
@@ -60,6 +70,12 @@ type Options struct {
 	LogParser LogParseFunc
 	// MaxLogBodyBytes caps POST /api/logs bodies (0: MaxLogBodyBytesDefault).
 	MaxLogBodyBytes int64
+	// MaxLogLineBytes caps one line of a POST /api/logs body (0:
+	// MaxLogLineBytesDefault).
+	MaxLogLineBytes int
+	// MaxConcurrentIngest caps the POST /api/logs requests served at once
+	// (0: MaxConcurrentIngestDefault).
+	MaxConcurrentIngest int
 	// Registry receives the HTTP metrics and is served at /metrics. When nil
 	// the server makes its own.
 	Registry *prometheus.Registry
@@ -79,6 +95,11 @@ type Options struct {
 	// whose host is allowed too.
 	AllowedHosts []string
 	ListenAddr   string
+	// Auth, when enabled, requires a token on every route that needs one
+	// (see accessRules) and a login on the dashboard and River's UI.
+	Auth flywheel.Authenticator
+	// MetricsPublic serves /metrics without a token when Auth is enabled.
+	MetricsPublic bool
 	// ReadyTimeout bounds JobService.Ready (0: ReadyTimeoutDefault).
 	ReadyTimeout time.Duration
 	// Now is the clock used for request durations (nil: time.Now).
@@ -90,9 +111,12 @@ type Server struct {
 	opts    Options
 	logger  *slog.Logger
 	mux     *http.ServeMux
+	access  *http.ServeMux // matches a request to its access rule
 	handler http.Handler
 	metrics *httpMetrics
 	openapi []byte
+	// ingestSlots holds one token per POST /api/logs being served.
+	ingestSlots chan struct{}
 }
 
 // route is one endpoint the server registers; the table drives both the
@@ -115,6 +139,8 @@ func New(opts Options) *Server {
 		panic("server.New: Options.Jobs is nil")
 	}
 	opts.MaxLogBodyBytes = cmp.Or(opts.MaxLogBodyBytes, MaxLogBodyBytesDefault)
+	opts.MaxLogLineBytes = cmp.Or(opts.MaxLogLineBytes, MaxLogLineBytesDefault)
+	opts.MaxConcurrentIngest = cmp.Or(opts.MaxConcurrentIngest, MaxConcurrentIngestDefault)
 	opts.ReadyTimeout = cmp.Or(opts.ReadyTimeout, ReadyTimeoutDefault)
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -130,10 +156,11 @@ func New(opts Options) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		opts:    opts,
-		logger:  logger.With(slog.String("component", "server")),
-		mux:     http.NewServeMux(),
-		metrics: newHTTPMetrics(opts.Registry),
+		opts:        opts,
+		logger:      logger.With(slog.String("component", "server")),
+		mux:         http.NewServeMux(),
+		metrics:     newHTTPMetrics(opts.Registry),
+		ingestSlots: make(chan struct{}, opts.MaxConcurrentIngest),
 	}
 	doc, err := api.DocumentJSON()
 	if err != nil {
@@ -165,7 +192,8 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeDetail(w, http.StatusNotFound, "Not Found")
 	})
-	s.handler = s.observe(s.recoverPanics(s.guard(s.mux)))
+	s.access = s.newAccessMux()
+	s.handler = s.observe(s.recoverPanics(s.guard(s.authenticate(s.mux))))
 	return s
 }
 

@@ -32,6 +32,7 @@ type page struct {
 	River   string
 	Refresh int // seconds between live refreshes; 0 when nothing is live
 	Nav     string
+	User    string // the logged-in token's name; empty without a session
 }
 
 // refreshSeconds is the live refresh period in whole seconds (at least 1).
@@ -40,7 +41,7 @@ func (h *Handler) refreshSeconds() int {
 }
 
 func (h *Handler) page(r *http.Request, title string) page {
-	return page{Title: title, Prefix: h.opts.Prefix, CSRF: h.csrf, River: h.opts.RiverPath}
+	return page{Title: title, Prefix: h.opts.Prefix, CSRF: h.csrf, River: h.opts.RiverPath, User: user(r)}
 }
 
 func (h *Handler) funcs() template.FuncMap {

@@ -59,6 +59,10 @@ type Options struct {
 	RefreshInterval time.Duration
 	// RiverPath is the link to River's UI; default Prefix + "/river/".
 	RiverPath string
+	// Auth checks the tokens pasted into the login page and keeps the
+	// sessions; nil or disabled, the login page says there is nothing to
+	// log in to. Access itself is enforced in front of the dashboard.
+	Auth flywheel.Authenticator
 }
 
 // Handler serves the dashboard. Build it with New.
@@ -96,6 +100,9 @@ func New(opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+p+"/static/", http.StripPrefix(p+"/static/", cacheStatic(http.FileServerFS(static))))
 	mux.HandleFunc("GET "+p+"/{$}", h.runsPage)
+	mux.HandleFunc("GET "+p+"/login", h.loginPage)
+	mux.HandleFunc("POST "+p+"/login", h.login)
+	mux.HandleFunc("POST "+p+"/logout", h.logout)
 	mux.HandleFunc("GET "+p+"/runs/rows", h.runsRows)
 	mux.HandleFunc("GET "+p+"/runs/{id}", h.runPage)
 	mux.HandleFunc("GET "+p+"/runs/{id}/timeline", h.timelineFragment)
