@@ -84,6 +84,10 @@ type JobDetailResponse struct {
 	// wait_for_judge, finalize, cleanup); each candidate's stages are in
 	// its NIMResponse.
 	Stages []Stage `json:"stages"`
+	// Warnings name evaluations whose evidence is weak: at least half of
+	// their items got no usable reply, or their judge failed on at least
+	// half of the items. Empty when there is none.
+	Warnings []flywheel.Warning `json:"warnings"`
 }
 
 // LLMJudgeResponse is the judge of a run.

@@ -126,6 +126,12 @@ func writeDetail(w io.Writer, d api.JobDetailResponse, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write detail: %w", err)
 	}
+	if len(d.Warnings) > 0 {
+		fmt.Fprintln(w, "\nWarnings:")
+		for _, wr := range d.Warnings {
+			fmt.Fprintf(w, "  - %s\n", wr.Message)
+		}
+	}
 
 	if len(d.Datasets) > 0 {
 		fmt.Fprintln(w, "\nDatasets:")
@@ -166,8 +172,7 @@ func writeDetail(w io.Writer, d api.JobDetailResponse, now time.Time) error {
 			_ = tw.Flush()
 			for _, e := range n.Evaluations {
 				if s := e.Summary; s != nil {
-					fmt.Fprintf(w, "  %s: %d items, %d errors, latency p50 %.0f ms / p95 %.0f ms, %.0f+%.0f tokens per request, %.4f per 1k requests\n",
-						e.EvalType, s.Items, s.Errors, s.LatencyP50MS, s.LatencyP95MS, s.PromptTokens, s.CompletionTokens, s.CostPer1KReq)
+					fmt.Fprintf(w, "  %s: %s\n", e.EvalType, FormatSummary(*s))
 				}
 			}
 		}
@@ -187,6 +192,42 @@ func writeDetail(w io.Writer, d api.JobDetailResponse, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// FormatSummary renders an evaluation summary in one line: items, answered
+// and failed counts by class, then latency and tokens over the answered
+// requests with their n ("n/a" when there is none), then cost.
+func FormatSummary(s flywheel.EvalSummary) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d items, %d answered, %d errors", s.Items, s.Answered, s.Errors)
+	f := s.Failures
+	var classes []string
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"server_error", f.ServerError}, {"timeout", f.Timeout}, {"unparseable", f.Unparseable}, {"connection", f.Connection}} {
+		if c.n > 0 {
+			classes = append(classes, fmt.Sprintf("%s %d", c.name, c.n))
+		}
+	}
+	if len(classes) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(classes, ", "))
+	}
+	if s.JudgeFailures > 0 {
+		fmt.Fprintf(&b, ", judge failed on %d of %d", s.JudgeFailures, s.JudgeCalls)
+	}
+	if s.LatencyP50MS != nil && s.LatencyP95MS != nil {
+		fmt.Fprintf(&b, ", latency p50 %.0f ms / p95 %.0f ms (n=%d)", *s.LatencyP50MS, *s.LatencyP95MS, s.LatencyN)
+	} else {
+		fmt.Fprintf(&b, ", latency n/a (n=%d)", s.LatencyN)
+	}
+	if s.PromptTokens != nil && s.CompletionTokens != nil {
+		fmt.Fprintf(&b, ", %.0f+%.0f tokens per request (n=%d)", *s.PromptTokens, *s.CompletionTokens, s.TokensN)
+	} else {
+		fmt.Fprintf(&b, ", tokens n/a (n=%d)", s.TokensN)
+	}
+	fmt.Fprintf(&b, ", %.4f per 1k requests", s.CostPer1KReq)
+	return b.String()
 }
 
 func suffixErr(e *string) string {

@@ -88,6 +88,11 @@ func (j *jobsCmd) watch(ctx context.Context, c *client.Client, id string, interv
 			if d.Error != nil {
 				msg += ": " + *d.Error
 			}
+			// The run's error ("all 2 candidates failed") says what, the
+			// failed stages say why.
+			if why := failedStages(d); len(why) > 0 {
+				msg += "; " + strings.Join(why, "; ")
+			}
 			return errors.New(msg)
 		}
 		timer.Reset(interval)
@@ -163,6 +168,11 @@ func renderFrame(d api.JobDetailResponse, now time.Time, width int) string {
 			chips = append(chips, stageMark(s.Status)+" "+s.Name)
 		}
 		add("  %s", strings.Join(chips, "  "))
+		for _, s := range d.Stages {
+			if s.Error != nil && s.Status == "failed" {
+				add("  ✗ %s: %s", s.Name, *s.Error)
+			}
+		}
 	}
 	for _, n := range d.NIMs {
 		add("%s  %s  (deployment %s)", n.ModelName, n.Status, n.DeploymentStatus)
@@ -193,6 +203,9 @@ func renderFrame(d api.JobDetailResponse, now time.Time, width int) string {
 	if d.Error != nil {
 		add("error: %s", *d.Error)
 	}
+	for _, w := range d.Warnings {
+		add("warning: %s", w.Message)
+	}
 	if r := d.Recommendation; r != nil {
 		add("recommendation: %s", r.Reason)
 	}
@@ -211,17 +224,21 @@ func (v *lineView) draw(d api.JobDetailResponse) error {
 	var facts []fact
 	facts = append(facts, fact{"run", fmt.Sprintf("job %s %s", d.ID, d.Status)})
 	for _, s := range d.Stages {
-		facts = append(facts, fact{"stage//" + s.Name, fmt.Sprintf("stage %s %s%s", s.Name, s.Status, attemptNote(s))})
+		facts = append(facts, fact{"stage//" + s.Name, fmt.Sprintf("stage %s %s%s%s", s.Name, s.Status, attemptNote(s), stageError(s))})
 	}
 	for _, n := range d.NIMs {
-		facts = append(facts, fact{"nim/" + n.ID, fmt.Sprintf("%s %s (deployment %s)", n.ModelName, n.Status, n.DeploymentStatus)})
+		text := fmt.Sprintf("%s %s (deployment %s)", n.ModelName, n.Status, n.DeploymentStatus)
+		if n.Error != nil {
+			text += ": " + *n.Error
+		}
+		facts = append(facts, fact{"nim/" + n.ID, text})
 		for _, s := range n.Stages {
 			text := fmt.Sprintf("%s stage %s %s%s", n.ModelName, s.Name, s.Status, attemptNote(s))
 			if q := int(s.Progress) / 25 * 25; s.Status == "running" && q > 0 {
 				// Quarter steps keep the output short.
 				text += fmt.Sprintf(" %d%%", q)
 			}
-			facts = append(facts, fact{"stage/" + n.ID + "/" + s.Name, text})
+			facts = append(facts, fact{"stage/" + n.ID + "/" + s.Name, text + stageError(s)})
 		}
 		for _, e := range n.Evaluations {
 			if e.FinishedAt == nil && e.Error == nil {
@@ -236,6 +253,9 @@ func (v *lineView) draw(d api.JobDetailResponse) error {
 	}
 	if d.Error != nil {
 		facts = append(facts, fact{"error", "error: " + *d.Error})
+	}
+	for i, w := range d.Warnings {
+		facts = append(facts, fact{fmt.Sprintf("warning/%d", i), "warning: " + w.Message})
 	}
 	if r := d.Recommendation; r != nil {
 		facts = append(facts, fact{"recommendation", "recommendation: " + r.Reason})
@@ -257,6 +277,46 @@ func (v *lineView) draw(d api.JobDetailResponse) error {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+// stageError is ": <error>" for a failed stage, else "".
+func stageError(s api.Stage) string {
+	if s.Status != "failed" || s.Error == nil || *s.Error == "" {
+		return ""
+	}
+	return ": " + truncate(*s.Error, 300)
+}
+
+// failedStages says why a run failed: "<candidate> <stage>: <error>" for
+// every failed stage with an error, run-level stages first; candidates
+// whose stage failed with the same error share one entry.
+func failedStages(d api.JobDetailResponse) []string {
+	var out []string
+	for _, s := range d.Stages {
+		if e := stageError(s); e != "" {
+			out = append(out, s.Name+e)
+		}
+	}
+	type key struct{ stage, err string }
+	var order []key
+	who := map[key][]string{}
+	for _, n := range d.NIMs {
+		for _, s := range n.Stages {
+			e := stageError(s)
+			if e == "" {
+				continue
+			}
+			k := key{s.Name, e}
+			if _, ok := who[k]; !ok {
+				order = append(order, k)
+			}
+			who[k] = append(who[k], n.ModelName)
+		}
+	}
+	for _, k := range order {
+		out = append(out, strings.Join(who[k], ", ")+" "+k.stage+k.err)
+	}
+	return out
 }
 
 func attemptNote(s api.Stage) string {

@@ -28,8 +28,16 @@ const (
 	// ClassInvalidOutput is an item whose model produced output the server
 	// could not parse (llama.cpp answers such a request with a 500).
 	ClassInvalidOutput = "invalid_output"
-	// ClassRequestFailed is an item whose request failed after retries.
-	ClassRequestFailed = "request_failed"
+	// ClassServerError is an item whose request the server answered with an
+	// HTTP error status (after retries), other than ClassInvalidOutput.
+	ClassServerError = "server_error"
+	// ClassTimeout is an item whose request got no reply in time.
+	ClassTimeout = "timeout"
+	// ClassUnparseable is an item whose reply was not a chat completion.
+	ClassUnparseable = "unparseable"
+	// ClassConnectionError is an item whose request got no reply at all
+	// (connection refused or reset).
+	ClassConnectionError = "connection_error"
 	// ClassInvalidRecord is a dataset line that could not be evaluated.
 	ClassInvalidRecord = "invalid_record"
 	// ClassTextMismatch is a generic item whose text differs from the

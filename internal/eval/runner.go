@@ -195,15 +195,48 @@ type job struct {
 	data  []byte
 }
 
+// failure says why an item got no usable reply.
+type failure uint8
+
+const (
+	answered failure = iota
+	failServer
+	failTimeout
+	failUnparseable
+	failConnection
+)
+
+// classifyFailure returns the failure class of a request's error and the
+// item's error class.
+func classifyFailure(err error) (failure, string) {
+	var apiErr *openai.APIError
+	switch {
+	case openai.IsModelOutputError(err):
+		return failServer, ClassInvalidOutput
+	case errors.As(err, &apiErr):
+		return failServer, ClassServerError
+	case openai.IsTimeout(err):
+		return failTimeout, ClassTimeout
+	case errors.Is(err, flywheel.ErrPermanent):
+		// The client marks a reply it cannot decode as permanent.
+		return failUnparseable, ClassUnparseable
+	}
+	return failConnection, ClassConnectionError
+}
+
 // outcome is one evaluated item in compact form.
 type outcome struct {
 	index, line      int
 	tool             string
 	scores           [numMetrics]float32
 	class, err       string
-	invalid, failed  bool
+	invalid          bool
+	failure          failure
+	judged           bool
 	judgeFailed      bool
+	judgeErr         string
 	permanent        bool
+	usage            bool
 	latencyMS        float32
 	ttftMS           float32 // streamed replies only
 	prompt, complete int32
@@ -215,8 +248,9 @@ type outcome struct {
 // replies against the logged responses. It stops within a second of ctx
 // being cancelled and returns ctx's error. Bad records are reported per
 // item (class invalid_record, naming the line) and left out of the
-// scores; a failed request scores 0 on every deterministic metric.
-// Evaluate fails when no record is valid or every request failed.
+// scores; a failed request scores 0 on every deterministic metric and is
+// counted by class in the summary (Failures). Evaluate fails when no
+// record is valid or no request reached a server.
 func (r *Runner) Evaluate(ctx context.Context, req flywheel.EvalRequest, progress flywheel.ProgressFunc) (flywheel.EvalResult, error) {
 	path, err := evalFile(req.Dataset.Path)
 	if err != nil {
@@ -319,7 +353,8 @@ func (r *Runner) Evaluate(ctx context.Context, req flywheel.EvalRequest, progres
 		progress(100)
 	}
 	r.logger.InfoContext(ctx, "Evaluation finished", slog.String("evaluation_id", req.EvaluationID),
-		slog.String("model", req.Target.Model), slog.Int("items", res.Summary.Items), slog.Int("errors", res.Summary.Errors))
+		slog.String("model", req.Target.Model), slog.Int("items", res.Summary.Items), slog.Int("answered", res.Summary.Answered),
+		slog.Int("errors", res.Summary.Errors), slog.Any("failures", res.Summary.Failures))
 	return res, nil
 }
 
@@ -449,13 +484,12 @@ func (w *worker) process(ctx context.Context, j job) outcome {
 	o.reference = w.compact(rec.ref)
 	resp, err := w.client.ChatRaw(ctx, body)
 	if err != nil {
-		if openai.IsModelOutputError(err) {
-			// The model answered, wrongly: it scores 0 like any wrong answer.
-			o.class, o.err = ClassInvalidOutput, fmt.Sprintf("line %d: %v", j.line, err)
-		} else {
-			o.failed, o.class, o.err = true, ClassRequestFailed, fmt.Sprintf("line %d: %v", j.line, err)
-			o.permanent = errors.Is(err, flywheel.ErrPermanent)
-		}
+		// A failed request scores 0 like any wrong answer (a server that
+		// refuses the model's own output says the model answered wrongly),
+		// and is counted by class so the summary says how many failed.
+		o.failure, o.class = classifyFailure(err)
+		o.err = fmt.Sprintf("line %d: %v", j.line, err)
+		o.permanent = errors.Is(err, flywheel.ErrPermanent)
 		if tooling {
 			for _, m := range []metric{mFunctionName, mNameAndArgs, mCallP, mCallR, mCallF1, mArgP, mArgR, mArgF1, mAST} {
 				o.scores[m] = 0
@@ -470,6 +504,7 @@ func (w *worker) process(ctx context.Context, j job) outcome {
 		o.ttftMS = float32(resp.TimeToFirstToken.Seconds() * 1000)
 	}
 	if resp.Usage != nil {
+		o.usage = true
 		o.prompt, o.complete = int32(resp.Usage.PromptTokens), int32(resp.Usage.CompletionTokens)
 	}
 	pred := resp.FirstMessage()
@@ -501,9 +536,10 @@ func (w *worker) scoreTools(ctx context.Context, rec *parsedRecord, pred openai.
 		o.class, o.err = ch.Class, ch.Detail
 	}
 	if w.judge != nil {
+		o.judged = true
 		v, err := w.judge.ToolCallingCorrectness(ctx, string(callsJSON(rec.ref.ToolCalls)), string(callsJSON(pred.ToolCalls)))
 		if err != nil {
-			o.judgeFailed = true
+			o.judgeFailed, o.judgeErr = true, fmt.Sprintf("line %d: judge: %v", o.line, err)
 			return
 		}
 		o.scores[mToolJudge] = float32(v)
@@ -514,9 +550,10 @@ func (w *worker) scoreText(ctx context.Context, rec *parsedRecord, pred openai.M
 	s := ScoreText(pred.Content, rec.ref.Content)
 	o.scores[mExact], o.scores[mTokenF1], o.scores[mRougeL] = float32(s.ExactMatch), float32(s.TokenF1), float32(s.RougeL)
 	if w.judge != nil {
+		o.judged = true
 		v, err := w.judge.Similarity(ctx, conversationText(get(rec.req, "messages")), rec.ref.Content, pred.Content)
 		if err != nil {
-			o.judgeFailed = true
+			o.judgeFailed, o.judgeErr = true, fmt.Sprintf("line %d: judge: %v", o.line, err)
 			return
 		}
 		o.scores[mSimilarity] = float32(v)
@@ -738,13 +775,30 @@ type aggregate struct {
 	ttfts       []float64
 	prompt      int64
 	completion  int64
+	tokensN     int
 	answered    int
 	invalid     int
-	failed      int
+	failures    flywheel.FailureCounts
 	permanent   int
-	lastFailure string
+	first       firstMessage // of the first failed item
+	firstJudge  firstMessage // of the first item whose judge call failed
+	judgeCalls  int
+	judgeFailed int
 	firstBad    string
 	classes     map[string]int
+}
+
+// firstMessage keeps the message of the lowest-indexed item offered, so
+// the summary names the same error whatever order items finish in.
+type firstMessage struct {
+	index int
+	msg   string
+}
+
+func (f *firstMessage) offer(index int, msg string) {
+	if f.msg == "" || index < f.index {
+		f.index, f.msg = index, msg
+	}
 }
 
 func newAggregate(total int, keepItems bool) *aggregate {
@@ -768,8 +822,13 @@ func (a *aggregate) add(o outcome, evaluationID string) flywheel.ItemResult {
 	if o.class != "" {
 		a.classes[o.class]++
 	}
+	if o.judged {
+		a.judgeCalls++
+	}
 	if o.judgeFailed {
 		a.classes[ClassJudgeFailed]++
+		a.judgeFailed++
+		a.firstJudge.offer(o.index, o.judgeErr)
 	}
 	switch {
 	case o.invalid:
@@ -777,9 +836,18 @@ func (a *aggregate) add(o outcome, evaluationID string) flywheel.ItemResult {
 		if a.firstBad == "" {
 			a.firstBad = o.err
 		}
-	case o.failed:
-		a.failed++
-		a.lastFailure = o.err
+	case o.failure != answered:
+		switch o.failure {
+		case failServer:
+			a.failures.ServerError++
+		case failTimeout:
+			a.failures.Timeout++
+		case failUnparseable:
+			a.failures.Unparseable++
+		default:
+			a.failures.Connection++
+		}
+		a.first.offer(o.index, o.err)
 		if o.permanent {
 			a.permanent++
 		}
@@ -789,8 +857,11 @@ func (a *aggregate) add(o outcome, evaluationID string) flywheel.ItemResult {
 		if o.ttftMS > 0 {
 			a.ttfts = append(a.ttfts, float64(o.ttftMS))
 		}
-		a.prompt += int64(o.prompt)
-		a.completion += int64(o.complete)
+		if o.usage {
+			a.tokensN++
+			a.prompt += int64(o.prompt)
+			a.completion += int64(o.complete)
+		}
 	}
 	if !o.invalid {
 		item.Scores = make(map[string]float64, 8)
@@ -819,9 +890,12 @@ func (a *aggregate) result(req flywheel.EvalRequest, boot Bootstrap) (flywheel.E
 		return flywheel.EvalResult{}, flywheel.Permanent(flywheel.Errorf(flywheel.EINVALID,
 			"evaluation dataset has no valid record (%d invalid; first: %s)", a.invalid, a.firstBad))
 	}
-	if a.answered == 0 {
-		err := fmt.Errorf("all %d requests failed; last: %s", a.failed, a.lastFailure)
-		if a.permanent == a.failed {
+	if failed := a.failures.Total(); a.answered == 0 && a.failures.Connection == failed {
+		// No request reached a server: the endpoint is down, which says
+		// nothing about the model. (A server that answered every request
+		// with an error, or timed out, is measured and reported.)
+		err := fmt.Errorf("all %d requests failed; first: %s", failed, a.first.msg)
+		if a.permanent == failed {
 			err = flywheel.Permanent(err)
 		}
 		return flywheel.EvalResult{}, err
@@ -840,16 +914,24 @@ func (a *aggregate) result(req flywheel.EvalRequest, boot Bootstrap) (flywheel.E
 		res.Scores[m.key()] = d.Mean
 		res.Details[m.key()] = d
 	}
-	s := flywheel.EvalSummary{Items: a.done - a.invalid, Errors: a.invalid + a.failed, ErrorClasses: a.classes}
-	p := Percentiles(a.latencies, 0.5, 0.95)
-	s.LatencyP50MS, s.LatencyP95MS = p[0], p[1]
+	s := flywheel.EvalSummary{Items: a.done - a.invalid, Answered: a.answered, Errors: a.invalid + a.failures.Total(),
+		Failures: a.failures, FirstError: a.first.msg, JudgeCalls: a.judgeCalls, JudgeFailures: a.judgeFailed,
+		FirstJudgeError: a.firstJudge.msg, ErrorClasses: a.classes}
+	// Latency and tokens are over the answered items only: a failed
+	// request has neither, and counting it as 0 ms would flatter the model.
+	if s.LatencyN = len(a.latencies); s.LatencyN > 0 {
+		p := Percentiles(a.latencies, 0.5, 0.95)
+		s.LatencyP50MS, s.LatencyP95MS = &p[0], &p[1]
+	}
 	if len(a.ttfts) > 0 {
 		s.TTFTP50MS = Percentiles(a.ttfts, 0.5)[0]
 	}
-	s.PromptTokens = float64(a.prompt) / float64(a.answered)
-	s.CompletionTokens = float64(a.completion) / float64(a.answered)
-	// Price per 1k tokens × tokens per request = cost per 1k requests.
-	s.CostPer1KReq = req.PricePer1KTokens * (s.PromptTokens + s.CompletionTokens)
+	if s.TokensN = a.tokensN; s.TokensN > 0 {
+		pt, ct := float64(a.prompt)/float64(a.tokensN), float64(a.completion)/float64(a.tokensN)
+		s.PromptTokens, s.CompletionTokens = &pt, &ct
+		// Price per 1k tokens × tokens per request = cost per 1k requests.
+		s.CostPer1KReq = req.PricePer1KTokens * (pt + ct)
+	}
 	if len(a.perTool) > 0 {
 		s.PerTool = make(map[string]flywheel.ScoreDetail, len(a.perTool))
 		for tool, v := range a.perTool {

@@ -171,16 +171,20 @@ func TestRunnerReplaysGroundTruth(t *testing.T) {
 					require.JSONEq(t, string(it.Reference), string(it.Prediction))
 					require.Positive(t, it.LatencyMS)
 				}
-				require.Positive(t, res.Summary.LatencyP50MS)
-				require.GreaterOrEqual(t, res.Summary.LatencyP95MS, res.Summary.LatencyP50MS)
+				require.Equal(t, l.n, res.Summary.Answered)
+				require.Zero(t, res.Summary.Failures.Total())
+				require.Equal(t, l.n, res.Summary.LatencyN)
+				require.Positive(t, *res.Summary.LatencyP50MS)
+				require.GreaterOrEqual(t, *res.Summary.LatencyP95MS, *res.Summary.LatencyP50MS)
 				if stream {
 					require.Positive(t, res.Summary.TTFTP50MS, "time to first token of streamed replies")
-					require.LessOrEqual(t, res.Summary.TTFTP50MS, res.Summary.LatencyP95MS)
+					require.LessOrEqual(t, res.Summary.TTFTP50MS, *res.Summary.LatencyP95MS)
 				} else {
 					require.Zero(t, res.Summary.TTFTP50MS, "no stream, no time to first token")
 				}
-				require.Positive(t, res.Summary.PromptTokens)
-				require.InDelta(t, 0.002*(res.Summary.PromptTokens+res.Summary.CompletionTokens), res.Summary.CostPer1KReq, 1e-9)
+				require.Equal(t, l.n, res.Summary.TokensN)
+				require.Positive(t, *res.Summary.PromptTokens)
+				require.InDelta(t, 0.002*(*res.Summary.PromptTokens+*res.Summary.CompletionTokens), res.Summary.CostPer1KReq, 1e-9)
 				require.NotEmpty(t, res.Summary.PerTool)
 				require.Equal(t, 100.0, reports[len(reports)-1])
 			})
@@ -267,6 +271,10 @@ func TestRunnerWithJudge(t *testing.T) {
 		require.NoError(t, err)
 		require.NotContains(t, res.Scores, flywheel.ScoreSimilarity)
 		require.Equal(t, 3, res.Summary.ErrorClasses[eval.ClassJudgeFailed])
+		require.Equal(t, 3, res.Summary.JudgeCalls)
+		require.Equal(t, 3, res.Summary.JudgeFailures)
+		require.Contains(t, res.Summary.FirstJudgeError, "line 1: judge:", "the first item's judge error")
+		require.Zero(t, res.Summary.Failures.Total(), "the candidate answered every item")
 		require.Equal(t, 1.0, res.Scores[eval.ScoreExactMatch])
 		for _, it := range res.Items {
 			require.NotContains(t, it.Scores, flywheel.ScoreSimilarity)
@@ -376,7 +384,12 @@ func TestRunnerBadInputAndFailures(t *testing.T) {
 		b.srv.FailNext(40, 400, "")
 		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
 		require.NoError(t, err)
-		require.Equal(t, 40, res.Summary.ErrorClasses[eval.ClassRequestFailed])
+		require.Equal(t, 40, res.Summary.ErrorClasses[eval.ClassServerError])
+		require.Equal(t, 40, res.Summary.Failures.ServerError)
+		require.Equal(t, l.n-40, res.Summary.Answered)
+		require.Equal(t, l.n-40, res.Summary.LatencyN, "latency over answered requests only")
+		require.Contains(t, res.Summary.FirstError, "line 1:", "one request at a time: the first 40 items failed")
+		require.Contains(t, res.Summary.FirstError, "status 400")
 		require.InDelta(t, float64(l.n-40)/float64(l.n), res.Scores[flywheel.ScoreFunctionName], 1e-9)
 	})
 
@@ -393,12 +406,75 @@ func TestRunnerBadInputAndFailures(t *testing.T) {
 		require.Less(t, res.Summary.CostPer1KReq, 1000.0)
 	})
 
-	t.Run("AllRequestsFail", func(t *testing.T) {
+	t.Run("EveryRequestAnsweredWithAnError", func(t *testing.T) {
 		t.Parallel()
-		b := setupRun(t, openaitest.Options{ErrorRate: 1, ErrorStatus: 404}, eval.Options{}, writeGeneric(t, []genericRec{{"a", "a"}}))
-		_, err := b.runner.Evaluate(context.Background(), b.req, nil)
-		require.ErrorIs(t, err, flywheel.ErrPermanent)
-		require.Contains(t, err.Error(), "all 1 requests failed")
+		b := setupRun(t, openaitest.Options{ErrorRate: 1, ErrorStatus: 500}, eval.Options{RetryBaseDelay: time.Millisecond},
+			writeGeneric(t, []genericRec{{"a", "a"}, {"b", "b"}, {"c", "c"}}))
+		b.req.WorkloadType = flywheel.WorkloadGeneric
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err, "a server that answers is measured, not retried as an outage")
+		s := res.Summary
+		require.Equal(t, 3, s.Items)
+		require.Zero(t, s.Answered)
+		require.Equal(t, 3, s.Errors)
+		require.Equal(t, flywheel.FailureCounts{ServerError: 3}, s.Failures)
+		require.Equal(t, 3, s.ErrorClasses[eval.ClassServerError])
+		require.Zero(t, s.LatencyN)
+		require.Nil(t, s.LatencyP50MS, "no percentile over no reply")
+		require.Nil(t, s.LatencyP95MS)
+		require.Zero(t, s.TokensN)
+		require.Nil(t, s.PromptTokens)
+		require.Nil(t, s.CompletionTokens)
+		require.Zero(t, s.CostPer1KReq)
+		require.Contains(t, s.FirstError, "line 1:")
+		require.Contains(t, s.FirstError, "status 500: injected failure")
+		require.Equal(t, 0.0, res.Scores[eval.ScoreExactMatch])
+		b2, err := json.Marshal(s)
+		require.NoError(t, err)
+		require.Contains(t, string(b2), `"latency_p50_ms":null`)
+		require.Contains(t, string(b2), `"failures":{"server_error":3,"timeout":0,"unparseable":0,"connection":0}`)
+	})
+
+	t.Run("Timeouts", func(t *testing.T) {
+		t.Parallel()
+		b := setupRun(t, openaitest.Options{Latency: 2 * time.Second}, eval.Options{Timeout: 50 * time.Millisecond, MaxRetries: -1},
+			writeGeneric(t, []genericRec{{"a", "a"}, {"b", "b"}}))
+		b.req.WorkloadType = flywheel.WorkloadGeneric
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		require.Equal(t, flywheel.FailureCounts{Timeout: 2}, res.Summary.Failures)
+		require.Equal(t, 2, res.Summary.ErrorClasses[eval.ClassTimeout])
+		require.Nil(t, res.Summary.LatencyP50MS)
+	})
+
+	t.Run("UnparseableReplies", func(t *testing.T) {
+		t.Parallel()
+		b := setupRun(t, openaitest.Options{Chat: func(c openaitest.ChatCall) openaitest.Reply {
+			if c.LastUserContent() == "a" {
+				return openaitest.Reply{Body: []byte(`{"choices": "not a list"}`)}
+			}
+			return openaitest.Reply{Message: openai.Message{Content: c.LastUserContent()}}
+		}}, eval.Options{}, writeGeneric(t, []genericRec{{"a", "a"}, {"b", "b"}}))
+		b.req.WorkloadType = flywheel.WorkloadGeneric
+		res, err := b.runner.Evaluate(context.Background(), b.req, nil)
+		require.NoError(t, err)
+		require.Equal(t, flywheel.FailureCounts{Unparseable: 1}, res.Summary.Failures)
+		require.Equal(t, 1, res.Summary.Answered)
+		require.Equal(t, 1, res.Summary.LatencyN)
+		require.Equal(t, 0.5, res.Scores[eval.ScoreExactMatch])
+	})
+
+	t.Run("NoServerReached", func(t *testing.T) {
+		t.Parallel()
+		srv := httptest.NewServer(http.NotFoundHandler())
+		url := srv.URL
+		srv.Close() // nothing listens there any more
+		r := eval.NewRunner(eval.Options{MaxRetries: -1})
+		_, err := r.Evaluate(context.Background(), flywheel.EvalRequest{EvaluationID: "e", WorkloadType: flywheel.WorkloadGeneric,
+			Target: flywheel.Endpoint{BaseURL: url, Model: "m"}, Dataset: flywheel.Dataset{Path: writeGeneric(t, []genericRec{{"a", "a"}})}}, nil)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, flywheel.ErrPermanent, "an endpoint that is down may come back: the stage is retried")
+		require.Contains(t, err.Error(), "all 1 requests failed; first: line 1:")
 	})
 
 	t.Run("CancelStopsWithinASecond", func(t *testing.T) {
@@ -470,6 +546,10 @@ func TestRunnerScoresUnparseableModelOutputAsWrong(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 0.0, res.Scores[flywheel.ScoreFunctionName])
 	require.Equal(t, 20, res.Summary.ErrorClasses[eval.ClassInvalidOutput])
+	require.Equal(t, flywheel.FailureCounts{ServerError: 20}, res.Summary.Failures, "counted as failed at the server")
+	require.Zero(t, res.Summary.Answered)
+	require.Nil(t, res.Summary.LatencyP50MS)
+	require.Contains(t, res.Summary.FirstError, "does not match the expected")
 	require.EqualValues(t, 20, calls.Load(), "no retries")
 }
 
@@ -510,7 +590,7 @@ func TestRunnerPricesByTheHour(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(5 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`))
+		_, _ = w.Write([]byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}}`))
 	}))
 	defer srv.Close()
 	r := eval.NewRunner(eval.Options{Concurrency: 1, RetryBaseDelay: time.Millisecond})
@@ -524,5 +604,5 @@ func TestRunnerPricesByTheHour(t *testing.T) {
 	req.PricePer1KTokens = 0.002
 	res, err = r.Evaluate(context.Background(), req, nil)
 	require.NoError(t, err)
-	require.InDelta(t, 0.002*(res.Summary.PromptTokens+res.Summary.CompletionTokens), res.Summary.CostPer1KReq, 1e-9, "per-token price wins")
+	require.InDelta(t, 0.002*((*res.Summary.PromptTokens+*res.Summary.CompletionTokens)), res.Summary.CostPer1KReq, 1e-9, "per-token price wins")
 }

@@ -97,19 +97,60 @@ type ScoreDetail struct {
 	CIHigh float64 `json:"ci_high"`
 }
 
-// EvalSummary holds the latency, token and cost figures of an evaluation.
+// EvalSummary holds the counts, latency, token and cost figures of an
+// evaluation. Latency and token figures are computed over the answered
+// items only and are nil when there is none (LatencyN, TokensN say over
+// how many).
 type EvalSummary struct {
-	Items        int     `json:"items"`
-	Errors       int     `json:"errors"`
-	LatencyP50MS float64 `json:"latency_p50_ms"`
-	LatencyP95MS float64 `json:"latency_p95_ms"`
+	// Items is the number of evaluated items (the dataset's valid records).
+	Items int `json:"items"`
+	// Answered is the number of items whose request got a reply that could
+	// be scored.
+	Answered int `json:"answered"`
+	// Errors is the number of items without such a reply, plus the records
+	// that could not be evaluated.
+	Errors int `json:"errors"`
+	// Failures counts the items without a usable reply, by class.
+	Failures FailureCounts `json:"failures"`
+	// FirstError is the message of the first item that failed.
+	FirstError string `json:"first_error,omitempty"`
+	// JudgeCalls is the number of items the LLM judge was asked to score;
+	// JudgeFailures of them got no score.
+	JudgeCalls      int    `json:"judge_calls,omitempty"`
+	JudgeFailures   int    `json:"judge_failures,omitempty"`
+	FirstJudgeError string `json:"first_judge_error,omitempty"`
+	// LatencyN is the number of replies the latency percentiles are over.
+	LatencyN     int      `json:"latency_n"`
+	LatencyP50MS *float64 `json:"latency_p50_ms"`
+	LatencyP95MS *float64 `json:"latency_p95_ms"`
 	// TTFTP50MS is the median time to the first token of streamed replies.
-	TTFTP50MS        float64                `json:"ttft_p50_ms,omitempty"`
-	PromptTokens     float64                `json:"prompt_tokens_per_request"`
-	CompletionTokens float64                `json:"completion_tokens_per_request"`
+	TTFTP50MS float64 `json:"ttft_p50_ms,omitempty"`
+	// TokensN is the number of replies that reported token usage, which
+	// the per-request token means are over.
+	TokensN          int                    `json:"tokens_n"`
+	PromptTokens     *float64               `json:"prompt_tokens_per_request"`
+	CompletionTokens *float64               `json:"completion_tokens_per_request"`
 	CostPer1KReq     float64                `json:"cost_per_1k_requests"`
 	ErrorClasses     map[string]int         `json:"error_classes,omitempty"`
 	PerTool          map[string]ScoreDetail `json:"per_tool,omitempty"`
+}
+
+// FailureCounts counts the evaluated items that got no usable reply.
+type FailureCounts struct {
+	// ServerError: the server answered with an HTTP error status (4xx or
+	// 5xx), including a refusal of the model's own output.
+	ServerError int `json:"server_error"`
+	// Timeout: no reply within the request timeout.
+	Timeout int `json:"timeout"`
+	// Unparseable: a reply that is not a chat completion.
+	Unparseable int `json:"unparseable"`
+	// Connection: no reply at all (connection refused or reset).
+	Connection int `json:"connection"`
+}
+
+// Total returns the number of failed items.
+func (f FailureCounts) Total() int {
+	return f.ServerError + f.Timeout + f.Unparseable + f.Connection
 }
 
 // Customization is one fine-tuning job of a candidate.

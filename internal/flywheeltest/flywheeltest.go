@@ -358,7 +358,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, req flywheel.EvalRequest, prog
 	return flywheel.EvalResult{
 		Scores:  map[string]float64{flywheel.ScoreFunctionName: score, flywheel.ScoreFunctionNameAndArgs: score},
 		Details: map[string]flywheel.ScoreDetail{flywheel.ScoreFunctionName: {N: 1, Mean: score, CILow: score, CIHigh: score}},
-		Summary: flywheel.EvalSummary{Items: 1, LatencyP50MS: 1},
+		Summary: flywheel.EvalSummary{Items: 1, Answered: 1, LatencyN: 1, LatencyP50MS: new(1.0)},
 		Items:   items,
 	}, nil
 }

@@ -236,6 +236,10 @@ func (e *Exporter) createRun(ctx context.Context, expID string, run *flywheel.Ru
 	body := map[string]any{"experiment_id": expID, "run_name": name, "start_time": start.UnixMilli(),
 		"tags": []kv{{TagEvaluationID, ev.ID}, {"flywheel.run_id", run.ID}, {"flywheel.workload_id", run.WorkloadID},
 			{"flywheel.model", nim.ModelName}, {"flywheel.eval_type", string(ev.EvalType)}, {"mlflow.runName", name}}}
+	for _, w := range flywheel.EvalWarnings(nim.ModelName, *ev) {
+		// MLflow keeps tag values up to 5000 characters.
+		body["tags"] = append(body["tags"].([]kv), kv{"flywheel.warning." + w.Kind, truncate(w.Message, 5000)})
+	}
 	var got struct {
 		Run struct {
 			Info runInfo `json:"info"`
@@ -288,6 +292,11 @@ func metrics(ev *flywheel.Evaluation, items []flywheel.ItemResult, now time.Time
 		}
 		out = append(out, Metric{Key: key, Value: v, Timestamp: ts, Step: step})
 	}
+	addPtr := func(key string, v *float64) {
+		if v != nil {
+			add(key, *v, 0)
+		}
+	}
 	for _, k := range sortedKeys(ev.Scores) {
 		add(metricKey(k), ev.Scores[k], 0)
 	}
@@ -300,11 +309,24 @@ func metrics(ev *flywheel.Evaluation, items []flywheel.ItemResult, now time.Time
 	}
 	if s := ev.Summary; s != nil {
 		add("items", float64(s.Items), 0)
+		add("answered", float64(s.Answered), 0)
 		add("errors", float64(s.Errors), 0)
-		add("latency_p50_ms", s.LatencyP50MS, 0)
-		add("latency_p95_ms", s.LatencyP95MS, 0)
-		add("prompt_tokens_per_request", s.PromptTokens, 0)
-		add("completion_tokens_per_request", s.CompletionTokens, 0)
+		add("failures.server_error", float64(s.Failures.ServerError), 0)
+		add("failures.timeout", float64(s.Failures.Timeout), 0)
+		add("failures.unparseable", float64(s.Failures.Unparseable), 0)
+		add("failures.connection", float64(s.Failures.Connection), 0)
+		if s.JudgeCalls > 0 {
+			add("judge_calls", float64(s.JudgeCalls), 0)
+			add("judge_failures", float64(s.JudgeFailures), 0)
+		}
+		// Latency and tokens exist only over answered requests: with none,
+		// the metrics are left out rather than logged as 0.
+		add("latency_n", float64(s.LatencyN), 0)
+		addPtr("latency_p50_ms", s.LatencyP50MS)
+		addPtr("latency_p95_ms", s.LatencyP95MS)
+		add("tokens_n", float64(s.TokensN), 0)
+		addPtr("prompt_tokens_per_request", s.PromptTokens)
+		addPtr("completion_tokens_per_request", s.CompletionTokens)
 		add("cost_per_1k_requests", s.CostPer1KReq, 0)
 		for _, c := range sortedKeys(s.ErrorClasses) {
 			add(metricKey("error_class", c), float64(s.ErrorClasses[c]), 0)
@@ -324,6 +346,14 @@ func metrics(ev *flywheel.Evaluation, items []flywheel.ItemResult, now time.Time
 		add("item.latency_ms", it.LatencyMS, int64(it.Index))
 	}
 	return out
+}
+
+// truncate cuts s to at most n bytes, on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -51,8 +51,9 @@ func evaluation(id string, t flywheel.EvalType, n int) (*flywheel.Evaluation, []
 			flywheel.ScoreFunctionName:        {N: n, Mean: 0.75, StdErr: 0.02, CILow: 0.71, CIHigh: 0.79},
 			flywheel.ScoreFunctionNameAndArgs: {N: n, Mean: 0.5, StdErr: 0.03, CILow: 0.44, CIHigh: 0.56},
 		},
-		Summary: &flywheel.EvalSummary{Items: n, Errors: 2, LatencyP50MS: 40, LatencyP95MS: 90, PromptTokens: 310,
-			CompletionTokens: 22, CostPer1KReq: 0.4, ErrorClasses: map[string]int{"wrong_function": 3},
+		Summary: &flywheel.EvalSummary{Items: n, Answered: n - 2, Errors: 2, Failures: flywheel.FailureCounts{Timeout: 2},
+			LatencyN: n - 2, LatencyP50MS: new(40.0), LatencyP95MS: new(90.0), TokensN: n - 2, PromptTokens: new(310.0),
+			CompletionTokens: new(22.0), CostPer1KReq: 0.4, ErrorClasses: map[string]int{"wrong_function": 3},
 			PerTool: map[string]flywheel.ScoreDetail{"get weather!": {N: n, Mean: 0.8, CILow: 0.7, CIHigh: 0.9}}},
 	}
 	items := make([]flywheel.ItemResult, n)
@@ -127,6 +128,29 @@ func TestExport(t *testing.T) {
 		require.NoError(t, json.Unmarshal(art, &got))
 		require.Len(t, got, 1500)
 		require.Equal(t, 1499, got[1499].Index)
+	})
+
+	t.Run("FailedEvaluationWarnsAndLogsNoLatency", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ev, items := evaluation("eval-500", flywheel.EvalBase, 60)
+		ev.Summary = &flywheel.EvalSummary{Items: 60, Errors: 60, Failures: flywheel.FailureCounts{ServerError: 60},
+			FirstError: "line 1: status 500: boom"}
+		_, err := b.exporter.ExportEvaluation(context.Background(), testRun, testNIM, ev, items)
+		require.NoError(t, err)
+		r := b.fake.Runs()[0]
+		require.Contains(t, r.Tags["flywheel.warning."+flywheel.WarningEvalFailures], "60 of 60 items got no usable reply (server_error 60")
+		require.Contains(t, r.Tags["flywheel.warning."+flywheel.WarningEvalFailures], "first error: line 1: status 500: boom")
+		got, ok := metricValue(r, "failures.server_error")
+		require.True(t, ok)
+		require.Equal(t, 60.0, got)
+		got, ok = metricValue(r, "answered")
+		require.True(t, ok)
+		require.Zero(t, got)
+		for _, key := range []string{"latency_p50_ms", "latency_p95_ms", "prompt_tokens_per_request", "completion_tokens_per_request"} {
+			_, ok := metricValue(r, key)
+			require.False(t, ok, "%s has no value over 0 answered requests", key)
+		}
 	})
 
 	t.Run("SharesExperimentPerWorkload", func(t *testing.T) {

@@ -171,6 +171,12 @@ func IsModelOutputError(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusInternalServerError && modelOutputError(apiErr.Message+" "+apiErr.Body)
 }
 
+// IsTimeout reports whether err is a request whose last attempt ran past
+// the client's per-attempt timeout.
+func IsTimeout(err error) bool {
+	return errors.Is(err, errAttemptTimeout)
+}
+
 // modelOutputError reports whether a server error message says the model
 // produced output the server could not parse.
 func modelOutputError(msg string) bool {

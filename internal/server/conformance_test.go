@@ -80,6 +80,7 @@ func conformanceCases() []conformanceCase {
 		{name: "GetJobCompleted", method: "GET", target: "/api/jobs/run-1", docPath: "/api/jobs/{job_id}", status: 200, blueprint: true, prepare: detailOf(flywheel.RunCompleted)},
 		{name: "GetJobFailed", method: "GET", target: "/api/jobs/run-1", docPath: "/api/jobs/{job_id}", status: 200, blueprint: true, prepare: detailOf(flywheel.RunFailed)},
 		{name: "GetJobMinimal", method: "GET", target: "/api/jobs/run-1", docPath: "/api/jobs/{job_id}", status: 200, blueprint: true, prepare: minimal},
+		{name: "GetJobWithWarnings", method: "GET", target: "/api/jobs/run-1", docPath: "/api/jobs/{job_id}", status: 200, blueprint: true, prepare: failingDetail},
 		{name: "GetJobInvalidID", method: "GET", target: "/api/jobs/x", docPath: "/api/jobs/{job_id}", status: 400, prepare: fail(flywheel.EINVALID, "Invalid job_id format")},
 		{name: "GetJobNotFound", method: "GET", target: "/api/jobs/x", docPath: "/api/jobs/{job_id}", status: 404, prepare: fail(flywheel.ENOTFOUND, "Job not found")},
 		{name: "GetJobInternal", method: "GET", target: "/api/jobs/x", docPath: "/api/jobs/{job_id}", status: 500, prepare: fail(flywheel.EINTERNAL, "Internal error")},

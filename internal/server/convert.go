@@ -46,8 +46,14 @@ func jobDetail(d *flywheel.JobDetail) api.JobDetailResponse {
 		DataStats:      run.Stats,
 		Recommendation: recommendation(run.Recommendation),
 		Stages:         []api.Stage{},
+		Warnings:       d.Warnings(),
 	}
-	if d.Judge != nil {
+	if out.Warnings == nil {
+		out.Warnings = []flywheel.Warning{}
+	}
+	// A run without a judge has a null llm_judge, not an empty "ready" one
+	// (rows of older runs without a judge have no model name).
+	if d.Judge != nil && d.Judge.ModelName != "" {
 		out.LLMJudge = &api.LLMJudgeResponse{
 			ModelName:        d.Judge.ModelName,
 			Type:             d.Judge.DeploymentType,
@@ -110,11 +116,11 @@ func evaluation(e flywheel.Evaluation) api.Evaluation {
 	}
 	if e.Summary != nil {
 		s := *e.Summary
-		s.LatencyP50MS = finite(s.LatencyP50MS)
-		s.LatencyP95MS = finite(s.LatencyP95MS)
+		s.LatencyP50MS = finitePtr(s.LatencyP50MS)
+		s.LatencyP95MS = finitePtr(s.LatencyP95MS)
 		s.TTFTP50MS = finite(s.TTFTP50MS)
-		s.PromptTokens = finite(s.PromptTokens)
-		s.CompletionTokens = finite(s.CompletionTokens)
+		s.PromptTokens = finitePtr(s.PromptTokens)
+		s.CompletionTokens = finitePtr(s.CompletionTokens)
 		s.CostPer1KReq = finite(s.CostPer1KReq)
 		if s.PerTool != nil {
 			pt := make(map[string]flywheel.ScoreDetail, len(s.PerTool))
@@ -217,6 +223,15 @@ func utcPtr(t *time.Time) *time.Time {
 func finite(f float64) float64 {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0
+	}
+	return f
+}
+
+// finitePtr is finite for an optional value: nil stays nil, NaN or
+// infinity becomes nil.
+func finitePtr(f *float64) *float64 {
+	if f == nil || math.IsNaN(*f) || math.IsInf(*f, 0) {
+		return nil
 	}
 	return f
 }

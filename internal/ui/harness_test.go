@@ -143,9 +143,10 @@ func (e *evaluator) Evaluate(ctx context.Context, req flywheel.EvalRequest, prog
 		res.Summary.PerTool[tool] = detail(float64(c[1]), float64(c[0]))
 	}
 	sort.Float64s(latencies)
-	res.Summary.LatencyP50MS = latencies[len(latencies)/2]
-	res.Summary.LatencyP95MS = latencies[len(latencies)*95/100]
-	res.Summary.PromptTokens, res.Summary.CompletionTokens = 325, 24
+	res.Summary.Answered, res.Summary.LatencyN, res.Summary.TokensN = n, n, n
+	res.Summary.LatencyP50MS = new(latencies[len(latencies)/2])
+	res.Summary.LatencyP95MS = new(latencies[len(latencies)*95/100])
+	res.Summary.PromptTokens, res.Summary.CompletionTokens = new(325.0), new(24.0)
 	res.Summary.CostPer1KReq = 0.35
 	if strings.Contains(req.Target.Model, "3b") {
 		res.Summary.CostPer1KReq = 0.9
