@@ -13,7 +13,7 @@ func newDoctorCommand(g *globals) *cobra.Command {
 	var fix, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "doctor [--fix]",
-		Short: "Find stuck runs, orphaned resources and inconsistent rows; --fix repairs them",
+		Short: "Find stranded stage jobs, stuck runs, orphaned resources and inconsistent rows; --fix repairs them",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {

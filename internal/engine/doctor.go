@@ -2,11 +2,8 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
+	"time"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/stage"
@@ -21,6 +18,9 @@ type Finding struct {
 	Fixed  bool   `json:"fixed"`
 	// FixError says why a repair failed.
 	FixError string `json:"fix_error,omitempty"`
+	// JobAge is, for a job handed back, how long it had been running
+	// (since it was fetched) when found.
+	JobAge time.Duration `json:"-"`
 }
 
 // Finding kinds.
@@ -30,23 +30,16 @@ const (
 	FindingInconsistent = "inconsistent_run"
 )
 
-// Doctor checks the database for runs that cannot make progress (running,
-// but with no live stage job), resources left live by finished or deleted
-// runs, and finished runs with unfinished candidates or stages. With fix, it
-// repairs them: stuck stages are enqueued again, orphans released, and
-// inconsistent rows settled.
+// Doctor checks the database for work nobody is doing and runs that cannot
+// make progress (see Liveness: stranded jobs, jobs of dead processes, stages
+// whose job ended without them, runs with no stage left to run), resources
+// left live by finished or deleted runs, and finished runs with unfinished
+// candidates or stages. With fix, it repairs them, the liveness findings
+// with the same code as the periodic liveness check.
 func (e *Engine) Doctor(ctx context.Context, fix bool) ([]Finding, error) {
-	var out []Finding
-	ids, err := e.store.RunIDs(ctx, flywheel.RunPending, flywheel.RunRunning)
+	out, err := e.Liveness(ctx, fix)
 	if err != nil {
-		return nil, err
-	}
-	for _, id := range ids {
-		f, err := e.checkRun(ctx, id, fix)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, f...)
+		return out, err
 	}
 
 	orphans, err := e.store.OrphanedResources(ctx)
@@ -105,72 +98,6 @@ func (e *Engine) Doctor(ctx context.Context, fix bool) ([]Finding, error) {
 	return out, nil
 }
 
-// checkRun finds the stages of an unfinished run whose jobs are gone.
-func (e *Engine) checkRun(ctx context.Context, id string, fix bool) ([]Finding, error) {
-	stages, err := e.store.ListStages(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	var stale []flywheel.Stage
-	live := 0
-	for _, s := range stages {
-		if s.Status != flywheel.StageQueued && s.Status != flywheel.StageRunning {
-			continue
-		}
-		job, err := e.client.JobGet(ctx, s.JobID)
-		switch {
-		case errors.Is(err, river.ErrNotFound):
-			stale = append(stale, s)
-		case err != nil:
-			return nil, err
-		case job.State == rivertype.JobStateCompleted || job.State == rivertype.JobStateCancelled || job.State == rivertype.JobStateDiscarded:
-			stale = append(stale, s)
-		default:
-			live++
-		}
-	}
-	if len(stale) == 0 {
-		if live > 0 {
-			return nil, nil
-		}
-		if anyPending(stages) {
-			f := Finding{Kind: FindingStuckRun, RunID: id, Detail: "run has pending stages but no stage job queued or running"}
-			if fix {
-				err := e.store.InTx(ctx, func(q *store.Queries) error { return e.advance(ctx, q, id) })
-				if err == nil {
-					after, err2 := e.store.ListStages(ctx, id)
-					if err2 == nil && anyQueued(after) {
-						f.Fixed = true
-						return []Finding{f}, nil
-					}
-				}
-				return []Finding{e.closeStuck(ctx, id, fix)}, nil
-			}
-			return []Finding{f}, nil
-		}
-		return []Finding{e.closeStuck(ctx, id, fix)}, nil
-	}
-	f := Finding{Kind: FindingStuckRun, RunID: id}
-	for _, s := range stale {
-		f.Detail += fmt.Sprintf("stage %s%s is %s but its job %d is gone or finished; ", s.Name, candidateSuffix(s.Candidate), s.Status, s.JobID)
-	}
-	if fix {
-		err := e.store.InTx(ctx, func(q *store.Queries) error {
-			for _, s := range stale {
-				if err := q.ResetStage(ctx, id, s.Candidate, s.Name); err != nil {
-					return err
-				}
-			}
-			return e.advance(ctx, q, id)
-		})
-		f.Fixed = err == nil
-		if err != nil {
-			f.FixError = err.Error()
-		}
-	}
-	return []Finding{f}, nil
-}
-
 func anyPending(stages []flywheel.Stage) bool {
 	for _, s := range stages {
 		if s.Status == flywheel.StagePending {
@@ -187,22 +114,6 @@ func anyQueued(stages []flywheel.Stage) bool {
 		}
 	}
 	return false
-}
-
-// closeStuck handles a run with no open and no pending stage that never
-// finished: nothing will ever finish it, so it is failed.
-func (e *Engine) closeStuck(ctx context.Context, id string, fix bool) Finding {
-	f := Finding{Kind: FindingStuckRun, RunID: id, Detail: "run is not finished but has no stage left to run"}
-	if fix {
-		err := e.store.InTx(ctx, func(q *store.Queries) error {
-			return e.endRunTx(ctx, q, id, flywheel.RunFailed, "run was stuck with no stage left to run; closed by flywheel doctor", 0)
-		})
-		f.Fixed = err == nil
-		if err != nil {
-			f.FixError = err.Error()
-		}
-	}
-	return f
 }
 
 func candidateSuffix(c string) string {

@@ -39,6 +39,9 @@ import (
 const (
 	QueueStages  = "stages"
 	QueueCleanup = "cleanup"
+	// QueueMaintenance runs the liveness check, which must never wait
+	// behind long stages or cleanups.
+	QueueMaintenance = "maintenance"
 )
 
 // Limit is a stage's time limits, measured from the stage's durable start
@@ -74,11 +77,25 @@ type Options struct {
 	Limits       map[flywheel.StageName]Limit
 	DefaultLimit Limit
 	Retry        RetryPolicy
-	// RescueAfter is when River hands a job whose process died to another
-	// process; it must exceed the longest single attempt.
+	// RescueAfter is River's own rescuer's horizon, a backstop for jobs of
+	// other kinds; stage jobs of dead processes are handed back after
+	// DeadAfter by the liveness check.
 	RescueAfter time.Duration
-	// LeaseTTL is how often this process proves it is alive.
+	// LeaseTTL is the lifetime of this process's leases on remote resources.
 	LeaseTTL time.Duration
+	// HeartbeatInterval is how often this process records that it is alive
+	// and which jobs it holds.
+	HeartbeatInterval time.Duration
+	// DeadAfter is how long a process may go without a heartbeat before
+	// its running jobs are handed to others.
+	DeadAfter time.Duration
+	// StrandedAfter is how long after a job was fetched for a live process
+	// that process's heartbeat must list it; a job it does not hold by then
+	// (the fetch never reached it) is handed back. At least 12 s: River
+	// gives up a fetch after 10 s.
+	StrandedAfter time.Duration
+	// LivenessInterval is how often the leader runs the liveness check.
+	LivenessInterval time.Duration
 	// ReaperInterval is how often the leader releases orphaned resources.
 	ReaperInterval time.Duration
 	// Embedded marks the single-process SQLite mode: at start, stages left
@@ -104,6 +121,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	running map[string]map[*runningStage]struct{} // by run id
+	held    map[int64]time.Time                   // job id → zero while held, else when released
 	started bool
 	stopHB  context.CancelFunc
 	hbDone  chan struct{}
@@ -152,6 +170,19 @@ func New(opts Options) (*Engine, error) {
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = time.Minute
 	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 5 * time.Second
+	}
+	if opts.DeadAfter <= 0 {
+		opts.DeadAfter = 30 * time.Second
+	}
+	if opts.StrandedAfter <= 0 {
+		opts.StrandedAfter = 20 * time.Second
+	}
+	opts.StrandedAfter = max(opts.StrandedAfter, minStrandedAfter)
+	if opts.LivenessInterval <= 0 {
+		opts.LivenessInterval = 5 * time.Second
+	}
 	if opts.ReaperInterval <= 0 {
 		opts.ReaperInterval = 30 * time.Second
 	}
@@ -166,6 +197,7 @@ func New(opts Options) (*Engine, error) {
 		opts: opts, store: opts.Store, runner: opts.Runner, now: opts.Now,
 		logger:  opts.Logger.With("component", "engine"),
 		running: map[string]map[*runningStage]struct{}{},
+		held:    map[int64]time.Time{},
 	}
 	e.runner.Settings.LeaseOwner = opts.ProcessID
 	e.runner.Settings.LeaseTTL = opts.LeaseTTL
@@ -180,6 +212,9 @@ func New(opts Options) (*Engine, error) {
 	if err := river.AddWorkerSafely(workers, &reaperWorker{e: e}); err != nil {
 		return nil, err
 	}
+	if err := river.AddWorkerSafely(workers, &livenessWorker{e: e}); err != nil {
+		return nil, err
+	}
 	cfg := &river.Config{
 		ID:                   opts.ProcessID,
 		Workers:              workers,
@@ -192,12 +227,18 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Workers > 0 {
 		cfg.Queues = map[string]river.QueueConfig{
-			QueueStages:  {MaxWorkers: opts.Workers},
-			QueueCleanup: {MaxWorkers: 2},
+			QueueStages:      {MaxWorkers: opts.Workers},
+			QueueCleanup:     {MaxWorkers: 2},
+			QueueMaintenance: {MaxWorkers: 1},
 		}
-		cfg.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(opts.ReaperInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return ReaperArgs{}, nil },
-			&river.PeriodicJobOpts{RunOnStart: true, ID: "reaper"})}
+		cfg.PeriodicJobs = []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(opts.ReaperInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return ReaperArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true, ID: "reaper"}),
+			river.NewPeriodicJob(river.PeriodicInterval(opts.LivenessInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return LivenessArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true, ID: "liveness"}),
+		}
 	}
 	var err error
 	switch opts.Store.Dialect() {
@@ -341,11 +382,16 @@ func (e *Engine) heartbeat(ctx context.Context) {
 	defer close(e.hbDone)
 	host, _ := os.Hostname()
 	w := store.Worker{ID: e.opts.ProcessID, Hostname: host, PID: os.Getpid(), StartedAt: e.now()}
-	interval := max(e.opts.LeaseTTL/3, 50*time.Millisecond)
+	interval := max(min(e.opts.HeartbeatInterval, e.opts.LeaseTTL/3), 50*time.Millisecond)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := e.store.Heartbeat(ctx, w); err != nil && ctx.Err() == nil {
+		// The time is taken before the snapshot: every job fetched for this
+		// process more than StrandedAfter before it is in the snapshot, or
+		// was never received.
+		at := e.now()
+		held := e.heldJobs()
+		if err := e.store.HeartbeatHolding(ctx, w, held, at); err != nil && ctx.Err() == nil {
 			e.logger.WarnContext(ctx, "Heartbeat failed", "error", err)
 		}
 		if err := e.store.RenewLeases(ctx, e.opts.ProcessID, e.now().Add(e.opts.LeaseTTL)); err != nil && ctx.Err() == nil {

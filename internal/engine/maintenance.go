@@ -64,9 +64,6 @@ func (w *reaperWorker) Timeout(*river.Job[ReaperArgs]) time.Duration { return 5 
 // Work releases orphaned resources: live resources of finished or deleted
 // runs (a crash between a stage and its cleanup, a failed release).
 func (w *reaperWorker) Work(ctx context.Context, _ *river.Job[ReaperArgs]) error {
-	if n, err := w.e.store.RescueJobsOfDeadProcesses(ctx, w.e.now().Add(-w.e.opts.RescueAfter)); n > 0 || err != nil {
-		w.e.logger.InfoContext(ctx, "Reaper handed back stages of dead processes", "rescued", n, "error", err)
-	}
 	n, err := w.e.Reap(ctx)
 	if n > 0 || err != nil {
 		w.e.logger.InfoContext(ctx, "Reaper released orphaned resources", "released", n, "error", err)

@@ -15,6 +15,7 @@ type metrics struct {
 	outcomes *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	reapedC  prometheus.Counter
+	live     *prometheus.CounterVec
 	runsDesc *prometheus.Desc
 	jobsDesc *prometheus.Desc
 }
@@ -35,13 +36,17 @@ func newMetrics(e *Engine) *metrics {
 		reapedC: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flywheel_reaped_resources_total", Help: "Orphaned resources released by the reaper.",
 		}),
+		live: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flywheel_liveness_repairs_total",
+			Help: "Repairs by the liveness check and doctor: stage jobs handed back (stranded_job, dead_worker_job), stages whose job ended without them finished or enqueued again (stage_job_ended), stuck runs settled (stuck_run).",
+		}, []string{"kind"}),
 		runsDesc: prometheus.NewDesc("flywheel_runs", "Runs by status.", []string{"status"}, nil),
 		jobsDesc: prometheus.NewDesc("flywheel_queue_jobs", "River jobs by queue and state (queue depth).", []string{"queue", "state"}, nil),
 	}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.duration, m.outcomes, m.retries, m.reapedC, m} {
+	for _, c := range []prometheus.Collector{m.duration, m.outcomes, m.retries, m.reapedC, m.live, m} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -57,6 +62,8 @@ func (m *metrics) outcome(stage flywheel.StageName, outcome string, d time.Durat
 func (m *metrics) retry(stage flywheel.StageName) { m.retries.WithLabelValues(string(stage)).Inc() }
 
 func (m *metrics) reaped(n int) { m.reapedC.Add(float64(n)) }
+
+func (m *metrics) liveness(kind string) { m.live.WithLabelValues(kind).Inc() }
 
 // Describe implements prometheus.Collector for the gauges read at scrape time.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {

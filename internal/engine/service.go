@@ -224,7 +224,7 @@ func (e *Engine) Ready(ctx context.Context) error {
 	if err := e.store.Ping(ctx); err != nil {
 		return flywheel.Errorf(flywheel.EUNAVAILABLE, "database unreachable: %v", err)
 	}
-	live, err := e.store.LiveWorkers(ctx, e.now().Add(-3*e.opts.LeaseTTL))
+	live, err := e.store.LiveWorkers(ctx, e.now().Add(-e.opts.DeadAfter))
 	if err != nil {
 		return flywheel.Errorf(flywheel.EUNAVAILABLE, "database error: %v", err)
 	}

@@ -50,6 +50,7 @@ func (e *Engine) work(ctx context.Context, job *river.Job[StageArgs]) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer e.track(a.RunID, cancel)()
+	defer e.hold(job.ID)()
 
 	run, err := e.store.GetRun(ctx, a.RunID)
 	if errors.Is(err, flywheel.ErrNotFound) {
@@ -100,10 +101,12 @@ func (e *Engine) work(ctx context.Context, job *river.Job[StageArgs]) error {
 	res, err := e.runner.Run(runCtx, call)
 	if err != nil {
 		switch {
-		case errors.Is(context.Cause(ctx), ErrRunCancelled) || errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) || isRemoteCancel(ctx):
+		case errors.Is(context.Cause(ctx), ErrRunCancelled):
 			log.InfoContext(ctx, "Stage stopped: run cancelled")
 			e.metrics.outcome(a.Stage, "cancelled", e.now().Sub(started))
 			return river.JobCancel(fmt.Errorf("run cancelled: %w", err))
+		case errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) || isRemoteCancel(ctx):
+			return e.cancelledRemotely(ctx, job, started, err, log)
 		case ctx.Err() == nil && runCtx.Err() != nil:
 			return e.fail(ctx, job, call, fmt.Sprintf("exceeded its soft time limit of %s: %v", limit.Soft, err), log)
 		case errors.Is(err, flywheel.ErrPermanent):
@@ -147,9 +150,69 @@ func (e *Engine) fail(ctx context.Context, job *river.Job[StageArgs], call stage
 	return e.complete(ctx, job, stage.Result{Status: flywheel.StageFailed, Error: msg})
 }
 
+// cancelledRemotely handles a stage whose job was cancelled through River:
+// by a run's cancellation in another process, or outside Flywheel (River's
+// UI or API). In the second case the stage fails here with a message that
+// says so, and the DAG goes on, so the run never waits for it; should that
+// fail, the liveness check finishes the stage the same way.
+func (e *Engine) cancelledRemotely(ctx context.Context, job *river.Job[StageArgs], started time.Time, err error, log *slog.Logger) error {
+	a := job.Args
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+	defer cancel()
+	run, rerr := e.store.GetRun(dctx, a.RunID)
+	if rerr == nil && run.FinishedAt == nil {
+		msg := fmt.Sprintf("stage job %d was cancelled outside Flywheel (River UI or River API)", job.ID)
+		if ferr := e.failStage(dctx, a.RunID, a.Candidate, a.Stage, job.ID, msg); ferr != nil {
+			log.WarnContext(ctx, "Could not record a stage cancelled outside Flywheel; the liveness check will", "error", ferr)
+		}
+		return river.JobCancel(fmt.Errorf("%s: %w", msg, err))
+	}
+	log.InfoContext(ctx, "Stage stopped: run cancelled")
+	e.metrics.outcome(a.Stage, "cancelled", e.now().Sub(started))
+	return river.JobCancel(fmt.Errorf("run cancelled: %w", err))
+}
+
+// Completion retries: a stage's outcome is committed with up to
+// completeAttempts tries, waiting completeBackoff, doubled each time, in
+// between (about 3 s in all). Each try has completeTimeout.
+const (
+	completeAttempts = 5
+	completeBackoff  = 200 * time.Millisecond
+	completeTimeout  = 30 * time.Second
+)
+
 // complete commits a stage's outcome, the DAG's next stages and the job's
-// completion in one transaction.
+// completion in one transaction. A database error is retried a few times;
+// if the outcome still cannot be committed, complete returns the error so
+// that River retries the attempt (stages are idempotent): never is the job
+// done while its stage is not. The commit does not depend on the stage's
+// context: an outcome reached is committed even if the process is stopping.
 func (e *Engine) complete(ctx context.Context, job *river.Job[StageArgs], res stage.Result) error {
+	wait := completeBackoff
+	for try := 1; ; try++ {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+		err := e.completeOnce(cctx, job, res)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if try >= completeAttempts {
+			e.metrics.retry(job.Args.Stage)
+			return fmt.Errorf("commit outcome %s of stage %s (tried %d times): %w", res.Status, job.Args.Stage, try, err)
+		}
+		e.logger.WarnContext(ctx, "Committing a stage's outcome failed; retrying", "run_id", job.Args.RunID,
+			"candidate", job.Args.Candidate, "stage", string(job.Args.Stage), "try", try, "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		wait *= 2
+	}
+}
+
+func (e *Engine) completeOnce(ctx context.Context, job *river.Job[StageArgs], res stage.Result) error {
 	a := job.Args
 	return e.store.InTx(ctx, func(q *store.Queries) error {
 		if err := q.LockRun(ctx, a.RunID); err != nil {

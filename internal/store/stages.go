@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
@@ -250,24 +249,4 @@ func (q *Queries) InconsistentRuns(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("find inconsistent runs: %w", err)
 	}
 	return scanStrings(rows)
-}
-
-// RescueJobsOfDeadProcesses makes River stage jobs available again when
-// they are running in a process that has sent no heartbeat since before
-// (a crashed worker). River's own rescuer waits for the job's timeout,
-// which for a stage is its hard limit (hours). Postgres only: the embedded
-// mode resets its running jobs at start. It returns how many it rescued.
-func (q *Queries) RescueJobsOfDeadProcesses(ctx context.Context, before time.Time) (int, error) {
-	if q.dialect != Postgres {
-		return 0, nil
-	}
-	res, err := q.exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now()
-		WHERE state = 'running' AND kind = 'flywheel_stage' AND attempted_at < ?
-		AND NOT (attempted_by[array_length(attempted_by, 1)] IN (SELECT id FROM workers WHERE heartbeat_at >= ?))`,
-		before.UTC(), before.UTC())
-	if err != nil {
-		return 0, fmt.Errorf("rescue jobs of dead processes: %w", err)
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
 }
