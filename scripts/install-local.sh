@@ -12,15 +12,28 @@
 # Usage: scripts/install-local.sh [--no-apt] [--no-server] [--force-build]
 #
 # Environment:
-#   FLYWHEEL_CACHE      cache directory (default $HOME/.cache/flywheel);
-#                       llama-server goes to $FLYWHEEL_CACHE/llama-server/
+#   FLYWHEEL_LOCAL_DIR  install directory (FLYWHEEL_CACHE is its older name);
+#                       default /usr/local/lib/flywheel as root (found by
+#                       every user, whatever HOME), else the user's cache
+#                       ${XDG_CACHE_HOME:-$HOME/.cache}/flywheel. llama-server
+#                       goes to $FLYWHEEL_LOCAL_DIR/llama-server/; flywheel
+#                       finds it there (config key platform.local.install_dir)
 #   LLAMA_SERVER        use this llama-server instead of building one
 #   NODE_LLAMA_CPP_VERSION  npm version to build from (default 3.21.1)
 #   JOBS                parallel compiler jobs (default: number of CPUs)
 set -euo pipefail
 
 NLC_VERSION="${NODE_LLAMA_CPP_VERSION:-3.21.1}"
-CACHE="${FLYWHEEL_CACHE:-${HOME:-/root}/.cache/flywheel}"
+USER_CACHE="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/flywheel"
+if [ -n "${FLYWHEEL_LOCAL_DIR:-}" ]; then
+	CACHE="$FLYWHEEL_LOCAL_DIR"
+elif [ -n "${FLYWHEEL_CACHE:-}" ]; then
+	CACHE="$FLYWHEEL_CACHE"
+elif [ "$(id -u)" -eq 0 ]; then
+	CACHE=/usr/local/lib/flywheel
+else
+	CACHE="$USER_CACHE"
+fi
 SERVER_DIR="$CACHE/llama-server"
 JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 DO_APT=1
@@ -33,7 +46,7 @@ for arg in "$@"; do
 	--no-server) DO_SERVER=0 ;;
 	--force-build) FORCE_BUILD=1 ;;
 	-h | --help)
-		sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -101,6 +114,18 @@ fi
 if [ "$DO_SERVER" -eq 0 ]; then
 	echo "==> skipping llama-server (--no-server)"
 	exit 0
+fi
+
+# A llama-server built by an older version of this script in the user's
+# cache is copied (binary and libraries, not the build files) to the install
+# directory rather than built again.
+OLD_DIR="$USER_CACHE/llama-server"
+if [ "$FORCE_BUILD" -eq 0 ] && [ ! -x "$SERVER_DIR/llama-server" ] && [ "$OLD_DIR" != "$SERVER_DIR" ] &&
+	[ -x "$OLD_DIR/llama-server" ] && "$OLD_DIR/llama-server" --version >/dev/null 2>&1; then
+	step "copy llama-server from $OLD_DIR to $SERVER_DIR"
+	mkdir -p "$SERVER_DIR"
+	find "$OLD_DIR" -maxdepth 1 -type f -exec cp -a {} "$SERVER_DIR/" \;
+	done_step
 fi
 
 existing=""

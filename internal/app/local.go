@@ -13,7 +13,8 @@ import (
 func newLocalPlatform(cfg *config.Config, logger *slog.Logger) (flywheel.Platform, error) {
 	l := cfg.Platform.Local
 	opts := local.Options{
-		DataDir: filepath.Join(cfg.DataDir, "local"), ModelsDir: l.ModelsDir, LlamaServer: l.LlamaServerPath, Python: l.PythonPath, Threads: l.Threads,
+		DataDir: filepath.Join(cfg.DataDir, "local"), ModelsDir: l.ModelsDir, InstallDir: l.InstallDir,
+		LlamaServer: l.LlamaServerPath, Python: l.PythonPath, Threads: l.Threads,
 		Logger: logger.With("component", "local"),
 	}
 	if v, err := strconv.ParseFloat(l.Options["learning_rate"], 64); err == nil {

@@ -210,6 +210,10 @@ type LocalConfig struct {
 	Threads int `yaml:"threads"`
 	// ModelsDir holds model files; Load defaults it to <data_dir>/models.
 	ModelsDir string `yaml:"models_dir"`
+	// InstallDir is where scripts/install-local.sh installed llama-server
+	// and models (env FLYWHEEL_LOCAL_DIR); empty: found in the system-wide
+	// directory, then the user's cache.
+	InstallDir string `yaml:"install_dir"`
 	// Options holds any further local-platform settings, as strings.
 	Options map[string]string `yaml:"options,omitempty"`
 }

@@ -18,6 +18,10 @@ const (
 	EnvDatabaseURL = "FLYWHEEL_DATABASE_URL"
 	EnvDataDir     = "FLYWHEEL_DATA_DIR"
 	EnvAddr        = "FLYWHEEL_ADDR"
+	// EnvLocalDir sets platform.local.install_dir; EnvCache is its older
+	// name, still read.
+	EnvLocalDir = "FLYWHEEL_LOCAL_DIR"
+	EnvCache    = "FLYWHEEL_CACHE"
 )
 
 // Load returns the configuration: Default, overlaid with the YAML file at
@@ -185,6 +189,9 @@ func (c *Config) applyEnv(env func(string) string) {
 	if v := env(EnvAddr); v != "" {
 		c.Server.Addr = v
 	}
+	if v := first(EnvLocalDir, EnvCache); v != "" {
+		c.Platform.Local.InstallDir = v
+	}
 }
 
 func splitList(s string) []string {
@@ -218,6 +225,7 @@ func (c *Config) resolve(env func(string) string) {
 		c.DatabaseURL = "sqlite:" + filepath.Join(c.DataDir, DatabaseFileName)
 	}
 	c.Platform.Local.ModelsDir = expandHome(c.Platform.Local.ModelsDir, home)
+	c.Platform.Local.InstallDir = expandHome(c.Platform.Local.InstallDir, home)
 	if c.Platform.Local.ModelsDir == "" && c.DataDir != "" {
 		c.Platform.Local.ModelsDir = filepath.Join(c.DataDir, "models")
 	}

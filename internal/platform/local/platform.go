@@ -52,8 +52,16 @@ type Options struct {
 	// (default DataDir/models). A candidate "local/tiny-s" is the file
 	// tiny-s.gguf; a candidate's extra.model_file names any other file.
 	ModelsDir string
-	// LlamaServer is the llama-server binary (default: FindLlamaServer).
+	// LlamaServer is the llama-server binary, a path or a name on PATH
+	// (default: found by LocateLlamaServer in InstallDir).
 	LlamaServer string
+	// InstallDir is where scripts/install-local.sh installed llama-server
+	// and models (default: found, see InstallDirs). Model files missing
+	// from ModelsDir are looked up in its models/ directory.
+	InstallDir string
+	// Getenv reads the environment (LLAMA_SERVER, FLYWHEEL_LOCAL_DIR, HOME,
+	// PATH); default os.Getenv.
+	Getenv func(string) string
 	// Python runs the trainer (default /usr/bin/python3, Debian's python
 	// with python3-torch).
 	Python string
@@ -94,7 +102,9 @@ type Platform struct {
 	mu       sync.Mutex
 	children map[int]*exec.Cmd // processes this instance started, by pid
 	tok      *tokenizer.Tokenizer
-	idLocks  map[string]*sync.Mutex
+	// modelDirs are searched in order for a model file.
+	modelDirs []string
+	idLocks   map[string]*sync.Mutex
 }
 
 var (
@@ -119,12 +129,15 @@ func New(opts Options) (*Platform, error) {
 	opts.Parallel = cmp.Or(opts.Parallel, ParallelDefault)
 	opts.Seed = cmp.Or(opts.Seed, SeedDefault)
 	opts.StopGrace = cmp.Or(opts.StopGrace, StopGraceDefault)
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
 	var missing error
 	if opts.LlamaServer == "" {
 		// A missing llama-server does not stop the process from starting
 		// (the API, the dashboard and other work go on); deployments fail
 		// at once with a message that says how to install it.
-		path, err := FindLlamaServer()
+		path, err := LocateLlamaServer("", opts.InstallDir, opts.Getenv)
 		missing = err
 		opts.LlamaServer = path
 	}
@@ -134,11 +147,12 @@ func New(opts Options) (*Platform, error) {
 		}
 	}
 	p := &Platform{
-		opts:     opts,
-		log:      opts.Logger,
-		client:   opts.HTTPClient,
-		children: map[int]*exec.Cmd{},
-		idLocks:  map[string]*sync.Mutex{},
+		opts:      opts,
+		log:       opts.Logger,
+		client:    opts.HTTPClient,
+		children:  map[int]*exec.Cmd{},
+		idLocks:   map[string]*sync.Mutex{},
+		modelDirs: modelDirs(opts.ModelsDir, opts.InstallDir, opts.Getenv),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -150,38 +164,6 @@ func New(opts Options) (*Platform, error) {
 		p.client = &http.Client{Timeout: 2 * time.Second}
 	}
 	return p, nil
-}
-
-// FindLlamaServer returns the llama-server to use: $LLAMA_SERVER, the one
-// scripts/install-local.sh builds in the cache directory
-// ($FLYWHEEL_CACHE or ~/.cache/flywheel), or one on PATH.
-func FindLlamaServer() (string, error) {
-	var candidates []string
-	if p := os.Getenv("LLAMA_SERVER"); p != "" {
-		candidates = append(candidates, p)
-	}
-	candidates = append(candidates, filepath.Join(CacheDir(), "llama-server", "llama-server"))
-	if p, err := exec.LookPath("llama-server"); err == nil {
-		candidates = append(candidates, p)
-	}
-	for _, c := range candidates {
-		if st, err := os.Stat(c); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("find llama-server: %w", ErrNotInstalled)
-}
-
-// CacheDir is where scripts/install-local.sh keeps what it builds.
-func CacheDir() string {
-	if d := os.Getenv("FLYWHEEL_CACHE"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "flywheel-cache")
-	}
-	return filepath.Join(home, ".cache", "flywheel")
 }
 
 // Name returns "local".
@@ -236,6 +218,11 @@ func (p *Platform) ModelPath(m flywheel.NIMConfig) (string, error) {
 	size, err := SizeFor(m.ModelName)
 	if err != nil {
 		return "", flywheel.Permanent(err)
+	}
+	// The first of models_dir and the installed models/ directories that
+	// has the file wins (an installed pre-trained base is used where it is).
+	if f := findFile(p.modelDirs, size.Name+".gguf"); f != "" {
+		return f, nil
 	}
 	path := filepath.Join(p.opts.ModelsDir, size.Name+".gguf")
 	unlock := p.lockID("model:" + path)
