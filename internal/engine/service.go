@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -19,8 +22,9 @@ func (e *Engine) CreateJob(ctx context.Context, req flywheel.CreateJobRequest) (
 	if fields := validateRequest(req); len(fields) > 0 {
 		return nil, &flywheel.Error{Code: flywheel.EUNPROCESSABLE, Message: fields[0].Msg, Fields: fields}
 	}
+	reqHash := requestHash(req)
 	if req.IdempotencyKey != "" {
-		if r, err := e.store.GetRunByIdempotencyKey(ctx, req.IdempotencyKey); err == nil {
+		if r, err := e.runForKey(ctx, req.IdempotencyKey, reqHash); err == nil {
 			return r, nil
 		} else if !errors.Is(err, flywheel.ErrNotFound) {
 			return nil, err
@@ -37,6 +41,11 @@ func (e *Engine) CreateJob(ctx context.Context, req flywheel.CreateJobRequest) (
 	err := e.store.InTx(ctx, func(q *store.Queries) error {
 		if err := q.CreateRun(ctx, run); err != nil {
 			return err
+		}
+		if req.IdempotencyKey != "" {
+			if err := q.SetIdempotencyHash(ctx, run.ID, reqHash); err != nil {
+				return err
+			}
 		}
 		var cands []dag.Candidate
 		for i, c := range spec.Candidates {
@@ -57,7 +66,7 @@ func (e *Engine) CreateJob(ctx context.Context, req flywheel.CreateJobRequest) (
 		return e.advance(ctx, q, run.ID)
 	})
 	if errors.Is(err, store.ErrDuplicateKey) {
-		return e.store.GetRunByIdempotencyKey(ctx, req.IdempotencyKey)
+		return e.runForKey(ctx, req.IdempotencyKey, reqHash)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
@@ -65,6 +74,40 @@ func (e *Engine) CreateJob(ctx context.Context, req flywheel.CreateJobRequest) (
 	e.logger.InfoContext(ctx, "Job created", "run_id", run.ID, "workload_id", run.WorkloadID, "client_id", run.ClientID,
 		"candidates", len(spec.Candidates))
 	return run, nil
+}
+
+// runForKey returns the run created with an idempotency key, or ECONFLICT
+// naming the key when that run was created by another request (hash).
+func (e *Engine) runForKey(ctx context.Context, key, hash string) (*flywheel.Run, error) {
+	r, err := e.store.GetRunByIdempotencyKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := e.store.IdempotencyHash(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if stored != "" && stored != hash {
+		return nil, flywheel.Errorf(flywheel.ECONFLICT,
+			"Idempotency-Key %q was already used with a different request (job %s); use a new key for a new request", key, r.ID)
+	}
+	return r, nil
+}
+
+// requestHash is a hash of what a create request asks for (ids and data
+// split overrides, not their spelling in JSON).
+func requestHash(req flywheel.CreateJobRequest) string {
+	ds := req.DataSplitConfig
+	if ds != nil && *ds == (flywheel.DataSplitOverride{}) {
+		ds = nil // {} asks for nothing more than no override
+	}
+	b, _ := json.Marshal(struct {
+		WorkloadID string                      `json:"workload_id"`
+		ClientID   string                      `json:"client_id"`
+		DataSplit  *flywheel.DataSplitOverride `json:"data_split_config"`
+	}{req.WorkloadID, req.ClientID, ds})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func validateRequest(req flywheel.CreateJobRequest) []flywheel.FieldError {
@@ -170,11 +213,35 @@ func (e *Engine) CancelJob(ctx context.Context, id string) (string, error) {
 	if run.FinishedAt != nil {
 		return "", flywheel.Errorf(flywheel.EPRECONDITION, "Cannot cancel a job that has already finished.")
 	}
+	// Decide under the run's lock, in the transaction that flips the
+	// status: of racing cancels exactly one initiates, the others see it.
+	already := false
 	err = e.store.InTx(ctx, func(q *store.Queries) error {
+		if err := q.LockRun(ctx, id); err != nil {
+			return err
+		}
+		cur, err := q.GetRun(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case cur.Status == flywheel.RunCancelled:
+			already = true
+			return nil
+		case cur.FinishedAt != nil:
+			return flywheel.Errorf(flywheel.EPRECONDITION, "Cannot cancel a job that has already finished.")
+		}
 		return e.endRunTx(ctx, q, id, flywheel.RunCancelled, "Job cancelled by user", 0)
 	})
 	if err != nil {
+		switch flywheel.ErrorCode(err) {
+		case flywheel.EPRECONDITION, flywheel.EUNAVAILABLE:
+			return "", err
+		}
 		return "", flywheel.Errorf(flywheel.EINTERNAL, "Failed to cancel job %s: %v", id, err)
+	}
+	if already {
+		return "Job is already cancelled.", nil
 	}
 	n := e.cancelLocal(id)
 	e.logger.InfoContext(ctx, "Job cancelled", "run_id", id, "local_stages_interrupted", n)
@@ -197,6 +264,9 @@ func (e *Engine) DeleteJob(ctx context.Context, id string) (string, error) {
 		return err
 	})
 	if err != nil {
+		if flywheel.ErrorCode(err) == flywheel.EUNAVAILABLE {
+			return "", err
+		}
 		return "", flywheel.Errorf(flywheel.EINTERNAL, "Failed to initiate job deletion for %s: %v", id, err)
 	}
 	return "Job deletion started. Resources will be cleaned up in the background.", nil
@@ -219,19 +289,43 @@ func (e *Engine) ListItems(ctx context.Context, f flywheel.ItemFilter) (flywheel
 	return e.store.ListItems(ctx, f)
 }
 
-// Ready returns nil when the database answers and some process runs stages.
+// Readiness probe settings: a write probe waits at most probeTimeout, and
+// one that succeeded less than probeFresh ago counts.
+const (
+	probeTimeout = 2 * time.Second
+	probeFresh   = 2 * time.Second
+)
+
+// Ready returns nil when the database answers, accepts a write (a full
+// disk makes the process not ready until space returns) and some process
+// runs stages.
 func (e *Engine) Ready(ctx context.Context) error {
 	if err := e.store.Ping(ctx); err != nil {
-		return flywheel.Errorf(flywheel.EUNAVAILABLE, "database unreachable: %v", err)
+		return unavailable("database unreachable", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := e.store.ProbeWrite(pctx, probeFresh); err != nil {
+		return unavailable("the database cannot write", err)
 	}
 	live, err := e.store.LiveWorkers(ctx, e.now().Add(-e.opts.DeadAfter))
 	if err != nil {
-		return flywheel.Errorf(flywheel.EUNAVAILABLE, "database error: %v", err)
+		return unavailable("database error", err)
 	}
 	if len(live) == 0 {
 		return flywheel.Errorf(flywheel.EUNAVAILABLE, "no worker process is running")
 	}
 	return nil
+}
+
+// unavailable is the error of a failed readiness check: err itself when
+// the store gave it a reason ("Database unavailable: disk full"), else an
+// EUNAVAILABLE naming what failed.
+func unavailable(what string, err error) error {
+	if flywheel.ErrorCode(err) == flywheel.EUNAVAILABLE {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return flywheel.Errorf(flywheel.EUNAVAILABLE, "%s: %v", what, err)
 }
 
 // WaitFinished polls until the run finishes or ctx ends (for tests and the CLI).
