@@ -35,11 +35,11 @@ the same database (add more with 'flywheel worker').`,
 			if cmd.Flags().Changed("addr") {
 				cfg.Server.Addr = addr
 			}
-			if cmd.Flags().Changed("workers") {
-				cfg.Engine.Workers = workers
-			}
 			if err := cfg.Validate(); err != nil { // --addr may expose the server
 				return configError(err)
+			}
+			if cmd.Flags().Changed("workers") {
+				cfg.Engine.Workers = workers
 			}
 			logger := g.logger(cfg)
 			ctx := cmd.Context()
