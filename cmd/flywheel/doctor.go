@@ -61,6 +61,7 @@ func newDoctorCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.RunE = withLocalChecks(g, cmd.RunE)
 	cmd.Flags().BoolVar(&fix, "fix", false, "repair what is found")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print findings as JSON")
 	return cmd

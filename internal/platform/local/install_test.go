@@ -77,9 +77,6 @@ func TestLocateLlamaServer(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotInstalled)
 
 	require.Equal(t, empty, InstallDir(empty, envOf(nil), false), "the configured directory even when empty")
-	home := t.TempDir()
-	require.Equal(t, filepath.Join(home, ".cache", "flywheel"), InstallDir("", envOf(map[string]string{"HOME": home}), false),
-		"a user installs into the cache")
 }
 
 // A model file installed in <install_dir>/models is used where it is; a
