@@ -63,11 +63,11 @@ func validIdempotencyKey(key string) bool {
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := &query{r: r}
 	f := flywheel.JobFilter{
-		WorkloadID: q.str("workload_id"),
-		ClientID:   q.str("client_id"),
+		WorkloadID: q.text("workload_id", flywheel.MaxIDBytes),
+		ClientID:   q.text("client_id", flywheel.MaxIDBytes),
 		Status:     q.runStatus("status"),
 		Limit:      q.intIn("limit", 0, 1, ListLimitMax),
-		Cursor:     q.str("cursor"),
+		Cursor:     q.text("cursor", flywheel.MaxNameBytes),
 	}
 	if len(q.errs) > 0 {
 		writeValidation(w, q.errs)
@@ -90,8 +90,24 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// jobID reads the job_id path parameter, answering 422 when it cannot be
+// an id at all (too long, not UTF-8, a NUL).
+func (s *Server) jobID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	q := &query{r: r}
+	id := q.pathID("job_id")
+	if len(q.errs) > 0 {
+		writeValidation(w, q.errs)
+		return "", false
+	}
+	return id, true
+}
+
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	d, err := s.opts.Jobs.GetJob(r.Context(), r.PathValue("job_id"))
+	id, ok := s.jobID(w, r)
+	if !ok {
+		return
+	}
+	d, err := s.opts.Jobs.GetJob(r.Context(), id)
 	if err == nil && (d == nil || d.Run == nil) {
 		err = errors.New("job service returned no run")
 	}
@@ -103,7 +119,10 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("job_id")
+	id, ok := s.jobID(w, r)
+	if !ok {
+		return
+	}
 	msg, err := s.opts.Jobs.CancelJob(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -113,7 +132,10 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("job_id")
+	id, ok := s.jobID(w, r)
+	if !ok {
+		return
+	}
 	msg, err := s.opts.Jobs.DeleteJob(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -125,9 +147,9 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listItems(w http.ResponseWriter, r *http.Request) {
 	q := &query{r: r}
 	f := flywheel.ItemFilter{
-		EvaluationID:  r.PathValue("evaluation_id"),
-		Tool:          q.str("tool"),
-		ErrorClass:    q.str("error_class"),
+		EvaluationID:  q.pathID("evaluation_id"),
+		Tool:          q.text("tool", flywheel.MaxNameBytes),
+		ErrorClass:    q.text("error_class", flywheel.MaxNameBytes),
 		OnlyDivergent: q.boolean("divergent"),
 		Limit:         q.intIn("limit", ItemsLimitDefault, 1, ItemsLimitMax),
 		Offset:        q.intIn("offset", 0, 0, 1<<31-1),

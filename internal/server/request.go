@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/flywheel-go/flywheel/api"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
@@ -46,6 +47,10 @@ func decodeJobRequest(body []byte) (flywheel.CreateJobRequest, []api.ValidationE
 	var req flywheel.CreateJobRequest
 	if len(bytes.TrimSpace(body)) == 0 {
 		return req, []api.ValidationError{verr("missing", "Field required", "body")}
+	}
+	if !utf8.Valid(body) {
+		// The decoder would silently turn the bad bytes into U+FFFD.
+		return req, []api.ValidationError{verr("json_invalid", "JSON decode error: invalid UTF-8", "body", invalidUTF8Offset(body))}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -95,7 +100,38 @@ func requiredString(obj map[string]any, name string, errs []api.ValidationError)
 	if strings.TrimSpace(s) == "" {
 		return "", append(errs, verr("string_too_short", "String should have at least 1 character", "body", name))
 	}
+	if e := textError(s, flywheel.MaxIDBytes, "body", name); e != nil {
+		return "", append(errs, *e)
+	}
 	return s, errs
+}
+
+// textError returns the 422 item for a string the service cannot store
+// (see flywheel.CheckText): longer than max bytes, not UTF-8, or with a
+// NUL character; nil when s is fine.
+func textError(s string, max int, loc ...any) *api.ValidationError {
+	if len(s) > max {
+		e := verr("string_too_long", fmt.Sprintf("String should have at most %d bytes", max), loc...)
+		return &e
+	}
+	if reason := flywheel.CheckText(s, 0); reason != "" {
+		e := verr("value_error", "Value error, "+reason, loc...)
+		return &e
+	}
+	return nil
+}
+
+// invalidUTF8Offset is the offset of the first byte of b that is not valid
+// UTF-8.
+func invalidUTF8Offset(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 func decodeDataSplit(raw any, errs []api.ValidationError) (*flywheel.DataSplitOverride, []api.ValidationError) {
@@ -272,8 +308,26 @@ type query struct {
 	errs []api.ValidationError
 }
 
-func (q *query) str(name string) string {
-	return q.r.URL.Query().Get(name)
+// text reads a string parameter that must be storable text of at most max
+// bytes (see textError).
+func (q *query) text(name string, max int) string {
+	s := q.r.URL.Query().Get(name)
+	if e := textError(s, max, "query", name); e != nil {
+		q.errs = append(q.errs, *e)
+		return ""
+	}
+	return s
+}
+
+// pathID reads a path parameter naming a record: storable text of at most
+// flywheel.MaxIDBytes bytes. Its format is the service's to check.
+func (q *query) pathID(name string) string {
+	s := q.r.PathValue(name)
+	if e := textError(s, flywheel.MaxIDBytes, "path", name); e != nil {
+		q.errs = append(q.errs, *e)
+		return ""
+	}
+	return s
 }
 
 // intIn reads an integer parameter in [lo, hi], def when absent.

@@ -425,14 +425,14 @@ func TestIngestLogs(t *testing.T) {
 		b.logs.InsertLogsFunc = func(_ context.Context, recs []flywheel.LogRecord) (int, int, error) {
 			calls++
 			if calls == 2 {
-				return 0, 0, errors.New("disk full")
+				return 0, 0, fmt.Errorf("insert: %w", flywheel.Errorf(flywheel.EUNAVAILABLE, "Database unavailable: disk full"))
 			}
 			return len(recs), 0, nil
 		}
 		resp := do(t, b.server(), "POST", "/api/logs", strings.Repeat(goodLine+"\n", 1500))
 		require.Equal(t, 503, resp.status)
 		require.Contains(t, resp.detail(t), "after 1000 were stored")
-		require.NotContains(t, resp.detail(t), "disk full")
+		require.Contains(t, resp.detail(t), "disk full; send the same body again")
 		require.Contains(t, b.logBuf.String(), "disk full")
 	})
 
