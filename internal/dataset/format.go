@@ -3,10 +3,12 @@ package dataset
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
@@ -134,14 +136,16 @@ func trainLine(r *Record, workload flywheel.WorkloadType) ([]byte, error) {
 }
 
 // writeJSONL writes n lines to path atomically (through a temporary file).
+// A disk without space (ENOSPC, EDQUOT) is an EUNAVAILABLE error with the
+// reason "disk full" (see diskFull).
 func writeJSONL(path string, n int, line func(i int) ([]byte, error)) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("create directory: %w", err)
+		return diskFull(fmt.Errorf("create directory: %w", err))
 	}
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Base(path), err)
+		return diskFull(fmt.Errorf("create %s: %w", filepath.Base(path), err))
 	}
 	w := bufio.NewWriterSize(f, 256<<10)
 	for i := range n {
@@ -157,14 +161,35 @@ func writeJSONL(path string, n int, line func(i int) ([]byte, error)) error {
 	if err := w.Flush(); err != nil {
 		_ = f.Close()
 		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+		return diskFull(fmt.Errorf("write %s: %w", filepath.Base(path), err))
 	}
 	if err := f.Close(); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("close %s: %w", filepath.Base(path), err)
+		return diskFull(fmt.Errorf("close %s: %w", filepath.Base(path), err))
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", filepath.Base(path), err)
+		_ = os.Remove(tmp)
+		return diskFull(fmt.Errorf("rename %s: %w", filepath.Base(path), err))
 	}
 	return nil
+}
+
+// diskFullError is a write error of a disk without space. It keeps the
+// system error in its chain (errors.Is(err, syscall.ENOSPC) holds) and adds
+// the EUNAVAILABLE error users see: the write can succeed once space
+// returns, so the stage is retried, and an API caller gets 503.
+type diskFullError struct {
+	err  error
+	user *flywheel.Error
+}
+
+func (e *diskFullError) Error() string   { return e.err.Error() }
+func (e *diskFullError) Unwrap() []error { return []error{e.user, e.err} }
+
+// diskFull marks err as diskFullError when the disk had no space left.
+func diskFull(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return &diskFullError{err: err, user: flywheel.Errorf(flywheel.EUNAVAILABLE, "Cannot write dataset files: disk full")}
+	}
+	return err
 }
