@@ -194,6 +194,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 			SessionTTL: cfg.Server.Auth.SessionTTL, Logger: logger.With("component", "auth")})
 		a.Handler = server.New(server.Options{
 			Jobs: a.Engine, Logs: a.Store, Registry: a.Registry, RiverUI: riverUI, Capture: captureHandler,
+			AllowedHosts: cfg.Server.AllowedHosts, ListenAddr: cfg.Server.Addr,
 			UI:     ui.New(ui.Options{Jobs: a.Engine, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
 			Logger: logger, Version: Version, Auth: authn, MetricsPublic: cfg.Server.Auth.MetricsPublic,
 		})
@@ -272,7 +273,14 @@ func (a *App) Start(ctx context.Context) error { return a.Engine.Start(ctx) }
 // running stages are handed back, never cancelled. With
 // server.tls_cert_file and server.tls_key_file set it speaks HTTPS.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// No WriteTimeout: it would cut streamed capture-proxy answers and long
+	// requests. The body deadline counts from the handler's first read, so
+	// an upload waiting for an ingest slot is not penalised.
+	srv := &http.Server{
+		Handler:           server.BodyReadTimeout(a.Handler, a.Config.Server.ReadTimeout),
+		ReadHeaderTimeout: a.Config.Server.ReadHeaderTimeout,
+		IdleTimeout:       a.Config.Server.IdleTimeout,
+	}
 	sc := a.Config.Server
 	if a.tls != nil {
 		srv.TLSConfig = a.tls
