@@ -205,6 +205,10 @@ func (r *Runner) runEval(ctx context.Context, c Call, t flywheel.EvalType) (Resu
 	if err := r.Store.FinishEvaluation(ctx, e.ID, &res, ""); err != nil {
 		return Result{}, err
 	}
+	summary := res.Summary
+	for _, w := range flywheel.EvalWarnings(c.NIM.ModelName, flywheel.Evaluation{EvalType: t, Summary: &summary}) {
+		r.Logger.WarnContext(ctx, "Evaluation evidence is weak", "run_id", c.Run.ID, "evaluation_id", e.ID, "warning", w.Message)
+	}
 	if r.Exporter != nil {
 		r.export(ctx, c, e.ID, items)
 	}
