@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -177,18 +178,29 @@ func (s *Server) bodyFailed(w http.ResponseWriter, r *http.Request, err error, i
 }
 
 // ingestFailed answers when storing failed part-way. Records stored before
-// the failure stay; sending the same body again is safe, as stored records
-// are recognised as duplicates.
+// the failure stay. It asks for the body again only when a retry can
+// succeed (the database is down, full or busy: 503 with the reason; stored
+// records are then skipped as duplicates); a record the database refuses
+// is 422, and any other failure 500, without an invitation to retry.
 func (s *Server) ingestFailed(w http.ResponseWriter, r *http.Request, err error, lineNo int, resp api.LogsResponse) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		writeDetail(w, 499, "Client closed request")
+		return
+	}
 	s.logger.ErrorContext(r.Context(), "Storing logs failed",
 		slog.Int("line", lineNo), slog.Int("inserted", resp.Inserted), slog.Any("error", err))
-	status := statusOf(flywheel.ErrorCode(err))
-	if status == http.StatusInternalServerError {
-		status = http.StatusServiceUnavailable
+	where := fmt.Sprintf("Storing records failed near line %d after %d were stored", lineNo, resp.Inserted)
+	switch code := flywheel.ErrorCode(err); code {
+	case flywheel.EUNAVAILABLE:
+		writeDetail(w, http.StatusServiceUnavailable, fmt.Sprintf(
+			"%s: %s; send the same body again when it is back (stored records are skipped as duplicates)",
+			where, flywheel.ErrorMessage(err)))
+	case flywheel.EUNPROCESSABLE, flywheel.EINVALID:
+		writeDetail(w, statusOf(code), fmt.Sprintf(
+			"%s: %s; sending these records again cannot succeed", where, flywheel.ErrorMessage(err)))
+	default:
+		writeDetail(w, http.StatusInternalServerError, where+": internal error")
 	}
-	writeDetail(w, status, fmt.Sprintf(
-		"Storing records failed near line %d after %d were stored; send the same body again (stored records are skipped as duplicates)",
-		lineNo, resp.Inserted))
 }
 
 // ingestParser parses lines with the ingest package: the blueprint's log
