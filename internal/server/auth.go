@@ -225,7 +225,11 @@ func (s *Server) accessRules() []accessRule {
 		{"GET /openapi.json", accessOpen()},
 		{"GET /openapi.yaml", accessOpen()},
 		{"GET /metrics", metrics},
-		{"GET /{$}", accessOpen()}, // the redirect to the dashboard
+		// Redirects to the mounts' own paths.
+		{"GET /{$}", accessOpen()},
+		{"GET /ui", accessOpen()},
+		{"GET /ui/river", accessOpen()},
+		{"/v1", accessOpen()},
 
 		{"GET /api/jobs", accessRead()},
 		{"GET /api/jobs/{job_id}", accessRead()},

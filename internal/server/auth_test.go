@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/server"
+	"github.com/flywheel-go/flywheel/internal/server/servertest"
 	"github.com/flywheel-go/flywheel/internal/store"
 	"github.com/flywheel-go/flywheel/internal/store/storetest"
 )
@@ -185,6 +187,12 @@ func TestAuthOpenRoutes(t *testing.T) {
 		require.NotEqual(t, http.StatusUnauthorized, res.status, path)
 		require.NotEqual(t, http.StatusForbidden, res.status, path)
 	}
+	// The mounts' redirects to their own paths are open; where they lead is not.
+	for path, to := range map[string]string{"/ui": "/ui/", "/ui/river": "/ui/river/", "/": "/ui/"} {
+		res := do(t, b.h, "GET", path, "")
+		require.Contains(t, []int{http.StatusMovedPermanently, http.StatusFound}, res.status, path)
+		require.Equal(t, to, res.header.Get("Location"), path)
+	}
 	res := do(t, b.h, "GET", "/metrics", "")
 	require.Equal(t, http.StatusUnauthorized, res.status)
 
@@ -308,5 +316,40 @@ func TestAuthOff(t *testing.T) {
 	for _, tc := range scopeCases() {
 		res := do(t, b.h, tc.method, tc.path, tc.body)
 		require.NotContains(t, []int{401, 403}, res.status, "%s %s: %s", tc.method, tc.path, res.body)
+	}
+}
+
+// BenchmarkAuthOverhead measures GET /api/jobs/{id} with authentication
+// off and with a bearer token checked against the store, on each database.
+func BenchmarkAuthOverhead(b *testing.B) {
+	jobs := &servertest.JobService{GetJobFunc: func(_ context.Context, id string) (*flywheel.JobDetail, error) {
+		return servertest.Detail(id, flywheel.RunCompleted, start), nil
+	}}
+	for _, d := range storetest.Dialects() {
+		s := storetest.Open(b, d)
+		tok := &flywheel.Token{ID: flywheel.NewTokenID(), Name: "bench", Scope: flywheel.ScopeRead}
+		secret := flywheel.NewTokenSecret(tok.ID)
+		tok.Hash = flywheel.HashSecret(secret)
+		require.NoError(b, s.CreateToken(context.Background(), tok))
+		for _, on := range []bool{false, true} {
+			name := storetest.Name(d) + "/off"
+			if on {
+				name = storetest.Name(d) + "/bearer"
+			}
+			b.Run(name, func(b *testing.B) {
+				h := server.New(server.Options{Jobs: jobs, Auth: server.NewAuth(server.AuthOptions{Store: s, Enabled: on})})
+				b.ReportAllocs()
+				for b.Loop() {
+					rec := httptest.NewRecorder()
+					req := httptest.NewRequest("GET", "/api/jobs/run-1", nil)
+					req.Host = "127.0.0.1:8000"
+					req.Header.Set("Authorization", "Bearer "+secret)
+					h.ServeHTTP(rec, req)
+					if rec.Code != 200 {
+						b.Fatalf("status %d", rec.Code)
+					}
+				}
+			})
+		}
 	}
 }
