@@ -601,10 +601,12 @@ func pidOfClient(t *testing.T, clientID string) int {
 }
 
 // TestCrashPostgresWorkerRescued runs an API-only serve and two workers on
-// Postgres, kills with SIGKILL the worker that is running an evaluation,
-// and checks that the other worker takes the stage over (after
-// engine.rescue_after and River's rescuer) and finishes the run with no
-// remote resource created twice.
+// Postgres with the default liveness settings, kills with SIGKILL the worker
+// that is running an evaluation, and checks that the other worker takes the
+// stage over (once the dead worker's heartbeat is engine.dead_after old, the
+// liveness check hands its job back) and finishes the run with no remote
+// resource created twice. The kill→resume time it logs is the README's
+// figure (target: under a minute).
 func TestCrashPostgresWorkerRescued(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -615,14 +617,13 @@ func TestCrashPostgresWorkerRescued(t *testing.T) {
 		EpochDuration:          500 * time.Millisecond,
 	})
 	// Evaluations of 20 items, one request at a time, 100 ms each: about 2 s
-	// per attempt, well under rescue_after (a live worker's attempt must
-	// never look stuck), yet long enough to be caught running.
+	// per attempt, long enough to be caught running.
 	hs := httptest.NewServer(slowChat(fake, 100*time.Millisecond))
 	t.Cleanup(hs.Close)
 
 	dbURL := storetest.NewPostgresDatabase(t)
 	cfg := writeFile(t, filepath.Join(dir, "config.yaml"), nemoConfig(hs.URL, hs.URL+nemotest.NIMPrefix,
-		"  poll_interval: 100ms\n  lease_ttl: 3s\n  rescue_after: 6s\n  workers: 4\n", 1))
+		"  poll_interval: 100ms\n  workers: 4\n", 1)) // liveness (heartbeat, dead_after, …) at its defaults
 	dataDir := filepath.Join(dir, "data")
 	common := []string{"--config", cfg, "--data-dir", dataDir, "--db", dbURL}
 	out := run(t, append([]string{"migrate"}, common...)...)
@@ -668,7 +669,7 @@ func TestCrashPostgresWorkerRescued(t *testing.T) {
 	t.Logf("killed %s (pid %d) %s after the job's start, running %s (River job %d, attempt %d)",
 		w.name, pid, killedAt.Sub(created).Round(time.Millisecond), victim.stage, victim.id, victim.attempt)
 
-	// The survivor picks the stage up again once River rescues it.
+	// The survivor picks the stage up again once the liveness check hands it back.
 	var rescued riverJob
 	rescueDelay := eventually(t, 100*time.Second, 200*time.Millisecond, "the killed stage run again", func() bool {
 		rescued = jobByID(t, db, victim.id)
