@@ -262,8 +262,8 @@ func TestServeTLSWithAuth(t *testing.T) {
 	env := authEnv(t)
 	certFile, keyFile, pool := writeTestCert(t)
 	addr := freePort(t)
-	cfg := endpointConfig(t, fmt.Sprintf("server: {addr: '%s', auth: {enabled: true}, tls_cert_file: '%s', tls_key_file: '%s'}\n",
-		addr, certFile, keyFile))
+	cfg := endpointConfig(t, fmt.Sprintf("server: {addr: '%s', auth: {enabled: true}, tls_cert_file: '%s', tls_key_file: '%s'}\n"+
+		"capture: {upstream_url: 'http://127.0.0.1:1/v1'}\n", addr, certFile, keyFile))
 	env["FLYWHEEL_CONFIG"] = cfg
 	tok := createToken(t, env, "reader", "read")
 
@@ -277,6 +277,28 @@ func TestServeTLSWithAuth(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, get(t, client, base+"/ui/river/api/jobs", ""))
 	require.Equal(t, http.StatusOK, get(t, client, base+"/api/jobs", tok.Secret))
 	require.Equal(t, http.StatusForbidden, get(t, client, base+"/ui/river/api/jobs", tok.Secret))
+	require.Equal(t, http.StatusUnauthorized, get(t, client, base+"/ui/", ""))
+	require.Equal(t, http.StatusOK, get(t, client, base+"/ui/", tok.Secret))
+
+	// The capture proxy: 401 without a token, 403 for a read token; an
+	// ingest token gets through to the (unreachable) upstream.
+	post := func(token string) int {
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/v1/chat/completions",
+			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusUnauthorized, post(""))
+	require.Equal(t, http.StatusForbidden, post(tok.Secret))
+	ingest := createToken(t, env, "app", "ingest")
+	require.Equal(t, http.StatusBadGateway, post(ingest.Secret))
 
 	// Plain HTTP on the TLS port gets no API answer.
 	resp, err := http.Get("http://" + addr + "/api/jobs")
