@@ -20,6 +20,7 @@ llm_judge_config:
 nims:
   - model_name: meta/llama-3.2-1b-instruct
     context_length: 8192
+    tag: "1.8.3"
 data_split_config:
   limit: null
 engine:

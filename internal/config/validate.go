@@ -91,6 +91,12 @@ func (p *problems) positive(field string, v int) {
 	}
 }
 
+func (p *problems) atMost(field string, v, max int) {
+	if v > max {
+		p.add(field, "must be at most %d (got %d)", max, v)
+	}
+}
+
 func (p *problems) nonNegative(field string, v int) {
 	if v < 0 {
 		p.add(field, "must not be negative (got %d)", v)
@@ -202,6 +208,10 @@ func (c *Config) validateNIMs(p *problems) {
 			p.add(f+".price_per_gpu_hour", "must not be negative (got %g)", n.PricePerGPUHour)
 		}
 		p.httpURL(f+".endpoint", n.Endpoint)
+		if c.Platform.Name == PlatformNeMo && !c.NMP.ExternalDeployments && n.Tag == "" {
+			// Found now, not at spin_up_nim hours into a run.
+			p.required(f+".tag", "platform.name is nemo (the NIM image tag to deploy; not needed with nmp_config.external_deployments)")
+		}
 		if c.Platform.Name == PlatformEndpoint && n.Endpoint == "" {
 			p.required(f+".endpoint", "platform.name is endpoint")
 		}
@@ -233,14 +243,18 @@ func (c *Config) validateDataSplit(p *problems) {
 	d := c.DataSplit
 	const f = "data_split_config"
 	p.positive(f+".eval_size", d.EvalSize)
+	p.atMost(f+".eval_size", d.EvalSize, flywheel.MaxRecordCount)
 	if d.ValRatio < 0 || d.ValRatio >= 1 {
 		p.add(f+".val_ratio", "must be at least 0 and less than 1 (got %g)", d.ValRatio)
 	}
 	p.positive(f+".min_total_records", d.MinTotalRecords)
+	p.atMost(f+".min_total_records", d.MinTotalRecords, flywheel.MaxRecordCount)
 	if d.Limit != nil {
 		switch {
 		case *d.Limit <= 0:
 			p.add(f+".limit", "must be greater than 0, or null for no limit (got %d)", *d.Limit)
+		case *d.Limit > flywheel.MaxRecordCount:
+			p.add(f+".limit", "must be at most %d, or null for no limit (got %d)", flywheel.MaxRecordCount, *d.Limit)
 		case *d.Limit < d.MinTotalRecords:
 			p.add(f+".limit", "must be at least min_total_records (%d), got %d", d.MinTotalRecords, *d.Limit)
 		}

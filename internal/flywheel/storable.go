@@ -19,6 +19,9 @@ const (
 	// MaxRecordBytes is the largest record accepted: its request and
 	// response JSON together, in bytes.
 	MaxRecordBytes = 16 << 20
+	// MaxRecordCount is the largest number of records a data split may
+	// ask for (eval_size, min_total_records, limit).
+	MaxRecordCount = 1_000_000_000
 )
 
 // CheckText returns "" when s can be stored as text: valid UTF-8, no NUL

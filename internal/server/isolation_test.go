@@ -204,3 +204,23 @@ func TestIdempotencyConflictIs409(t *testing.T) {
 	require.Equal(t, 409, resp.status)
 	require.Contains(t, resp.detail(t), `Idempotency-Key "k1"`)
 }
+
+// TestHugeDataSplitNumbersGiveTheUpperBound: 2^63 is refused with the
+// bound it breaks, not as a number below 1.
+func TestHugeDataSplitNumbersGiveTheUpperBound(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"9223372036854775808", "9223372036854775807", "2000000000", "1e300"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			resp := do(t, b.server(), "POST", "/api/jobs", `{"workload_id":"w","client_id":"c","data_split_config":{"eval_size":`+v+`}}`)
+			require.Equal(t, 422, resp.status, "%s", resp.body)
+			var got api.ValidationErrorResponse
+			require.NoError(t, json.Unmarshal(resp.body, &got))
+			require.Len(t, got.Detail, 1)
+			require.Equal(t, []any{"body", "data_split_config", "eval_size"}, got.Detail[0].Loc)
+			require.Equal(t, "less_than_equal", got.Detail[0].Type)
+			require.Equal(t, fmt.Sprintf("Input should be less than or equal to %d", flywheel.MaxRecordCount), got.Detail[0].Msg)
+		})
+	}
+}

@@ -148,9 +148,14 @@ func decodeDataSplit(raw any, errs []api.ValidationError) (*flywheel.DataSplitOv
 			return nil
 		}
 		n, e := laxInt(v)
-		if e != nil {
+		if e != nil && e.Type != "less_than_equal" {
 			e.Loc = loc(name)
 			errs = append(errs, *e)
+			return nil
+		}
+		if e != nil || n > flywheel.MaxRecordCount {
+			errs = append(errs, verr("less_than_equal",
+				fmt.Sprintf("Input should be less than or equal to %d", flywheel.MaxRecordCount), loc(name)...))
 			return nil
 		}
 		i := int(n)
@@ -211,8 +216,13 @@ func laxInt(v any) (int64, *api.ValidationError) {
 			e := verr("int_from_float", "Input should be a valid integer, got a number with a fractional part")
 			return 0, &e
 		}
-		if f > math.MaxInt64 || f < math.MinInt64 {
-			e := verr("int_type", "Input should be a valid integer")
+		// float64(math.MaxInt64) is 2^63: compare with >=.
+		if f >= 1<<63 {
+			e := verr("less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", int64(math.MaxInt64)))
+			return 0, &e
+		}
+		if f < -(1 << 63) {
+			e := verr("greater_than_equal", fmt.Sprintf("Input should be greater than or equal to %d", int64(math.MinInt64)))
 			return 0, &e
 		}
 		return int64(f), nil
