@@ -71,6 +71,16 @@ func TestRiverUICancelOfRunningStageEndsRun(t *testing.T) {
 		require.NoError(t, err)
 		base, icl := stageOf(detail, flywheel.StageRunBaseEval), stageOf(detail, flywheel.StageRunICLEval)
 		require.Equal(t, flywheel.StageRunning, base.Status)
+		// A stage that has run for a minute in this process is held, not stranded.
+		backdate := `UPDATE river_job SET attempted_at = attempted_at - interval '60 seconds' WHERE id = $1`
+		if d == store.SQLite {
+			backdate = `UPDATE river_job SET attempted_at = strftime('%Y-%m-%d %H:%M:%f', attempted_at, '-60 seconds') WHERE id = ?`
+		}
+		_, err = b.store.DB().Exec(backdate, base.JobID)
+		require.NoError(t, err)
+		findings, err := b.engine.Liveness(context.Background(), false)
+		require.NoError(t, err)
+		require.Empty(t, findings, "stages running in this process are held")
 		cancelInRiverUI(t, b.engine, base.JobID, icl.JobID)
 
 		d2 := b.wait(t, run.ID)
