@@ -289,7 +289,7 @@ func (e *Engine) failStage(ctx context.Context, runID, candidate string, name fl
 		}
 	}
 	e.logger.ErrorContext(ctx, "Stage failed", "run_id", runID, "candidate", candidate, "stage", string(name), "error", msg)
-	e.metrics.outcome(name, "failed", 0)
+	e.metrics.outcomes.WithLabelValues(string(name), "failed").Inc()
 	return e.store.InTx(ctx, func(q *store.Queries) error {
 		if err := q.LockRun(ctx, runID); err != nil {
 			return err

@@ -32,6 +32,7 @@ func (w *deleteWorker) Timeout(*river.Job[DeleteArgs]) time.Duration { return 10
 // as release_failed; the reaper retries them.
 func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) error {
 	e := w.e
+	defer e.hold(job.ID)()
 	log := e.logger.With("run_id", job.Args.RunID, "stage", "delete")
 	if err := e.runner.DeleteRunResources(ctx, job.Args.RunID); err != nil {
 		log.WarnContext(ctx, "Some resources could not be released; kept for retry", "error", err)
