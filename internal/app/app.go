@@ -178,7 +178,8 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		var captureHandler http.Handler
 		if cfg.Capture.UpstreamURL != "" {
 			a.capture, err = capture.New(capture.Config{UpstreamURL: cfg.Capture.UpstreamURL, APIKey: cfg.Capture.UpstreamAPIKey,
-				Ingester: a.Store, Registerer: a.Registry, Logger: logger.With("component", "capture")})
+				ForwardAuthorization: cfg.Capture.ForwardAuthorization, Ingester: a.Store, Registerer: a.Registry,
+				Logger: logger.With("component", "capture")})
 			if err != nil {
 				a.Close()
 				return nil, fmt.Errorf("capture proxy: %w", err)

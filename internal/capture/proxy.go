@@ -5,6 +5,15 @@
 // chunk when the answer is a server-sent event stream), and records the
 // request and the answer as a flywheel.LogRecord.
 //
+// Only the request headers an OpenAI-compatible server uses go upstream
+// (Content-Type, Accept, User-Agent, OpenAI-Organization, OpenAI-Project,
+// OpenAI-Beta, X-Request-ID, X-Stainless-*, trace context); never the
+// caller's cookies or other credentials. Authorization is the configured
+// upstream key, or the caller's only when Config.ForwardAuthorization asks
+// for it. Upstream cookies (Set-Cookie) and headers that would act on
+// Flywheel's own host (Alt-Svc, Strict-Transport-Security) are not passed
+// back.
+//
 // The workload and client ids come from the X-Workload-Id and X-Client-Id
 // request headers. A call without them is still forwarded; it is recorded
 // under Config.DefaultWorkloadID / DefaultClientID when those are set, and
@@ -75,9 +84,15 @@ type Config struct {
 	// UpstreamURL is the upstream server's base URL, without "/v1" (a
 	// trailing "/v1" is tolerated).
 	UpstreamURL string
-	// APIKey, when set, is sent upstream as "Authorization: Bearer <key>";
-	// when empty, the caller's Authorization header is passed through.
+	// APIKey, when set, is sent upstream as "Authorization: Bearer <key>".
+	// The caller's Authorization header is never sent upstream unless
+	// ForwardAuthorization is set and APIKey is empty.
 	APIKey string
+	// ForwardAuthorization passes the caller's Authorization header
+	// upstream when there is no APIKey (each application then spends its
+	// own key). Leave it off when callers authenticate to Flywheel with
+	// that header.
+	ForwardAuthorization bool
 	// HTTPClient sends upstream requests. It should have no overall
 	// Timeout (answers may stream for minutes); the default has dial, TLS
 	// and response-header timeouts.
@@ -112,6 +127,7 @@ type Config struct {
 type Proxy struct {
 	upstream   string
 	apiKey     string
+	fwdAuth    bool
 	client     *http.Client
 	ingester   flywheel.LogIngester
 	logger     *slog.Logger
@@ -160,6 +176,7 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{
 		upstream:   base,
 		apiKey:     cfg.APIKey,
+		fwdAuth:    cfg.ForwardAuthorization,
 		client:     client,
 		ingester:   cfg.Ingester,
 		logger:     logger.With("component", "capture"),
@@ -201,14 +218,38 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// hopHeaders are not forwarded in either direction.
-func hopHeader(name string) bool {
-	switch http.CanonicalHeaderKey(name) {
-	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
-		"Transfer-Encoding", "Upgrade", "Host", "Content-Length":
+// forwardRequestHeader reports whether a caller's request header goes
+// upstream: only what an OpenAI-compatible server uses, never the caller's
+// cookies, credentials for Flywheel or other services (X-Api-Key,
+// Proxy-Authorization), its Host, or the id headers. Authorization is
+// handled apart. Accept-Encoding is left to the HTTP client, which asks
+// for gzip and decompresses, so the answer can be read for the record.
+func forwardRequestHeader(name string) bool {
+	switch k := http.CanonicalHeaderKey(name); k {
+	case "Content-Type", "Accept", "User-Agent", "Openai-Organization", "Openai-Project", "Openai-Beta",
+		"X-Request-Id", "Traceparent", "Tracestate":
 		return true
+	default:
+		return strings.HasPrefix(k, "X-Stainless-") // the OpenAI SDKs' client description and retry count
 	}
-	return false
+}
+
+// forwardResponseHeader reports whether an upstream answer's header goes
+// back to the caller. Hop-by-hop headers are the connection's, not the
+// answer's. The others that are dropped would act on Flywheel's own
+// origin, where the proxy is served next to the dashboard: Set-Cookie
+// could overwrite its login cookie (no OpenAI-compatible client needs
+// upstream cookies: the upstream's are load-balancer cookies), Alt-Svc
+// and Strict-Transport-Security would tell browsers how to reach
+// Flywheel's host.
+func forwardResponseHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Connection", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Content-Length",
+		"Set-Cookie", "Set-Cookie2", "Alt-Svc", "Strict-Transport-Security":
+		return false
+	}
+	return true
 }
 
 // ServeHTTP forwards one chat completion call and queues its record.
@@ -238,13 +279,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for k, vs := range r.Header {
-		if hopHeader(k) || strings.EqualFold(k, HeaderWorkloadID) || strings.EqualFold(k, HeaderClientID) || strings.EqualFold(k, "Accept-Encoding") {
-			continue
+		if forwardRequestHeader(k) {
+			up.Header[k] = vs
 		}
-		up.Header[k] = vs
 	}
-	if p.apiKey != "" {
+	switch {
+	case p.apiKey != "":
 		up.Header.Set("Authorization", "Bearer "+p.apiKey)
+	case p.fwdAuth && r.Header.Get("Authorization") != "":
+		up.Header.Set("Authorization", r.Header.Get("Authorization"))
 	}
 	resp, err := p.client.Do(up)
 	if err != nil {
@@ -260,7 +303,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.metrics.requests.WithLabelValues("forwarded").Inc()
 
 	for k, vs := range resp.Header {
-		if !hopHeader(k) {
+		if forwardResponseHeader(k) {
 			w.Header()[k] = vs
 		}
 	}

@@ -50,6 +50,7 @@ func (f *fakeIngester) records() []flywheel.LogRecord {
 // upstreamCall is what the fake upstream received.
 type upstreamCall struct {
 	header http.Header
+	host   string
 	body   string
 }
 
@@ -70,7 +71,7 @@ func setup(t *testing.T, handler http.HandlerFunc, mod func(*capture.Config), no
 	b.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		require.Equal(t, capture.Path, r.URL.Path)
-		b.calls <- upstreamCall{header: r.Header.Clone(), body: string(body)}
+		b.calls <- upstreamCall{header: r.Header.Clone(), host: r.Host, body: string(body)}
 		handler(w, r)
 	}))
 	t.Cleanup(b.upstream.Close)
@@ -188,12 +189,89 @@ func TestProxy(t *testing.T) {
 		}, 5*time.Second, time.Millisecond)
 	})
 
-	t.Run("PassesCallerAuthorizationWithoutKey", func(t *testing.T) {
+	t.Run("CallerAuthorizationOnlyWhenAskedAndNoKey", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, jsonReply(http.StatusOK, chatResp), nil, false)
-		resp := b.post(t, chatReq, map[string]string{"Authorization": "Bearer app"})
+		tests := []struct {
+			name    string
+			key     string
+			forward bool
+			want    string
+		}{
+			{"DroppedByDefault", "", false, ""},
+			{"ForwardedWhenAsked", "", true, "Bearer app"},
+			{"KeyWins", "upkey", true, "Bearer upkey"},
+		}
+		for _, tt := range tests {
+			b := setup(t, jsonReply(http.StatusOK, chatResp), func(c *capture.Config) {
+				c.APIKey, c.ForwardAuthorization = tt.key, tt.forward
+			}, false)
+			resp := b.post(t, chatReq, map[string]string{"Authorization": "Bearer app"})
+			resp.Body.Close()
+			require.Equal(t, tt.want, (<-b.calls).header.Get("Authorization"), tt.name)
+		}
+	})
+
+	t.Run("ForwardsOnlyWhatUpstreamNeeds", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(w http.ResponseWriter, _ *http.Request) {
+			h := w.Header()
+			h.Set("Content-Type", "application/json")
+			h.Add("Set-Cookie", "__cf_bm=abc; path=/; HttpOnly")
+			h.Add("Set-Cookie", "flywheel_session=attacker; path=/")
+			h.Set("Alt-Svc", `h3=":443"`)
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+			h.Set("X-Ratelimit-Remaining-Requests", "99")
+			h.Set("Openai-Processing-Ms", "12")
+			_, _ = w.Write([]byte(chatResp))
+		}, func(c *capture.Config) { c.APIKey = "upkey" }, false)
+		sent := map[string]string{
+			"Cookie":                  "flywheel_session=s3cret; other=1",
+			"X-Api-Key":               "flywheel-or-other-key",
+			"Proxy-Authorization":     "Basic cHJveHk6cHc=",
+			"Authorization":           "Bearer flywheel-token",
+			"X-Forwarded-For":         "10.0.0.1",
+			"Origin":                  "http://127.0.0.1:8000",
+			"Accept-Encoding":         "br",
+			"Accept":                  "application/json",
+			"User-Agent":              "OpenAI/Python 1.99.0",
+			"OpenAI-Organization":     "org-1",
+			"OpenAI-Project":          "proj-1",
+			"OpenAI-Beta":             "assistants=v2",
+			"X-Stainless-Lang":        "python",
+			"X-Stainless-Retry-Count": "0",
+			"X-Request-ID":            "req-1",
+			capture.HeaderWorkloadID:  "w",
+			capture.HeaderClientID:    "c",
+		}
+		resp := b.post(t, chatReq, sent)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		require.Equal(t, "Bearer app", (<-b.calls).header.Get("Authorization"))
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, chatResp, string(body))
+
+		call := <-b.calls
+		got := call.header
+		require.Equal(t, strings.TrimPrefix(b.upstream.URL, "http://"), call.host, "Host is the upstream's, not the caller's")
+		for _, k := range []string{"Cookie", "X-Api-Key", "Proxy-Authorization", "X-Forwarded-For", "Origin",
+			capture.HeaderWorkloadID, capture.HeaderClientID} {
+			require.Empty(t, got.Values(k), "%s is not sent upstream", k)
+		}
+		require.Equal(t, "Bearer upkey", got.Get("Authorization"))
+		require.NotEqual(t, "br", got.Get("Accept-Encoding"), "the client's encoding is the HTTP client's business")
+		for _, k := range []string{"Content-Type", "Accept", "User-Agent", "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta",
+			"X-Stainless-Lang", "X-Stainless-Retry-Count", "X-Request-ID"} {
+			want := sent[k]
+			if k == "Content-Type" {
+				want = "application/json"
+			}
+			require.Equal(t, want, got.Get(k), k)
+		}
+
+		for _, k := range []string{"Set-Cookie", "Alt-Svc", "Strict-Transport-Security"} {
+			require.Empty(t, resp.Header.Values(k), "%s is not passed to the caller", k)
+		}
+		require.Equal(t, "99", resp.Header.Get("X-Ratelimit-Remaining-Requests"))
+		require.Equal(t, "12", resp.Header.Get("Openai-Processing-Ms"))
 	})
 
 	t.Run("UpstreamErrorPassedThroughNotRecorded", func(t *testing.T) {

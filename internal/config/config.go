@@ -329,6 +329,10 @@ type ElasticsearchConfig struct {
 // An empty UpstreamURL means the proxy is off.
 type CaptureConfig struct {
 	UpstreamURL string `yaml:"upstream_url"`
+	// ForwardAuthorization passes the caller's Authorization header
+	// upstream when no upstream key is set. Refused with auth on, where
+	// that header carries the caller's Flywheel token.
+	ForwardAuthorization bool `yaml:"forward_authorization"`
 	// UpstreamAPIKey comes from CAPTURE_UPSTREAM_API_KEY, then OPENAI_API_KEY.
 	UpstreamAPIKey string `yaml:"-"`
 }

@@ -63,4 +63,29 @@ func TestValidateServerLimits(t *testing.T) {
 		require.Equal(t, ReadHeaderTimeoutDefault, cfg.Server.ReadHeaderTimeout)
 		require.Equal(t, IdleTimeoutDefault, cfg.Server.IdleTimeout)
 	})
+
+	t.Run("ForwardAuthorizationNeedsAuthOff", func(t *testing.T) {
+		t.Parallel()
+		on, off := true, false
+		for _, tt := range []struct {
+			auth *bool
+			want []string
+		}{
+			{&off, nil},
+			{&on, []string{"capture.forward_authorization: cannot be used with authentication on: callers send their Flywheel token " +
+				"in Authorization, which must not reach the upstream; set the upstream key (CAPTURE_UPSTREAM_API_KEY) instead"}},
+		} {
+			cfg, err := Load("", testEnv())
+			require.NoError(t, err)
+			cfg.Capture.ForwardAuthorization = true
+			cfg.Server.Auth.Enabled = tt.auth
+			var got []string
+			for _, fe := range FieldErrors(cfg.Validate()) {
+				if strings.HasPrefix(fe.Field, "capture.") {
+					got = append(got, fe.Error())
+				}
+			}
+			require.Equal(t, tt.want, got)
+		}
+	})
 }

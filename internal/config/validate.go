@@ -436,6 +436,10 @@ func (c *Config) validateOwn(p *problems) {
 		p.required("elasticsearch.index", "elasticsearch.url is set")
 	}
 	p.httpURL("capture.upstream_url", c.Capture.UpstreamURL)
+	if c.Capture.ForwardAuthorization && c.Server.AuthEnabled() {
+		p.add("capture.forward_authorization", "cannot be used with authentication on: callers send their Flywheel token "+
+			"in Authorization, which must not reach the upstream; set the upstream key (CAPTURE_UPSTREAM_API_KEY) instead")
+	}
 }
 
 // validateServerLimits checks the server's timeouts and allowed hosts.
