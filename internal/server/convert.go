@@ -51,14 +51,13 @@ func jobDetail(d *flywheel.JobDetail) api.JobDetailResponse {
 	if out.Warnings == nil {
 		out.Warnings = []flywheel.Warning{}
 	}
-	// A run without a judge has a null llm_judge, not an empty "ready" one
-	// (rows of older runs without a judge have no model name).
-	if d.Judge != nil && d.Judge.ModelName != "" {
+	// A run without a judge has a null llm_judge, not an empty "ready" one.
+	if j := d.ConfiguredJudge(); j != nil {
 		out.LLMJudge = &api.LLMJudgeResponse{
-			ModelName:        d.Judge.ModelName,
-			Type:             d.Judge.DeploymentType,
-			DeploymentStatus: string(orStatus(d.Judge.DeploymentStatus, flywheel.DeploymentPending)),
-			Error:            strPtr(d.Judge.Error),
+			ModelName:        j.ModelName,
+			Type:             j.DeploymentType,
+			DeploymentStatus: string(orStatus(j.DeploymentStatus, flywheel.DeploymentPending)),
+			Error:            strPtr(j.Error),
 		}
 	}
 	byCandidate := map[string][]api.Stage{}

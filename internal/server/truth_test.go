@@ -14,12 +14,13 @@ import (
 
 // failingDetail is a completed run whose first candidate's base evaluation
 // got HTTP 500 for every item and whose ICL evaluation's judge failed on
-// most items; its run has no judge row of its own model (an older run
-// without a configured judge).
+// most items; the run was created without a judge (a remote one with no
+// url), though it has a judge row.
 func failingDetail(b *testBundle) {
 	b.jobs.GetJobFunc = func(_ context.Context, id string) (*flywheel.JobDetail, error) {
 		d := servertest.Detail(id, flywheel.RunCompleted, start)
-		d.Judge = &flywheel.LLMJudgeRun{ID: id, RunID: id, DeploymentType: flywheel.DeploymentTypeRemote, DeploymentStatus: flywheel.DeploymentReady}
+		d.Run.Spec.Judge = flywheel.JudgeConfig{DeploymentType: flywheel.DeploymentTypeRemote, ModelName: "judge"} // no url: no judge
+		d.Judge = &flywheel.LLMJudgeRun{ID: id, RunID: id, ModelName: "judge", DeploymentType: flywheel.DeploymentTypeRemote, DeploymentStatus: flywheel.DeploymentReady}
 		d.NIMs[0].Evaluations[0].Summary = &flywheel.EvalSummary{Items: 60, Errors: 60, Failures: flywheel.FailureCounts{ServerError: 60},
 			FirstError: "line 1: status 500: injected failure"}
 		d.NIMs[0].Evaluations[1].Summary = &flywheel.EvalSummary{Items: 10, Answered: 10, JudgeCalls: 10, JudgeFailures: 7,

@@ -24,8 +24,8 @@ func (r *Runner) initialize(ctx context.Context, c Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	// A run without a judge has no judge row (the API shows null).
-	if j := c.Run.Spec.Judge; judge == nil && judgeConfigured(j) {
+	if judge == nil {
+		j := c.Run.Spec.Judge
 		status := flywheel.DeploymentReady
 		if j.DeploymentType == flywheel.DeploymentTypeLocal {
 			status = flywheel.DeploymentCreated
@@ -40,12 +40,6 @@ func (r *Runner) initialize(ctx context.Context, c Call) (Result, error) {
 		}
 	}
 	return succeeded(nil), nil
-}
-
-// judgeConfigured reports whether a run has an LLM judge: a local one, or
-// a remote one with a URL.
-func judgeConfigured(j flywheel.JudgeConfig) bool {
-	return j.DeploymentType == flywheel.DeploymentTypeLocal || j.URL != ""
 }
 
 func (r *Runner) createDatasets(ctx context.Context, c Call) (Result, error) {

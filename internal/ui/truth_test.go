@@ -22,7 +22,7 @@ func TestPagesShowWarnings(t *testing.T) {
 	const id = "6b07442a11b73cb7b4db9058"
 	jobs := &servertest.JobService{GetJobFunc: func(context.Context, string) (*flywheel.JobDetail, error) {
 		d := servertest.Detail(id, flywheel.RunCompleted, start)
-		d.Judge = nil
+		d.Run.Spec.Judge = flywheel.JudgeConfig{DeploymentType: flywheel.DeploymentTypeRemote} // none
 		d.NIMs[0].Evaluations[2].Summary = &flywheel.EvalSummary{Items: 60, Errors: 60, Failures: flywheel.FailureCounts{ServerError: 60},
 			FirstError: "line 1: status 500: injected failure"}
 		return d, nil

@@ -128,6 +128,8 @@ func Detail(id string, status flywheel.RunStatus, start time.Time) *flywheel.Job
 		run.Recommendation = &flywheel.Recommendation{Candidate: "meta/llama-3.2-1b-instruct", EvalType: flywheel.EvalCustomized,
 			Metric: flywheel.ScoreFunctionNameAndArgs, Margin: -0.02, Reason: "within 2 points of production", Evidence: []string{"n=100"}}
 	}
+	run.Spec.Judge = flywheel.JudgeConfig{DeploymentType: flywheel.DeploymentTypeRemote,
+		URL: "http://judge.example/v1/chat/completions", ModelName: "meta/llama-3.3-70b-instruct"}
 	if status == flywheel.RunFailed {
 		run.Error = "every candidate failed"
 	}
