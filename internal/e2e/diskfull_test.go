@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,10 +21,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flywheel-go/flywheel/api"
+	"github.com/flywheel-go/flywheel/internal/app"
 	"github.com/flywheel-go/flywheel/internal/client"
 	"github.com/flywheel-go/flywheel/internal/config"
 	"github.com/flywheel-go/flywheel/internal/demo"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/platform/nemo/nemotest"
 	"github.com/flywheel-go/flywheel/internal/store"
 )
 
@@ -47,10 +53,17 @@ func TestDiskFullSQLite(t *testing.T) {
 		}
 	})
 	dataDir := filepath.Join(dir, "data")
-	b := setup(t, store.SQLite, setupOpts{config: func(c *config.Config) {
+	// The app logs through a handler that counts the failures it reports,
+	// to say which paths the full disk went through.
+	logs := &logCounts{n: map[string]int{}}
+	b := &bundle{}
+	b.fake, b.gate = startFake(t, nemotest.Options{})
+	t.Cleanup(b.gate.open)
+	b.cfg = testConfig(t, store.SQLite, b.fake, func(c *config.Config) {
 		c.DataDir = dataDir
 		c.DatabaseURL = "sqlite:" + filepath.Join(dataDir, "flywheel.db")
-	}})
+	})
+	startLogged(t, b, slog.New(&countingHandler{next: testLogger(t).Handler(), counts: logs}))
 	ctx := context.Background()
 	base := b.api.BaseURL()
 
@@ -129,6 +142,67 @@ func TestDiskFullSQLite(t *testing.T) {
 	require.Equal(t, string(flywheel.RunCompleted), job.Status, describe(job))
 	t.Logf("disk full for %s; ready %s after space returned; every run ended %s after",
 		freedAt.Sub(filledAt).Round(time.Millisecond), readyAfter.Round(time.Millisecond), endedAfter.Round(time.Millisecond))
+	t.Logf("failures logged: %v", logs.snapshot())
+}
+
+// startLogged is bundle.start with the app logging to logger.
+func startLogged(t *testing.T, b *bundle, logger *slog.Logger) {
+	t.Helper()
+	ctx := context.Background()
+	a, err := app.Open(ctx, b.cfg, logger, app.Options{Workers: true, API: true, Getenv: noEnv})
+	require.NoError(t, err)
+	srv := httptest.NewServer(a.Handler)
+	var once sync.Once
+	b.stop = func() {
+		once.Do(func() {
+			srv.Close()
+			a.Close()
+		})
+	}
+	t.Cleanup(b.stop)
+	require.NoError(t, a.Start(ctx))
+	b.app = a
+	b.api, err = client.New(srv.URL, nil)
+	require.NoError(t, err)
+}
+
+// logCounts counts log records of level WARN and above by message.
+type logCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *logCounts) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
+
+// countingHandler passes records on to next and counts them in counts.
+type countingHandler struct {
+	next   slog.Handler
+	counts *logCounts
+}
+
+func (h *countingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.counts.mu.Lock()
+		h.counts.n[r.Message]++
+		h.counts.mu.Unlock()
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h *countingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &countingHandler{next: h.next.WithAttrs(as), counts: h.counts}
+}
+
+func (h *countingHandler) WithGroup(name string) slog.Handler {
+	return &countingHandler{next: h.next.WithGroup(name), counts: h.counts}
 }
 
 // readyz returns the status and detail of GET /readyz.
