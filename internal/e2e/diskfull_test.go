@@ -33,11 +33,12 @@ import (
 // TestDiskFullSQLite runs the app on SQLite with its database and data
 // directory on a small tmpfs, fills the disk mid-run (while the candidates'
 // evaluations are held at the fake NIM) and lets the held requests go on
-// while it is full. While the disk is full, POST /api/jobs answers 503
-// naming the full disk and /readyz is not ready; once the filler is
-// removed, /readyz is ready again, the run ends (completed, or failed with
-// its reason) with every stage done and nothing left running remotely, and
-// a new run completes.
+// while it is full. While the disk is full, POST /api/jobs and POST
+// /api/logs answer 503 naming the full disk, reads work, and /readyz is not
+// ready; once the filler is removed, /readyz is ready again, the refused
+// logs are accepted, the run ends (completed, or failed with its reason)
+// with every stage done and nothing left running remotely, and a new run
+// completes.
 func TestDiskFullSQLite(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
@@ -108,6 +109,23 @@ func TestDiskFullSQLite(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code, detail)
 	require.Contains(t, detail, "disk full")
 
+	// Reads still work; a batch of logs is refused with the reason (or
+	// stored), never a bare 500.
+	_, err = b.api.GetJob(ctx, id)
+	require.NoError(t, err, "reads work on a full disk")
+	line, err := json.Marshal(recs[0])
+	require.NoError(t, err)
+	resp, err := http.Post(strings.TrimSuffix(base, "/")+"/api/logs", "application/x-ndjson", strings.NewReader(string(line)+"\n")) //nolint:noctx // test
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	t.Logf("POST /api/logs on a full disk: %d %s", resp.StatusCode, body)
+	require.Contains(t, []int{http.StatusOK, http.StatusServiceUnavailable}, resp.StatusCode, "%s", body)
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		require.Contains(t, string(body), "disk full")
+	}
+
 	// The held evaluations go on while the disk is full: their results
 	// and their stages' completions cannot be written for a while.
 	b.gate.open()
@@ -122,6 +140,14 @@ func TestDiskFullSQLite(t *testing.T) {
 		return code == http.StatusOK
 	}), "ready again after space returned")
 	readyAfter := time.Since(freedAt)
+
+	// The batch refused while the disk was full is accepted now.
+	resp, err = http.Post(strings.TrimSuffix(base, "/")+"/api/logs", "application/x-ndjson", strings.NewReader(string(line)+"\n")) //nolint:noctx // test
+	require.NoError(t, err)
+	body, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 
 	for _, runID := range append([]string{id}, created...) {
 		job := b.wait(t, runID, 2*time.Minute)
