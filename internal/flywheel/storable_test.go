@@ -85,3 +85,18 @@ func TestCheckText(t *testing.T) {
 	require.Equal(t, "contains a NUL character (byte offset 1)", flywheel.CheckText("a\x00", 0))
 	require.Equal(t, "not valid UTF-8 (byte offset 2)", flywheel.CheckText("ab\xff", 0))
 }
+
+// BenchmarkCheckRecord measures the storability check of a typical
+// tool-calling record (about 3 KB of JSON, non-ASCII text included).
+func BenchmarkCheckRecord(b *testing.B) {
+	content := strings.Repeat("What is the weather in Zürich tomorrow? ", 40)
+	r := flywheel.LogRecord{WorkloadID: "bfcl-simple", ClientID: "bfcl",
+		Request: json.RawMessage(`{"messages":[{"content":"` + content + `","role":"user"}],"model":"m","tools":[{"function":{"name":"get_weather","parameters":{"properties":{"city":{"type":"string"}},"type":"object"}},"type":"function"}]}`),
+		Response: json.RawMessage(`{"choices":[{"message":{"role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Zürich\"}","name":"get_weather"},"id":"c1","type":"function"}]}}]}`)}
+	b.SetBytes(int64(len(r.Request) + len(r.Response)))
+	for b.Loop() {
+		if _, reason := flywheel.CheckRecord(r); reason != "" {
+			b.Fatal(reason)
+		}
+	}
+}
