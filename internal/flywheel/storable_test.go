@@ -91,7 +91,7 @@ func TestCheckText(t *testing.T) {
 func BenchmarkCheckRecord(b *testing.B) {
 	content := strings.Repeat("What is the weather in Zürich tomorrow? ", 40)
 	r := flywheel.LogRecord{WorkloadID: "bfcl-simple", ClientID: "bfcl",
-		Request: json.RawMessage(`{"messages":[{"content":"` + content + `","role":"user"}],"model":"m","tools":[{"function":{"name":"get_weather","parameters":{"properties":{"city":{"type":"string"}},"type":"object"}},"type":"function"}]}`),
+		Request:  json.RawMessage(`{"messages":[{"content":"` + content + `","role":"user"}],"model":"m","tools":[{"function":{"name":"get_weather","parameters":{"properties":{"city":{"type":"string"}},"type":"object"}},"type":"function"}]}`),
 		Response: json.RawMessage(`{"choices":[{"message":{"role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Zürich\"}","name":"get_weather"},"id":"c1","type":"function"}]}}]}`)}
 	b.SetBytes(int64(len(r.Request) + len(r.Response)))
 	for b.Loop() {
