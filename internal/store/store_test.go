@@ -140,7 +140,7 @@ func TestConformance(t *testing.T) {
 				require.Equal(t, e1.ID, e2.ID, "a re-run finds the evaluation it created")
 				res := &flywheel.EvalResult{Scores: map[string]float64{flywheel.ScoreFunctionName: 0.75},
 					Details: map[string]flywheel.ScoreDetail{flywheel.ScoreFunctionName: {N: 4, Mean: 0.75, CILow: 0.25, CIHigh: 1}},
-					Summary: flywheel.EvalSummary{Items: 4, LatencyP50MS: 12}}
+					Summary: flywheel.EvalSummary{Items: 4, Answered: 4, LatencyN: 4, LatencyP50MS: new(12.0)}}
 				require.NoError(t, s.FinishEvaluation(ctx, e1.ID, res, ""))
 				items := []flywheel.ItemResult{
 					{Index: 0, Tool: "get_weather", Scores: map[string]float64{"function_name": 1}, Prediction: json.RawMessage(`{"a":1}`)},
