@@ -16,9 +16,9 @@ import (
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
 
-// blueprintConfig is the blueprint's config.yaml, in the shared reference
-// folder beside the checkout.
-const blueprintConfig = "../../../shared/reference/nvidia-data-flywheel/config.yaml"
+// blueprintConfig is the project's own config file in the blueprint's
+// format: the blueprint's keys only, with the values of its example file.
+const blueprintConfig = "testdata/blueprint.yaml"
 
 // envOf returns an env lookup over m.
 func envOf(m map[string]string) func(string) string {
@@ -125,6 +125,22 @@ func TestLoadBlueprintFile(t *testing.T) {
 		TrainingType: "sft", FinetuningType: "lora", Epochs: 2, BatchSize: 16, LearningRate: 0.0001,
 	}, cfg.Training)
 	require.Equal(t, flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1}, cfg.LoRA)
+}
+
+// TestLoadBlueprintReference loads the blueprint's own config.yaml from the
+// folder FLYWHEEL_BLUEPRINT_DIR names and requires the same configuration as
+// testdata/blueprint.yaml, which is written to mean the same.
+func TestLoadBlueprintReference(t *testing.T) {
+	t.Parallel()
+	dir := os.Getenv("FLYWHEEL_BLUEPRINT_DIR")
+	if dir == "" {
+		t.Skip("FLYWHEEL_BLUEPRINT_DIR is not set: no blueprint reference files to compare with")
+	}
+	theirs, err := Load(filepath.Join(dir, "config.yaml"), testEnv())
+	require.NoError(t, err)
+	ours, err := Load(blueprintConfig, testEnv())
+	require.NoError(t, err)
+	require.Equal(t, ours, theirs)
 }
 
 func TestLoadGoodFiles(t *testing.T) {
