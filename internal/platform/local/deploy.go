@@ -92,7 +92,12 @@ func (p *Platform) Deploy(ctx context.Context, req flywheel.DeployRequest) (flyw
 	fmt.Fprintf(logFile, "# %s %s %v\n", time.Now().UTC().Format(time.RFC3339), p.opts.LlamaServer, args)
 	if p.opts.LlamaServer == "" {
 		logFile.Close()
-		return flywheel.Deployment{}, flywheel.Permanent(fmt.Errorf("find llama-server: %w", ErrNotInstalled))
+		missing := p.missing
+		if missing == nil {
+			missing = fmt.Errorf("find llama-server: %w", ErrNotInstalled)
+		}
+		// The error says where it looked; flywheel doctor says what to run.
+		return flywheel.Deployment{}, flywheel.Permanent(fmt.Errorf("%w (flywheel doctor prints the fix)", missing))
 	}
 	cmd, err := p.start(p.opts.LlamaServer, args, logFile, logFile, logFile)
 	if err != nil {

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -103,4 +104,18 @@ func TestModelPathSearchesInstalledModels(t *testing.T) {
 	got, err = p.ModelPath(flywheel.NIMConfig{ModelName: "local/tiny-s"})
 	require.NoError(t, err)
 	require.Equal(t, own, got, "models_dir first")
+}
+
+// A deployment without llama-server fails at once, for good, saying where
+// it looked.
+func TestDeployWithoutLlamaServerSaysWhereItLooked(t *testing.T) {
+	t.Parallel()
+	empty := t.TempDir()
+	p, err := New(Options{DataDir: t.TempDir(), InstallDir: empty, Getenv: envOf(map[string]string{"HOME": t.TempDir(), "PATH": empty})})
+	require.NoError(t, err, "the process starts without it")
+	_, err = p.Deploy(context.Background(), flywheel.DeployRequest{Key: "run/a", Model: flywheel.NIMConfig{ModelName: "local/tiny-xs"}})
+	require.ErrorIs(t, err, flywheel.ErrPermanent)
+	require.ErrorIs(t, err, ErrNotInstalled)
+	require.ErrorContains(t, err, "looked at "+LlamaServerIn(empty))
+	require.ErrorContains(t, err, "flywheel doctor prints the fix")
 }

@@ -42,6 +42,7 @@ const (
 	StopGraceDefault    = 5 * time.Second
 	SeedDefault         = 1
 	LearningRateDefault = 3e-3
+	AugmentDefault      = 3
 )
 
 // Options configures a Platform.
@@ -83,6 +84,10 @@ type Options struct {
 	LearningRate float64
 	// MinEpochs raises the requested number of epochs (0: as requested).
 	MinEpochs int
+	// Augment is the number of copy-augmented variants of each training
+	// record the trainer sees besides the record (see Augment; default 3,
+	// negative: none). An epoch is still one pass's worth of records.
+	Augment int
 	// MaxTrainSeconds bounds a training run (0: no bound).
 	MaxTrainSeconds float64
 	// StopGrace is how long a process gets between SIGTERM and SIGKILL.
@@ -104,7 +109,9 @@ type Platform struct {
 	tok      *tokenizer.Tokenizer
 	// modelDirs are searched in order for a model file.
 	modelDirs []string
-	idLocks   map[string]*sync.Mutex
+	// missing is why llama-server was not found, when it was not.
+	missing error
+	idLocks map[string]*sync.Mutex
 }
 
 var (
@@ -128,6 +135,7 @@ func New(opts Options) (*Platform, error) {
 	opts.ContextSize = cmp.Or(opts.ContextSize, ContextSizeDefault)
 	opts.Parallel = cmp.Or(opts.Parallel, ParallelDefault)
 	opts.Seed = cmp.Or(opts.Seed, SeedDefault)
+	opts.Augment = cmp.Or(opts.Augment, AugmentDefault)
 	opts.StopGrace = cmp.Or(opts.StopGrace, StopGraceDefault)
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
@@ -153,6 +161,7 @@ func New(opts Options) (*Platform, error) {
 		children:  map[int]*exec.Cmd{},
 		idLocks:   map[string]*sync.Mutex{},
 		modelDirs: modelDirs(opts.ModelsDir, opts.InstallDir, opts.Getenv),
+		missing:   missing,
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
