@@ -172,7 +172,7 @@ func writeDetail(w io.Writer, d api.JobDetailResponse, now time.Time) error {
 			_ = tw.Flush()
 			for _, e := range n.Evaluations {
 				if s := e.Summary; s != nil {
-					fmt.Fprintf(w, "  %s: %s\n", e.EvalType, FormatSummary(*s))
+					fmt.Fprintf(w, "  %s: %s\n", e.EvalType, formatSummary(*s))
 				}
 			}
 		}
@@ -194,10 +194,10 @@ func writeDetail(w io.Writer, d api.JobDetailResponse, now time.Time) error {
 	return nil
 }
 
-// FormatSummary renders an evaluation summary in one line: items, answered
+// formatSummary renders an evaluation summary in one line: items, answered
 // and failed counts by class, then latency and tokens over the answered
 // requests with their n ("n/a" when there is none), then cost.
-func FormatSummary(s flywheel.EvalSummary) string {
+func formatSummary(s flywheel.EvalSummary) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d items, %d answered, %d errors", s.Items, s.Answered, s.Errors)
 	f := s.Failures

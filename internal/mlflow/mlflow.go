@@ -343,7 +343,9 @@ func metrics(ev *flywheel.Evaluation, items []flywheel.ItemResult, now time.Time
 		for _, k := range sortedKeys(it.Scores) {
 			add(metricKey("item", k), it.Scores[k], int64(it.Index))
 		}
-		add("item.latency_ms", it.LatencyMS, int64(it.Index))
+		if it.LatencyMS > 0 { // a failed request has no latency
+			add("item.latency_ms", it.LatencyMS, int64(it.Index))
+		}
 	}
 	return out
 }

@@ -134,6 +134,9 @@ func TestExport(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		ev, items := evaluation("eval-500", flywheel.EvalBase, 60)
+		for i := range items {
+			items[i].LatencyMS = 0
+		}
 		ev.Summary = &flywheel.EvalSummary{Items: 60, Errors: 60, Failures: flywheel.FailureCounts{ServerError: 60},
 			FirstError: "line 1: status 500: boom"}
 		_, err := b.exporter.ExportEvaluation(context.Background(), testRun, testNIM, ev, items)
@@ -147,6 +150,9 @@ func TestExport(t *testing.T) {
 		got, ok = metricValue(r, "answered")
 		require.True(t, ok)
 		require.Zero(t, got)
+		for _, m := range r.Metrics {
+			require.NotEqual(t, "item.latency_ms", m.Key, "a failed request has no latency")
+		}
 		for _, key := range []string{"latency_p50_ms", "latency_p95_ms", "prompt_tokens_per_request", "completion_tokens_per_request"} {
 			_, ok := metricValue(r, key)
 			require.False(t, ok, "%s has no value over 0 answered requests", key)
