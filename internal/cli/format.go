@@ -264,7 +264,11 @@ func writeItemTable(w io.Writer, page api.ItemsResponse) error {
 		for _, k := range keys {
 			scores = append(scores, fmt.Sprintf("%s=%.2f", k, it.Scores[k]))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f ms\t%s\t%s\n", it.Index, orDash(it.Tool), orDash(it.ErrorClass), it.LatencyMS,
+		latency := "-" // a failed request has none
+		if it.LatencyMS > 0 {
+			latency = fmt.Sprintf("%.0f ms", it.LatencyMS)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", it.Index, orDash(it.Tool), orDash(it.ErrorClass), latency,
 			orDash(strings.Join(scores, " ")), truncate(it.Error, 60))
 	}
 	if err := tw.Flush(); err != nil {
