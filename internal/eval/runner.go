@@ -199,7 +199,7 @@ type job struct {
 type failure uint8
 
 const (
-	answered failure = iota
+	noFailure failure = iota
 	failServer
 	failTimeout
 	failUnparseable
@@ -836,7 +836,7 @@ func (a *aggregate) add(o outcome, evaluationID string) flywheel.ItemResult {
 		if a.firstBad == "" {
 			a.firstBad = o.err
 		}
-	case o.failure != answered:
+	case o.failure != noFailure:
 		switch o.failure {
 		case failServer:
 			a.failures.ServerError++
