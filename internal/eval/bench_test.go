@@ -35,7 +35,7 @@ const fixedReply = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"m
 // returns its path and the request bodies (for the plain loop).
 func writeBenchDataset(b *testing.B, n int) (string, [][]byte) {
 	b.Helper()
-	f, err := os.Open(filepath.Join(bfclDir, "simple.jsonl"))
+	f, err := os.Open(filepath.Join(bfclDir(b), "simple.jsonl"))
 	require.NoError(b, err)
 	defer f.Close()
 	var lines [][]byte
@@ -117,7 +117,7 @@ func plainLoop(b *testing.B, client *http.Client, url string, bodies [][]byte, n
 //
 //     go test -run '^$' -bench RunnerThroughput -benchtime 5x ./internal/eval/
 func BenchmarkRunnerThroughput(b *testing.B) {
-	l := loadLogged(b, filepath.Join(bfclDir, "simple.jsonl"))
+	l := loadLogged(b, filepath.Join(bfclDir(b), "simple.jsonl"))
 	modes := []struct {
 		name  string
 		items int

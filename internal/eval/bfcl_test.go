@@ -10,10 +10,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-)
 
-// bfclDir is the shared BFCL data, beside the checkout.
-const bfclDir = "../../../shared/data/bfcl"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
+)
 
 type bfclItem struct {
 	id     string
@@ -21,16 +20,16 @@ type bfclItem struct {
 	answer Answer
 }
 
-// loadBFCL reads one BFCL log file and its answers.
-func loadBFCL(t *testing.T, name string) []bfclItem {
+// loadBFCL reads one BFCL-format log file of dir and its answers.
+func loadBFCL(t *testing.T, dir, name string) []bfclItem {
 	t.Helper()
-	af, err := os.Open(filepath.Join(bfclDir, name+".answers.jsonl"))
+	af, err := os.Open(filepath.Join(dir, name+".answers.jsonl"))
 	require.NoError(t, err)
 	defer af.Close()
 	answers, err := LoadAnswers(af)
 	require.NoError(t, err)
 
-	f, err := os.Open(filepath.Join(bfclDir, name+".jsonl"))
+	f, err := os.Open(filepath.Join(dir, name+".jsonl"))
 	require.NoError(t, err)
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -49,9 +48,10 @@ func loadBFCL(t *testing.T, name string) []bfclItem {
 	return items
 }
 
-func bfclFiles(t *testing.T) []string {
+// bfclFiles returns the names of the log files of dir.
+func bfclFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	matches, err := filepath.Glob(filepath.Join(bfclDir, "*.jsonl"))
+	matches, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
 	require.NoError(t, err)
 	var names []string
 	for _, m := range matches {
@@ -64,13 +64,23 @@ func bfclFiles(t *testing.T) []string {
 	return names
 }
 
+// TestBFCLGroundTruthScoresOne runs on the generated corpus and, when
+// FLYWHEEL_BFCL_DIR names one, on that corpus too.
 func TestBFCLGroundTruthScoresOne(t *testing.T) {
 	t.Parallel()
+	for _, corpus := range testcorpus.Dirs(t) {
+		t.Run(corpus.Name, func(t *testing.T) {
+			t.Parallel()
+			testBFCLGroundTruthScoresOne(t, corpus.Dir)
+		})
+	}
+}
 
-	for _, name := range bfclFiles(t) {
+func testBFCLGroundTruthScoresOne(t *testing.T, dir string) {
+	for _, name := range bfclFiles(t, dir) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			items := loadBFCL(t, name)
+			items := loadBFCL(t, dir, name)
 			for _, it := range items {
 				ref := it.rec.refCalls
 				require.NotEmpty(t, ref, it.id)
@@ -170,13 +180,23 @@ func answerFor(it bfclItem, name string) AnswerCall {
 	return AnswerCall{}
 }
 
+// TestBFCLPerturbations runs on the generated corpus and, when
+// FLYWHEEL_BFCL_DIR names one, on that corpus too.
 func TestBFCLPerturbations(t *testing.T) {
 	t.Parallel()
+	for _, corpus := range testcorpus.Dirs(t) {
+		t.Run(corpus.Name, func(t *testing.T) {
+			t.Parallel()
+			testBFCLPerturbations(t, corpus.Dir)
+		})
+	}
+}
 
-	names := bfclFiles(t)
+func testBFCLPerturbations(t *testing.T, dir string) {
+	names := bfclFiles(t, dir)
 	var items []bfclItem
 	for _, n := range names {
-		items = append(items, loadBFCL(t, n)...)
+		items = append(items, loadBFCL(t, dir, n)...)
 	}
 
 	perfect := ToolScores{1, 1, 1, 1, 1, 1, 1, 1}

@@ -23,13 +23,19 @@ import (
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/openai"
 	"github.com/flywheel-go/flywheel/internal/openai/openaitest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const bfclDir = "../../../shared/data/bfcl"
+// bfclDir writes the generated tool-calling corpus (BFCL's four categories
+// and their answers) into a temporary directory of tb and returns it.
+func bfclDir(tb testing.TB) string {
+	tb.Helper()
+	return testcorpus.BFCLDir(tb)
+}
 
 // logged maps a request (last user message + tools) to its logged answer.
 type logged struct {
@@ -87,9 +93,10 @@ func (l *logged) policy(t testing.TB, change func(n int64, m openai.Message) ope
 	}
 }
 
-func loadAnswers(t *testing.T, name string) map[string]eval.Answer {
+// loadAnswers reads the answers of one log file of dir, keyed by response id.
+func loadAnswers(t *testing.T, dir, name string) map[string]eval.Answer {
 	t.Helper()
-	f, err := os.Open(filepath.Join(bfclDir, name+".answers.jsonl"))
+	f, err := os.Open(filepath.Join(dir, name+".answers.jsonl"))
 	require.NoError(t, err)
 	defer f.Close()
 	a, err := eval.LoadAnswers(f)
@@ -135,67 +142,74 @@ func cmpClient(c *http.Client, tr *http.Transport) *http.Client {
 func TestRunnerReplaysGroundTruth(t *testing.T) {
 	t.Parallel()
 
-	for _, name := range []string{"simple", "multiple", "parallel", "parallel_multiple"} {
-		for _, stream := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/stream=%v", name, stream), func(t *testing.T) {
-				t.Parallel()
-				path := filepath.Join(bfclDir, name+".jsonl")
-				l := loadLogged(t, path)
-				b := setupRun(t, openaitest.Options{Chat: l.policy(t, nil)},
-					eval.Options{Concurrency: 8, Answers: loadAnswers(t, name), Sampling: eval.Sampling{Stream: stream}}, path)
-				var mu sync.Mutex
-				var reports []float64
-				res, err := b.runner.Evaluate(context.Background(), b.req, func(p float64) {
-					mu.Lock()
-					defer mu.Unlock()
-					reports = append(reports, p)
+	for _, corpus := range testcorpus.Dirs(t) {
+		for _, name := range []string{"simple", "multiple", "parallel", "parallel_multiple"} {
+			for _, stream := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/stream=%v", corpus.Name, name, stream), func(t *testing.T) {
+					t.Parallel()
+					testRunnerReplaysGroundTruth(t, corpus.Dir, name, stream)
 				})
-				require.NoError(t, err)
-				require.Equal(t, l.n, b.srv.Count("/v1/chat/completions"))
-				require.LessOrEqual(t, b.srv.MaxInFlight(), 8, "bounded concurrency")
-				require.Equal(t, l.n, res.Summary.Items)
-				require.Zero(t, res.Summary.Errors)
-				for _, k := range []string{flywheel.ScoreFunctionName, flywheel.ScoreFunctionNameAndArgs, eval.ScoreToolCallPrecision,
-					eval.ScoreToolCallRecall, eval.ScoreToolCallF1, eval.ScoreToolArgPrecision, eval.ScoreToolArgRecall,
-					eval.ScoreToolArgF1, eval.ScoreASTAccuracy} {
-					require.Equal(t, 1.0, res.Scores[k], k)
-					require.Equal(t, l.n, res.Details[k].N, k)
-					require.Equal(t, 1.0, res.Details[k].CILow, k)
-				}
-				require.NotContains(t, res.Scores, flywheel.ScoreToolCallingCorrectness, "no judge: not run")
-				require.NotContains(t, res.Scores, flywheel.ScoreSimilarity)
-				require.Len(t, res.Items, l.n)
-				for i, it := range res.Items {
-					require.Equal(t, i, it.Index)
-					require.Empty(t, it.ErrorClass)
-					require.JSONEq(t, string(it.Reference), string(it.Prediction))
-					require.Positive(t, it.LatencyMS)
-				}
-				require.Equal(t, l.n, res.Summary.Answered)
-				require.Zero(t, res.Summary.Failures.Total())
-				require.Equal(t, l.n, res.Summary.LatencyN)
-				require.Positive(t, *res.Summary.LatencyP50MS)
-				require.GreaterOrEqual(t, *res.Summary.LatencyP95MS, *res.Summary.LatencyP50MS)
-				if stream {
-					require.Positive(t, res.Summary.TTFTP50MS, "time to first token of streamed replies")
-					require.LessOrEqual(t, res.Summary.TTFTP50MS, *res.Summary.LatencyP95MS)
-				} else {
-					require.Zero(t, res.Summary.TTFTP50MS, "no stream, no time to first token")
-				}
-				require.Equal(t, l.n, res.Summary.TokensN)
-				require.Positive(t, *res.Summary.PromptTokens)
-				require.InDelta(t, 0.002*(*res.Summary.PromptTokens+*res.Summary.CompletionTokens), res.Summary.CostPer1KReq, 1e-9)
-				require.NotEmpty(t, res.Summary.PerTool)
-				require.Equal(t, 100.0, reports[len(reports)-1])
-			})
+			}
 		}
 	}
+}
+
+func testRunnerReplaysGroundTruth(t *testing.T, dir, name string, stream bool) {
+	path := filepath.Join(dir, name+".jsonl")
+	l := loadLogged(t, path)
+	b := setupRun(t, openaitest.Options{Chat: l.policy(t, nil)},
+		eval.Options{Concurrency: 8, Answers: loadAnswers(t, dir, name), Sampling: eval.Sampling{Stream: stream}}, path)
+	var mu sync.Mutex
+	var reports []float64
+	res, err := b.runner.Evaluate(context.Background(), b.req, func(p float64) {
+		mu.Lock()
+		defer mu.Unlock()
+		reports = append(reports, p)
+	})
+	require.NoError(t, err)
+	require.Equal(t, l.n, b.srv.Count("/v1/chat/completions"))
+	require.LessOrEqual(t, b.srv.MaxInFlight(), 8, "bounded concurrency")
+	require.Equal(t, l.n, res.Summary.Items)
+	require.Zero(t, res.Summary.Errors)
+	for _, k := range []string{flywheel.ScoreFunctionName, flywheel.ScoreFunctionNameAndArgs, eval.ScoreToolCallPrecision,
+		eval.ScoreToolCallRecall, eval.ScoreToolCallF1, eval.ScoreToolArgPrecision, eval.ScoreToolArgRecall,
+		eval.ScoreToolArgF1, eval.ScoreASTAccuracy} {
+		require.Equal(t, 1.0, res.Scores[k], k)
+		require.Equal(t, l.n, res.Details[k].N, k)
+		require.Equal(t, 1.0, res.Details[k].CILow, k)
+	}
+	require.NotContains(t, res.Scores, flywheel.ScoreToolCallingCorrectness, "no judge: not run")
+	require.NotContains(t, res.Scores, flywheel.ScoreSimilarity)
+	require.Len(t, res.Items, l.n)
+	for i, it := range res.Items {
+		require.Equal(t, i, it.Index)
+		require.Empty(t, it.ErrorClass)
+		require.JSONEq(t, string(it.Reference), string(it.Prediction))
+		require.Positive(t, it.LatencyMS)
+	}
+	require.Equal(t, l.n, res.Summary.Answered)
+	require.Zero(t, res.Summary.Failures.Total())
+	require.Equal(t, l.n, res.Summary.LatencyN)
+	require.Positive(t, *res.Summary.LatencyP50MS)
+	require.GreaterOrEqual(t, *res.Summary.LatencyP95MS, *res.Summary.LatencyP50MS)
+	if stream {
+		require.Positive(t, res.Summary.TTFTP50MS, "time to first token of streamed replies")
+		require.LessOrEqual(t, res.Summary.TTFTP50MS, *res.Summary.LatencyP95MS)
+	} else {
+		require.Zero(t, res.Summary.TTFTP50MS, "no stream, no time to first token")
+	}
+	require.Equal(t, l.n, res.Summary.TokensN)
+	require.Positive(t, *res.Summary.PromptTokens)
+	require.InDelta(t, 0.002*(*res.Summary.PromptTokens+*res.Summary.CompletionTokens), res.Summary.CostPer1KReq, 1e-9)
+	require.NotEmpty(t, res.Summary.PerTool)
+	require.Equal(t, 100.0, reports[len(reports)-1])
 }
 
 func TestRunnerScoresPerturbedReplies(t *testing.T) {
 	t.Parallel()
 
-	path := filepath.Join(bfclDir, "simple.jsonl")
+	dir := bfclDir(t)
+	path := filepath.Join(dir, "simple.jsonl")
 	l := loadLogged(t, path)
 	// With one request at a time, request n is item n-1. Every fourth reply
 	// calls a misspelt function, every fourth+1 adds an argument, every
@@ -214,7 +228,7 @@ func TestRunnerScoresPerturbedReplies(t *testing.T) {
 		m.ToolCalls = []openai.ToolCall{tc}
 		return m
 	}
-	b := setupRun(t, openaitest.Options{Chat: l.policy(t, change)}, eval.Options{Concurrency: 1, Answers: loadAnswers(t, "simple")}, path)
+	b := setupRun(t, openaitest.Options{Chat: l.policy(t, change)}, eval.Options{Concurrency: 1, Answers: loadAnswers(t, dir, "simple")}, path)
 	res, err := b.runner.Evaluate(context.Background(), b.req, nil)
 	require.NoError(t, err)
 	counts := res.Summary.ErrorClasses
@@ -244,7 +258,7 @@ func TestRunnerWithJudge(t *testing.T) {
 
 	t.Run("ToolCalling", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(bfclDir, "multiple.jsonl")
+		path := filepath.Join(bfclDir(t), "multiple.jsonl")
 		l := loadLogged(t, path)
 		b := setupRun(t, openaitest.Options{Chat: l.policy(t, nil)}, eval.Options{}, path)
 		b.req.Judge = &flywheel.Endpoint{BaseURL: judge.URL, Model: "judge"}
@@ -365,7 +379,7 @@ func TestRunnerBadInputAndFailures(t *testing.T) {
 
 	t.Run("TransientErrorsRetried", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(bfclDir, "parallel.jsonl")
+		path := filepath.Join(bfclDir(t), "parallel.jsonl")
 		l := loadLogged(t, path)
 		b := setupRun(t, openaitest.Options{Chat: l.policy(t, nil), ErrorRate: 0.2, ErrorStatus: 503, Seed: 7},
 			eval.Options{MaxRetries: 10, Concurrency: 4}, path)
@@ -378,7 +392,7 @@ func TestRunnerBadInputAndFailures(t *testing.T) {
 
 	t.Run("PermanentFailuresScoreZero", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(bfclDir, "simple.jsonl")
+		path := filepath.Join(bfclDir(t), "simple.jsonl")
 		l := loadLogged(t, path)
 		b := setupRun(t, openaitest.Options{Chat: l.policy(t, nil)}, eval.Options{Concurrency: 1}, path)
 		b.srv.FailNext(40, 400, "")
@@ -479,7 +493,7 @@ func TestRunnerBadInputAndFailures(t *testing.T) {
 
 	t.Run("CancelStopsWithinASecond", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(bfclDir, "simple.jsonl")
+		path := filepath.Join(bfclDir(t), "simple.jsonl")
 		b := setupRun(t, openaitest.Options{Latency: 30 * time.Second}, eval.Options{Concurrency: 4}, path)
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(200*time.Millisecond, cancel)
@@ -491,7 +505,7 @@ func TestRunnerBadInputAndFailures(t *testing.T) {
 
 	t.Run("LimitSinkAndSampling", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(bfclDir, "simple.jsonl")
+		path := filepath.Join(bfclDir(t), "simple.jsonl")
 		l := loadLogged(t, path)
 		var bodies []string
 		var mu sync.Mutex
@@ -542,7 +556,7 @@ func TestRunnerScoresUnparseableModelOutputAsWrong(t *testing.T) {
 	r := eval.NewRunner(eval.Options{Concurrency: 2, RetryBaseDelay: time.Millisecond})
 	res, err := r.Evaluate(context.Background(), flywheel.EvalRequest{EvaluationID: "e", EvalType: flywheel.EvalBase,
 		WorkloadType: flywheel.WorkloadToolCalling, Target: flywheel.Endpoint{BaseURL: srv.URL, Model: "m"},
-		Dataset: flywheel.Dataset{Path: filepath.Join(bfclDir, "simple.jsonl")}, Limit: 20}, nil)
+		Dataset: flywheel.Dataset{Path: filepath.Join(bfclDir(t), "simple.jsonl")}, Limit: 20}, nil)
 	require.NoError(t, err)
 	require.Equal(t, 0.0, res.Scores[flywheel.ScoreFunctionName])
 	require.Equal(t, 20, res.Summary.ErrorClasses[eval.ClassInvalidOutput])
@@ -572,7 +586,7 @@ func TestRunnerAppliesCandidateSampling(t *testing.T) {
 	r := eval.NewRunner(eval.Options{Concurrency: 2, RetryBaseDelay: time.Millisecond})
 	_, err := r.Evaluate(context.Background(), flywheel.EvalRequest{EvaluationID: "e", EvalType: flywheel.EvalBase,
 		WorkloadType: flywheel.WorkloadToolCalling, Target: flywheel.Endpoint{BaseURL: srv.URL, Model: "cand"},
-		Dataset: flywheel.Dataset{Path: filepath.Join(bfclDir, "simple.jsonl")}, Limit: 5,
+		Dataset: flywheel.Dataset{Path: filepath.Join(bfclDir(t), "simple.jsonl")}, Limit: 5,
 		Sampling: &flywheel.SamplingConfig{Temperature: &temp, MaxTokens: &maxTokens}}, nil)
 	require.NoError(t, err)
 	require.Len(t, bodies, 5)
@@ -595,7 +609,7 @@ func TestRunnerPricesByTheHour(t *testing.T) {
 	defer srv.Close()
 	r := eval.NewRunner(eval.Options{Concurrency: 1, RetryBaseDelay: time.Millisecond})
 	req := flywheel.EvalRequest{EvaluationID: "e", EvalType: flywheel.EvalBase, WorkloadType: flywheel.WorkloadToolCalling,
-		Target: flywheel.Endpoint{BaseURL: srv.URL, Model: "cand"}, Dataset: flywheel.Dataset{Path: filepath.Join(bfclDir, "simple.jsonl")},
+		Target: flywheel.Endpoint{BaseURL: srv.URL, Model: "cand"}, Dataset: flywheel.Dataset{Path: filepath.Join(bfclDir(t), "simple.jsonl")},
 		Limit: 4, PricePerHour: 3.6}
 	res, err := r.Evaluate(context.Background(), req, nil)
 	require.NoError(t, err)
