@@ -18,10 +18,8 @@ import (
 	"github.com/flywheel-go/flywheel/internal/ingest"
 	"github.com/flywheel-go/flywheel/internal/openai"
 	"github.com/flywheel-go/flywheel/internal/openai/openaitest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
-
-// bfclDir is the shared BFCL data, beside the checkout.
-const bfclDir = "../../../shared/data/bfcl"
 
 type testBundle struct {
 	src     *memSource
@@ -438,8 +436,19 @@ func TestEstimateTokens(t *testing.T) {
 
 // TestBuildBFCL builds datasets from every BFCL file and checks the split
 // and ICL invariants.
+// It runs on the generated corpus and, when FLYWHEEL_BFCL_DIR names one,
+// on that corpus too.
 func TestBuildBFCL(t *testing.T) {
 	t.Parallel()
+	for _, corpus := range testcorpus.Dirs(t) {
+		t.Run(corpus.Name, func(t *testing.T) {
+			t.Parallel()
+			testBuildBFCL(t, corpus.Dir)
+		})
+	}
+}
+
+func testBuildBFCL(t *testing.T, bfclDir string) {
 	files, err := filepath.Glob(filepath.Join(bfclDir, "*.jsonl"))
 	require.NoError(t, err)
 	var logs []string

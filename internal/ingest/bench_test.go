@@ -11,6 +11,7 @@ import (
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/ingest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
 
 // hashingIngester stores nothing but computes the content hash of every
@@ -25,9 +26,10 @@ func (h *hashingIngester) InsertLogs(_ context.Context, recs []flywheel.LogRecor
 	return len(recs), 0, nil
 }
 
-// BenchmarkLoad measures parsing and hashing BFCL records (no store).
+// BenchmarkLoad measures parsing and hashing tool-calling records of the
+// generated corpus's parallel_multiple file (no store).
 func BenchmarkLoad(b *testing.B) {
-	data, err := os.ReadFile(filepath.Join(bfclDir, "parallel_multiple.jsonl"))
+	data, err := os.ReadFile(filepath.Join(testcorpus.BFCLDir(b), "parallel_multiple.jsonl"))
 	require.NoError(b, err)
 	lines := bytes.Count(data, []byte("\n"))
 	b.SetBytes(int64(len(data)))

@@ -17,10 +17,8 @@ import (
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/ingest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
-
-// bfclDir is the shared BFCL data, beside the checkout.
-const bfclDir = "../../../shared/data/bfcl"
 
 // fixedNowFunc is the clock of every test.
 func fixedNowFunc() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
@@ -317,8 +315,19 @@ func TestLoad(t *testing.T) {
 	})
 }
 
+// TestLoadBFCL loads the generated tool-calling corpus and, when
+// FLYWHEEL_BFCL_DIR names one, that corpus too.
 func TestLoadBFCL(t *testing.T) {
 	t.Parallel()
+	for _, corpus := range testcorpus.Dirs(t) {
+		t.Run(corpus.Name, func(t *testing.T) {
+			t.Parallel()
+			testLoadBFCL(t, corpus.Dir)
+		})
+	}
+}
+
+func testLoadBFCL(t *testing.T, bfclDir string) {
 	files, err := filepath.Glob(filepath.Join(bfclDir, "*.jsonl"))
 	require.NoError(t, err)
 	var logs []string
