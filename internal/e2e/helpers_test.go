@@ -27,11 +27,8 @@ import (
 	"github.com/flywheel-go/flywheel/internal/platform/nemo/nemotest"
 	"github.com/flywheel-go/flywheel/internal/store"
 	"github.com/flywheel-go/flywheel/internal/store/storetest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
-
-// bfclDir holds the BFCL tool-calling logs; the shared folder sits beside
-// the checkout.
-const bfclDir = "../../../shared/data/bfcl"
 
 // Candidates of every test run.
 const (
@@ -151,10 +148,11 @@ func (b *bundle) load(t testing.TB, file, workload string) int {
 	return loadLogs(t, b.app.Store, file, workload)
 }
 
-// loadLogs stores a BFCL log file under workload through ing.
+// loadLogs stores a file of the generated tool-calling corpus under
+// workload through ing.
 func loadLogs(t testing.TB, ing flywheel.LogIngester, file, workload string) int {
 	t.Helper()
-	f, err := os.Open(filepath.Join(bfclDir, file))
+	f, err := os.Open(filepath.Join(testcorpus.BFCLDir(t), file))
 	require.NoError(t, err)
 	defer f.Close()
 	sum, err := ingest.Load(context.Background(), f, ingest.Options{WorkloadID: workload, ClientID: clientID}, ing, nil)
