@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
 
 func requireSameDecoding(t *testing.T, in []byte) {
@@ -36,10 +38,15 @@ func TestDecodeChatResponse(t *testing.T) {
 		requireSameDecoding(t, []byte(in))
 	}
 
-	// Every logged response of the shared BFCL data.
-	matches, err := filepath.Glob("../../../shared/data/bfcl/*.jsonl")
-	require.NoError(t, err)
-	require.NotEmpty(t, matches)
+	// Every logged response of the generated tool-calling corpus, and of
+	// FLYWHEEL_BFCL_DIR's corpus when set.
+	var matches []string
+	for _, corpus := range testcorpus.Dirs(t) {
+		m, err := filepath.Glob(filepath.Join(corpus.Dir, "*.jsonl"))
+		require.NoError(t, err)
+		require.NotEmpty(t, m, corpus.Dir)
+		matches = append(matches, m...)
+	}
 	for _, m := range matches {
 		f, err := os.Open(m)
 		require.NoError(t, err)

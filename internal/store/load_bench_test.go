@@ -18,13 +18,15 @@ import (
 	"github.com/flywheel-go/flywheel/internal/ingest"
 	"github.com/flywheel-go/flywheel/internal/store"
 	"github.com/flywheel-go/flywheel/internal/store/storetest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
 
 // bfclLines returns n JSONL lines in the blueprint's log format made from the
-// BFCL traffic, each distinct (the workload id varies per copy).
+// generated tool-calling corpus, each distinct (the workload id varies per
+// copy).
 func bfclLines(tb testing.TB, n int) []byte {
 	tb.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "..", "..", "shared", "data", "bfcl", "*.jsonl"))
+	files, err := filepath.Glob(filepath.Join(testcorpus.BFCLDir(tb), "*.jsonl"))
 	require.NoError(tb, err)
 	var base [][]byte
 	for _, f := range files {
@@ -39,7 +41,7 @@ func bfclLines(tb testing.TB, n int) []byte {
 			base = append(base, append([]byte(nil), sc.Bytes()...))
 		}
 	}
-	require.NotEmpty(tb, base, "BFCL data not found beside the checkout")
+	require.NotEmpty(tb, base, "no records in the generated corpus")
 	var out bytes.Buffer
 	for i := range n {
 		var rec map[string]json.RawMessage

@@ -15,23 +15,13 @@ import (
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/platform/nemo"
 	"github.com/flywheel-go/flywheel/internal/platform/nemo/nemotest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
 
-// bfclPath returns a file of the shared BFCL data, which sits beside the
-// module root.
+// bfclPath returns a file of the generated tool-calling corpus.
 func bfclPath(t testing.TB, name string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, dir, parent, "go.mod not found")
-		dir = parent
-	}
-	return filepath.Join(dir, "..", "shared", "data", "bfcl", name)
+	return filepath.Join(testcorpus.BFCLDir(t), name)
 }
 
 // readRecords returns the first n records of a BFCL log file.
