@@ -41,6 +41,7 @@ import (
 	"github.com/flywheel-go/flywheel/internal/demo"
 	"github.com/flywheel-go/flywheel/internal/platform/nemo/nemotest"
 	"github.com/flywheel-go/flywheel/internal/store/storetest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
 
 // binaryEnv names the flywheel binary TestMain built.
@@ -84,14 +85,11 @@ func moduleRoot(t *testing.T) string {
 	}
 }
 
-// bfclFile is a BFCL workload in the blueprint's log format from the shared
-// data folder beside the checkout.
+// bfclFile is a file of the generated tool-calling corpus, in the
+// blueprint's log format.
 func bfclFile(t *testing.T, name string) string {
 	t.Helper()
-	p := filepath.Join(moduleRoot(t), "..", "shared", "data", "bfcl", name)
-	_, err := os.Stat(p)
-	require.NoError(t, err, "BFCL data beside the checkout")
-	return p
+	return filepath.Join(testcorpus.BFCLDir(t), name)
 }
 
 // child is a flywheel process (or any program) started by a test.

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/server"
 	"github.com/flywheel-go/flywheel/internal/server/servertest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
 
 // BenchmarkGetJob measures GET /api/jobs/{id} for a two-candidate run
@@ -52,12 +54,13 @@ func BenchmarkListJobs(b *testing.B) {
 	}
 }
 
-// BenchmarkIngestLogs measures POST /api/logs on the 1,000 real BFCL
-// records (parsing and batching; the store is a no-op).
+// BenchmarkIngestLogs measures POST /api/logs on the 1,000 records of the
+// generated tool-calling corpus (parsing and batching; the store is a no-op).
 func BenchmarkIngestLogs(b *testing.B) {
+	dir := testcorpus.BFCLDir(b)
 	var body strings.Builder
 	for _, f := range []string{"simple", "multiple", "parallel", "parallel_multiple"} {
-		data, err := os.ReadFile("../../../shared/data/bfcl/" + f + ".jsonl")
+		data, err := os.ReadFile(filepath.Join(dir, f+".jsonl"))
 		if err != nil {
 			b.Fatal(err)
 		}

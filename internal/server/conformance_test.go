@@ -17,10 +17,6 @@ import (
 	"github.com/flywheel-go/flywheel/internal/server/servertest"
 )
 
-// blueprintDoc is the blueprint's OpenAPI document, the compatibility
-// contract of /api/jobs. The shared reference folder sits beside the checkout.
-const blueprintDoc = "../../../shared/reference/nvidia-data-flywheel/openapi.json"
-
 // conformanceCase is one request and the operation of the document that
 // describes its answer.
 type conformanceCase struct {
@@ -103,12 +99,29 @@ func conformanceCases() []conformanceCase {
 	}
 }
 
-// TestBlueprintConformance checks every answer the blueprint's document
-// describes against it. Every property the blueprint declares must be
+// TestBlueprintConformance checks every answer the blueprint's contract
+// describes against our description of it (blueprint_contract_test.go) and,
+// when FLYWHEEL_BLUEPRINT_DIR names the blueprint's reference files, against
+// its own openapi.json too. Every property the blueprint declares must be
 // present, so a renamed, dropped or retyped field fails.
 func TestBlueprintConformance(t *testing.T) {
 	t.Parallel()
-	doc := &schemaDoc{root: loadJSONDoc(t, blueprintDoc), allPresent: true}
+	t.Run("Description", func(t *testing.T) {
+		t.Parallel()
+		testBlueprintConformance(t, blueprintContractDoc(t))
+	})
+	t.Run("BlueprintDocument", func(t *testing.T) {
+		t.Parallel()
+		theirs := blueprintReferenceDoc(t)
+		if theirs == nil {
+			t.Skip(envBlueprintDir + " is not set: no blueprint openapi.json to check the answers against")
+		}
+		testBlueprintConformance(t, theirs)
+	})
+}
+
+func testBlueprintConformance(t *testing.T, root map[string]any) {
+	doc := &schemaDoc{root: root, allPresent: true}
 	covered := map[string]bool{}
 	for _, tc := range conformanceCases() {
 		if !tc.blueprint {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/flywheel-go/flywheel/api"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
 
 func TestErrorMapping(t *testing.T) {
@@ -346,8 +348,9 @@ func TestIngestLogs(t *testing.T) {
 		require.JSONEq(t, `{"messages":[]}`, string(stored[0].Request))
 	})
 
-	t.Run("RealBFCLLogs", func(t *testing.T) {
+	t.Run("GeneratedToolCallingLogs", func(t *testing.T) {
 		t.Parallel()
+		dir := testcorpus.BFCLDir(t)
 		b := setup(t)
 		var mu sync.Mutex
 		workloads := map[string]int{}
@@ -361,7 +364,7 @@ func TestIngestLogs(t *testing.T) {
 		}
 		var body strings.Builder
 		for _, f := range []string{"simple", "multiple", "parallel", "parallel_multiple"} {
-			data, err := os.ReadFile("../../../shared/data/bfcl/" + f + ".jsonl")
+			data, err := os.ReadFile(filepath.Join(dir, f+".jsonl"))
 			require.NoError(t, err)
 			body.Write(data)
 		}
