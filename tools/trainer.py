@@ -12,10 +12,19 @@ Modes:
   lora  trains low-rank adapters on the chosen linear layers and writes a
         llama.cpp LoRA adapter GGUF (served with llama-server --lora).
 
+Each batch's shared prefix (the system prompt and tool list its records have
+in common) is computed once, not once per row, and the output projection
+only at the answer's positions; the loss and gradients are those of the
+plain full batch. A model without output.weight has tied embeddings.
+
+--bench STEPS measures the training step's throughput against PyTorch's raw
+forward and backward pass over the same model and batches, and prints it.
+
 Progress goes to stdout as JSON lines:
   {"event": "start", "total_steps": N, "examples": M, ...}
   {"event": "step", "step": s, "epoch": e, "loss": l, "progress": p}
   {"event": "eval", "step": s, "val_loss": v}
+  {"event": "checkpoint", "step": s, "output": path}   (--save-steps)
   {"event": "done", "output": path, "kind": "model"|"lora", "steps": s}
   {"event": "cancelled", "step": s}     (after SIGTERM or SIGINT)
   {"event": "error", "message": text}
@@ -229,7 +238,10 @@ def build_model(torch, g, args):
             self.up = lin(p + "ffn_up.weight", "up")
             self.down = lin(p + "ffn_down.weight", "down")
 
-        def forward(self, x, cos, sin, mask):
+        def forward(self, x, cos, sin, mask, past=None):
+            """x: (B, T, E). past: the keys and values (1, H, P, D) of a
+            prefix all B rows share, which x continues. Returns the new x
+            and x's own keys and values."""
             B, T, _ = x.shape
             h = rms(x, self.attn_norm)
             q = self.q(h).view(B, T, H, D)
@@ -237,11 +249,15 @@ def build_model(torch, g, args):
             v = self.v(h).view(B, T, H, D)
             q, k = rope(q, cos, sin), rope(k, cos, sin)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+            kv = (k, v)
+            if past is not None:
+                k = torch.cat((past[0].expand(B, -1, -1, -1), k), dim=2)
+                v = torch.cat((past[1].expand(B, -1, -1, -1), v), dim=2)
             att = (q @ k.transpose(-1, -2)) / math.sqrt(D) + mask
             y = torch.softmax(att, dim=-1) @ v
             x = x + self.o(y.transpose(1, 2).reshape(B, T, E))
             h = rms(x, self.ffn_norm)
-            return x + self.down(F.silu(self.gate(h)) * self.up(h))
+            return x + self.down(F.silu(self.gate(h)) * self.up(h)), kv
 
     def rope(x, cos, sin):
         # llama.cpp's NORM rope: rotate adjacent pairs (x[2i], x[2i+1]).
@@ -256,21 +272,44 @@ def build_model(torch, g, args):
             self.embd = P("token_embd.weight")
             self.blocks = nn.ModuleList([Block(i) for i in range(L)])
             self.norm = P("output_norm.weight")
-            self.out = P("output.weight")
+            # Without output.weight the output projection is the token
+            # embedding (tied), as in llama.cpp.
+            self.tied = not any(t[0] == "output.weight" for t in g.tensors)
+            self.out = self.embd if self.tied else P("output.weight")
             inv = base ** (-torch.arange(0, D, 2, dtype=torch.float32) / D)
             self.register_buffer("inv_freq", inv, persistent=False)
 
         def forward(self, ids):
+            return F.linear(self.hidden(ids), self.out)
+
+        def run(self, ids, start=0, pasts=None):
+            """Run the blocks over ids (B, T) at positions start.. after a
+            shared prefix whose keys and values are pasts (one per block).
+            Returns the final hidden states and the blocks' keys and values."""
             B, T = ids.shape
-            pos = torch.arange(T, dtype=torch.float32)
+            pos = torch.arange(start, start + T, dtype=torch.float32)
             ang = pos[:, None] * self.inv_freq[None, :]  # T, D/2
             cos = ang.cos()[None, :, None, :]
             sin = ang.sin()[None, :, None, :]
             mask = torch.full((T, T), float("-inf")).triu(1)
+            if start:
+                mask = torch.cat((torch.zeros(T, start), mask), dim=1)
             x = F.embedding(ids, self.embd)
-            for blk in self.blocks:
-                x = blk(x, cos, sin, mask)
-            return F.linear(rms(x, self.norm), self.out)
+            kvs = []
+            for i, blk in enumerate(self.blocks):
+                x, kv = blk(x, cos, sin, mask, pasts[i] if pasts else None)
+                kvs.append(kv)
+            return x, kvs
+
+        def hidden(self, ids, prefix=0):
+            """The final normalised hidden states (B, T - prefix, E) of the
+            positions after the first prefix tokens, which every row must
+            share: they are computed once, not B times."""
+            pasts = None
+            if prefix:
+                _, pasts = self.run(ids[:1, :prefix])
+            x, _ = self.run(ids[:, prefix:], prefix, pasts)
+            return rms(x, self.norm)
 
     model = Model()
     if args.mode == "lora":
@@ -313,6 +352,31 @@ def load_examples(path, vocab, max_len):
     return examples, skipped
 
 
+def shared_prefix(torch, inp, tgt):
+    """The number of leading tokens every row of a batch shares and that
+    carry no loss (the system prompt and tool list of a workload's records):
+    the model computes them once per batch."""
+    if inp.shape[0] < 2:
+        return 0
+    same = (inp == inp[:1]).all(dim=0).tolist() + [False]
+    lcp = same.index(False)
+    first_loss = int((tgt != -100).any(dim=0).nonzero()[0])
+    return max(0, min(lcp, first_loss, inp.shape[1] - 1))
+
+
+def answer_loss(torch, model, inp, tgt, reduction="mean"):
+    """Cross-entropy on the answer tokens only. The shared prefix is
+    computed once per batch, and the output projection (the vocabulary-sized
+    matmul) at the answer positions alone; the result is the plain
+    full-batch loss."""
+    prefix = shared_prefix(torch, inp, tgt)
+    h = model.hidden(inp, prefix)
+    tgt = tgt[:, prefix:]
+    sel = tgt != -100
+    logits = torch.nn.functional.linear(h[sel], model.out)
+    return torch.nn.functional.cross_entropy(logits, tgt[sel], reduction=reduction)
+
+
 def batches(torch, examples, bs, rng):
     order = list(range(len(examples)))
     rng.shuffle(order)
@@ -330,6 +394,57 @@ def batches(torch, examples, bs, rng):
         yield inp, tgt
 
 
+def bench(torch, model, train, args, train_step):
+    """Measure the trainer's throughput against PyTorch's raw forward and
+    backward pass over the same model and batches (no optimizer, no batch
+    making, logits at every position), in tokens per CPU second."""
+    n = args.bench
+    rng = random.Random(args.seed)
+    fixed = []
+    while len(fixed) < n:
+        fixed.extend(batches(torch, train, args.batch_size, rng))
+    fixed = fixed[:n]
+    tokens = sum(int((inp != 0).sum()) for inp, _ in fixed)  # pad id is 0
+
+    def raw():
+        for inp, tgt in fixed:
+            logits = model(inp)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+            model.zero_grad(set_to_none=True)
+            loss.backward()
+
+    def trainer():
+        # The training loop's own work: make the batches from the examples
+        # (same order as above), then the real step.
+        brng = random.Random(args.seed)
+        done = 0
+        while done < n:
+            for inp, tgt in batches(torch, train, args.batch_size, brng):
+                if done >= n:
+                    break
+                train_step(inp, tgt, done)
+                done += 1
+
+    def timed(fn):
+        c0, w0 = time.process_time(), time.monotonic()
+        fn()
+        return time.process_time() - c0, time.monotonic() - w0
+
+    raw_c = raw_w = tr_c = tr_w = 0.0
+    for fn in (raw, trainer):  # warm up
+        fn()
+    for _ in range(2):  # interleaved, so that a busy machine hurts both alike
+        c, w = timed(raw)
+        raw_c, raw_w = raw_c + c, raw_w + w
+        c, w = timed(trainer)
+        tr_c, tr_w = tr_c + c, tr_w + w
+    emit({"event": "bench", "steps": n, "batch_size": args.batch_size, "tokens_per_pass": tokens,
+          "trainer_tokens_per_cpu_s": round(2 * tokens / tr_c), "raw_tokens_per_cpu_s": round(2 * tokens / raw_c),
+          "ratio": round(raw_c / tr_c, 3),
+          "trainer_tokens_per_s": round(2 * tokens / tr_w), "raw_tokens_per_s": round(2 * tokens / raw_w)})
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="base model GGUF (F32)")
@@ -341,6 +456,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--epoch-size", type=int, default=0,
+                    help="examples that make an epoch (0: all of --train; with augmented data, the number of records)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: epochs decide)")
     ap.add_argument("--max-seconds", type=float, default=0, help="stop after this much training time (0: no limit)")
     ap.add_argument("--max-len", type=int, default=512)
@@ -350,6 +467,10 @@ def main():
     ap.add_argument("--targets", default="q,k,v,o,gate,up,down")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--bench", type=int, default=0, metavar="STEPS",
+                    help="measure throughput over STEPS batches against raw forward+backward, print it, write nothing")
+    ap.add_argument("--save-steps", default="",
+                    help="comma-separated steps after which to write a checkpoint OUT.stepN.gguf (for accuracy curves)")
     args = ap.parse_args()
 
     stop = {"flag": False}
@@ -385,7 +506,7 @@ def main():
     if args.val and os.path.exists(args.val):
         val, _ = load_examples(args.val, vocab, args.max_len)
 
-    steps_per_epoch = math.ceil(len(train) / args.batch_size)
+    steps_per_epoch = math.ceil((args.epoch_size or len(train)) / args.batch_size)
     total = steps_per_epoch * max(1, args.epochs)
     if args.max_steps > 0:
         total = min(total, args.max_steps) if args.epochs > 0 else args.max_steps
@@ -410,84 +531,98 @@ def main():
         tot, n = 0.0, 0
         with torch.no_grad():
             for inp, tgt in batches(torch, val, args.batch_size, random.Random(0)):
-                logits = model(inp)
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
-                                                         ignore_index=-100, reduction="sum")
-                tot += loss.item()
+                tot += answer_loss(torch, model, inp, tgt, reduction="sum").item()
                 n += int((tgt != -100).sum())
         model.train()
         return tot / max(1, n)
 
+    def export(path):
+        """Write the trained model (full) or adapter (lora) to path; return its kind."""
+        if args.mode == "full":
+            import numpy as np
+            raw = bytearray(g.raw)
+            state = {
+                "token_embd.weight": model.embd, "output_norm.weight": model.norm, "output.weight": model.out,
+            }
+            for i, b in enumerate(model.blocks):
+                p = "blk.%d." % i
+                state.update({p + "attn_norm.weight": b.attn_norm, p + "ffn_norm.weight": b.ffn_norm,
+                              p + "attn_q.weight": b.q.weight, p + "attn_k.weight": b.k.weight,
+                              p + "attn_v.weight": b.v.weight, p + "attn_output.weight": b.o.weight,
+                              p + "ffn_gate.weight": b.gate.weight, p + "ffn_up.weight": b.up.weight,
+                              p + "ffn_down.weight": b.down.weight})
+            for name, dims, typ, off in g.tensors:
+                arr = state[name].detach().numpy().astype("<f4")
+                raw[off:off + arr.size * 4] = arr.tobytes()
+            tmp = path + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(raw)
+            os.replace(tmp, path)
+            kind = "model"
+        else:
+            names = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "gate": "ffn_gate", "up": "ffn_up",
+                     "down": "ffn_down"}
+            tensors = []
+            for i, b in enumerate(model.blocks):
+                for short, gname in names.items():
+                    m = getattr(b, short)
+                    if hasattr(m, "a"):
+                        base_name = "blk.%d.%s.weight" % (i, gname)
+                        tensors.append((base_name + ".lora_a", m.a.detach().numpy()))
+                        tensors.append((base_name + ".lora_b", m.b.detach().numpy()))
+            kvs = [("general.architecture", 8, "llama"), ("general.type", 8, "adapter"), ("adapter.type", 8, "lora"),
+                   ("adapter.lora.alpha", 6, float(args.alpha))]
+            write_gguf(path, kvs, tensors)
+            kind = "lora"
+        return kind
+
+    def train_step(inp, tgt, step):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        loss = answer_loss(torch, model, inp, tgt)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return loss
+
+    if args.bench > 0:
+        return bench(torch, model, train, args, train_step)
+
+    save_steps = {int(x) for x in args.save_steps.split(",") if x.strip()}
     started = time.monotonic()
     step = 0
-    epoch = 0
     model.train()
     budget_hit = False
-    while step < total and not stop["flag"] and not budget_hit:
-        for inp, tgt in batches(torch, train, args.batch_size, rng):
-            if step >= total or stop["flag"]:
-                break
-            if args.max_seconds > 0 and time.monotonic() - started > args.max_seconds:
-                budget_hit = True
-                break
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step)
-            logits = model(inp)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            step += 1
-            emit({"event": "step", "step": step, "epoch": round(step / steps_per_epoch, 4), "loss": round(loss.item(), 5), "progress": round(step / total, 4),
-                  "elapsed": round(time.monotonic() - started, 2)})
-        else:
-            epoch += 1
+
+    def stream():
+        # Passes over the examples, each in a new order.
+        while True:
+            yield from batches(torch, train, args.batch_size, rng)
+
+    for inp, tgt in stream():
+        if step >= total or stop["flag"]:
+            break
+        if args.max_seconds > 0 and time.monotonic() - started > args.max_seconds:
+            budget_hit = True
+            break
+        loss = train_step(inp, tgt, step)
+        step += 1
+        if step in save_steps:
+            path = "%s.step%d.gguf" % (args.out, step)
+            export(path)
+            emit({"event": "checkpoint", "step": step, "output": path})
+        emit({"event": "step", "step": step, "epoch": round(step / steps_per_epoch, 4), "loss": round(loss.item(), 5),
+              "progress": round(step / total, 4), "elapsed": round(time.monotonic() - started, 2)})
+        if step % steps_per_epoch == 0 and step < total:
             v = val_loss()
             if v is not None:
-                emit({"event": "eval", "step": step, "epoch": epoch, "val_loss": round(v, 5)})
-            continue
-        break
+                emit({"event": "eval", "step": step, "epoch": step // steps_per_epoch, "val_loss": round(v, 5)})
     if stop["flag"]:
         emit({"event": "cancelled", "step": step})
         return 3
 
-    if args.mode == "full":
-        import numpy as np
-        raw = bytearray(g.raw)
-        state = {
-            "token_embd.weight": model.embd, "output_norm.weight": model.norm, "output.weight": model.out,
-        }
-        for i, b in enumerate(model.blocks):
-            p = "blk.%d." % i
-            state.update({p + "attn_norm.weight": b.attn_norm, p + "ffn_norm.weight": b.ffn_norm,
-                          p + "attn_q.weight": b.q.weight, p + "attn_k.weight": b.k.weight,
-                          p + "attn_v.weight": b.v.weight, p + "attn_output.weight": b.o.weight,
-                          p + "ffn_gate.weight": b.gate.weight, p + "ffn_up.weight": b.up.weight,
-                          p + "ffn_down.weight": b.down.weight})
-        for name, dims, typ, off in g.tensors:
-            arr = state[name].detach().numpy().astype("<f4")
-            raw[off:off + arr.size * 4] = arr.tobytes()
-        tmp = args.out + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, args.out)
-        kind = "model"
-    else:
-        names = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "gate": "ffn_gate", "up": "ffn_up",
-                 "down": "ffn_down"}
-        tensors = []
-        for i, b in enumerate(model.blocks):
-            for short, gname in names.items():
-                m = getattr(b, short)
-                if hasattr(m, "a"):
-                    base_name = "blk.%d.%s.weight" % (i, gname)
-                    tensors.append((base_name + ".lora_a", m.a.detach().numpy()))
-                    tensors.append((base_name + ".lora_b", m.b.detach().numpy()))
-        kvs = [("general.architecture", 8, "llama"), ("general.type", 8, "adapter"), ("adapter.type", 8, "lora"),
-               ("adapter.lora.alpha", 6, float(args.alpha))]
-        write_gguf(args.out, kvs, tensors)
-        kind = "lora"
+    kind = export(args.out)
     v = val_loss()
     emit({"event": "done", "output": args.out, "kind": kind, "steps": step, "epochs": round(step / steps_per_epoch, 4),
           "val_loss": None if v is None else round(v, 5), "seconds": round(time.monotonic() - started, 2),
