@@ -1,7 +1,8 @@
 // Command flywheel is the data flywheel service: one binary that serves the
 // REST API with workers (serve), runs workers only (worker), migrates the
 // database (migrate), drives jobs (jobs …), loads production logs (load),
-// checks and repairs consistency (doctor), runs a complete demo (demo), and
+// checks and repairs consistency (doctor), backs up the SQLite database
+// (backup), runs a complete demo (demo), and
 // starts development fakes (dev …).
 package main
 
@@ -73,7 +74,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	pf.StringVar(&g.token, "token", "", "API token for jobs commands (env FLYWHEEL_TOKEN; see 'flywheel tokens')")
 
 	root.AddCommand(newServeCommand(g), newWorkerCommand(g), newMigrateCommand(g), newLoadCommand(g), newDoctorCommand(g),
-		newDemoCommand(g), newDevCommand(g), newTokensCommand(g))
+		newDemoCommand(g), newDevCommand(g), newTokensCommand(g), newBackupCommand(g))
 	root.AddCommand(cli.NewJobsCommand(cli.Options{ServerURL: func() string { return g.server }, Token: g.apiToken,
 		Stdout: stdout, Stderr: stderr}))
 	return root
