@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -122,9 +123,11 @@ type Engine struct {
 	mu      sync.Mutex
 	running map[string]map[*runningStage]struct{} // by run id
 	held    map[int64]time.Time                   // job id → zero while held, else when released
-	started bool
-	stopHB  context.CancelFunc
-	hbDone  chan struct{}
+	// lastBeat is when the last successful heartbeat was taken (unix ns).
+	lastBeat atomic.Int64
+	started  bool
+	stopHB   context.CancelFunc
+	hbDone   chan struct{}
 
 	listener *pgxpool.Pool // Postgres only
 }
@@ -383,6 +386,10 @@ func (e *Engine) heartbeat(ctx context.Context) {
 	host, _ := os.Hostname()
 	w := store.Worker{ID: e.opts.ProcessID, Hostname: host, PID: os.Getpid(), StartedAt: e.now()}
 	interval := max(min(e.opts.HeartbeatInterval, e.opts.LeaseTTL/3), 50*time.Millisecond)
+	e.lastBeat.Store(e.now().UnixNano())
+	fenceDone := make(chan struct{})
+	go e.fence(ctx, interval, fenceDone)
+	defer func() { <-fenceDone }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -393,6 +400,8 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		held := e.heldJobs()
 		if err := e.store.HeartbeatHolding(ctx, w, held, at); err != nil && ctx.Err() == nil {
 			e.logger.WarnContext(ctx, "Heartbeat failed", "error", err)
+		} else if err == nil {
+			e.lastBeat.Store(at.UnixNano())
 		}
 		if err := e.store.RenewLeases(ctx, e.opts.ProcessID, e.now().Add(e.opts.LeaseTTL)); err != nil && ctx.Err() == nil {
 			e.logger.WarnContext(ctx, "Lease renewal failed", "error", err)
@@ -402,6 +411,48 @@ func (e *Engine) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// ErrLostContact is the cause of a stage context cancelled because this
+// process could not record a heartbeat for nearly engine.dead_after: other
+// processes are about to take its stages over, so it stops working on them.
+var ErrLostContact = errors.New("this process lost contact with the database; its stages are handed to other processes")
+
+// fence stops this process's stages once it has gone without a successful
+// heartbeat for DeadAfter less one interval, before other processes take
+// them over, so that a stage never runs in two processes for long.
+func (e *Engine) fence(ctx context.Context, interval time.Duration, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	fenced := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		since := e.now().Sub(time.Unix(0, e.lastBeat.Load()))
+		if since <= e.opts.DeadAfter-interval {
+			fenced = false
+			continue
+		}
+		if fenced {
+			continue
+		}
+		fenced = true
+		e.mu.Lock()
+		n := 0
+		for _, stages := range e.running {
+			for rs := range stages {
+				rs.cancel(ErrLostContact)
+				n++
+			}
+		}
+		e.mu.Unlock()
+		e.logger.ErrorContext(ctx, "No heartbeat recorded for too long; stopping this process's stages so that others take them over",
+			"since_last_heartbeat", since.Round(time.Millisecond), "dead_after", e.opts.DeadAfter, "stages_stopped", n)
 	}
 }
 

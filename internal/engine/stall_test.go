@@ -418,3 +418,49 @@ func TestDatabaseConnectionsDropped(t *testing.T) {
 	}
 	require.Empty(t, errs, "resources created more than once")
 }
+
+// TestWorkerCutOffStopsItsStages: a worker that cannot record a heartbeat
+// for nearly dead_after stops its stages (their contexts end with
+// ErrLostContact) before other processes take them over, so that a stage
+// does not run in two processes at once.
+func TestWorkerCutOffStopsItsStages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := storetest.NewPostgresDatabase(t)
+	u, err := url.Parse(dbURL)
+	require.NoError(t, err)
+	proxy := newTCPProxy(t, u.Host)
+	api := setup(t, store.Postgres, setupOpts{dbURL: dbURL, candidates: oneCandidate(), mutate: func(b *testBundle) { b.opts.Workers = 0 }})
+	u.Host = proxy.addr()
+	started := make(chan flywheel.EvalRequest, 8)
+	w := setup(t, store.Postgres, setupOpts{dbURL: u.String(), candidates: oneCandidate(), mutate: func(b *testBundle) {
+		b.platform = api.platform
+		b.evaluator.Block = true
+		b.evaluator.Started = started
+		b.opts.LeaseTTL = 3 * time.Second
+		b.opts.HeartbeatInterval = 500 * time.Millisecond
+		b.opts.DeadAfter = 1500 * time.Millisecond
+	}})
+	run := api.create(t)
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no evaluation started")
+	}
+	require.Empty(t, w.evaluator.CancelledAt())
+	proxy.hold()
+	held := time.Now()
+	require.Eventually(t, func() bool { return len(w.evaluator.CancelledAt()) > 0 }, 10*time.Second, 20*time.Millisecond,
+		"the cut-off worker stops its stages")
+	stopped := w.evaluator.CancelledAt()[0].Sub(held)
+	require.Greater(t, stopped, 500*time.Millisecond, "not before its heartbeat is overdue")
+	t.Logf("worker cut off: its stages stopped %s later (dead_after 1.5s)", stopped.Round(time.Millisecond))
+	proxy.release()
+	_, err = api.engine.CancelJob(ctx, run.ID)
+	require.NoError(t, err)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	r, err := api.engine.WaitFinished(wctx, run.ID, 20*time.Millisecond)
+	require.NoError(t, err)
+	require.Equal(t, flywheel.RunCancelled, r.Status)
+}

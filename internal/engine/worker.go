@@ -101,6 +101,9 @@ func (e *Engine) work(ctx context.Context, job *river.Job[StageArgs]) error {
 	res, err := e.runner.Run(runCtx, call)
 	if err != nil {
 		switch {
+		case errors.Is(context.Cause(ctx), ErrLostContact):
+			log.ErrorContext(ctx, "Stage stopped: this process lost contact with the database", "error", err)
+			return fmt.Errorf("%w: %w", ErrLostContact, err)
 		case errors.Is(context.Cause(ctx), ErrRunCancelled):
 			log.InfoContext(ctx, "Stage stopped: run cancelled")
 			e.metrics.outcome(a.Stage, "cancelled", e.now().Sub(started))
@@ -186,7 +189,8 @@ const (
 // if the outcome still cannot be committed, complete returns the error so
 // that River retries the attempt (stages are idempotent): never is the job
 // done while its stage is not. The commit does not depend on the stage's
-// context: an outcome reached is committed even if the process is stopping.
+// context: an outcome reached is committed even if the process is stopping
+// (though not retried once that context has ended).
 func (e *Engine) complete(ctx context.Context, job *river.Job[StageArgs], res stage.Result) error {
 	wait := completeBackoff
 	for try := 1; ; try++ {
@@ -196,7 +200,7 @@ func (e *Engine) complete(ctx context.Context, job *river.Job[StageArgs], res st
 		if err == nil {
 			return nil
 		}
-		if try >= completeAttempts {
+		if try >= completeAttempts || ctx.Err() != nil {
 			e.metrics.retry(job.Args.Stage)
 			return fmt.Errorf("commit outcome %s of stage %s (tried %d times): %w", res.Status, job.Args.Stage, try, err)
 		}
