@@ -47,6 +47,9 @@ const (
 
 // Schema is the part of a JSON schema the checker reads.
 type Schema struct {
+	// Name is the function name the tool was offered under (set on a
+	// tool's parameter schema by ParseTools).
+	Name string
 	// Type is the schema's "type": one name or several.
 	Type       []string
 	Properties map[string]*Schema
@@ -101,7 +104,11 @@ func parseToolsValid(raw []byte) (Tools, error) {
 			})
 		})
 		if name != "" {
-			out[normName(name)] = parseSchema(params)
+			s := parseSchema(params)
+			if s != nil {
+				s.Name = name
+			}
+			out[normName(name)] = s
 		}
 		return nil
 	})
@@ -178,8 +185,8 @@ func isNullJSON(b []byte) bool {
 
 // Answer is the expected calls of one item with the acceptable values of
 // each argument (BFCL's possible answer). An acceptable list containing ""
-// means the argument may be left out. A nested object's acceptable value
-// is itself a map of acceptable lists.
+// means the argument may be left out. An object's acceptable value is a
+// map of acceptable lists (BFCL's dict answers) or a literal object.
 type Answer []AnswerCall
 
 // AnswerCall is one expected call.
@@ -325,17 +332,21 @@ func CheckCalls(tools Tools, pred []Call, want Answer) Check {
 	case len(pred) != len(want):
 		return Check{Class: ClassWrongCount, Detail: fmt.Sprintf("expected %d call(s), got %d", len(want), len(pred))}
 	}
-	predNames := make([]string, len(pred))
-	wantNames := make([]string, len(want))
-	for i, c := range pred {
-		predNames[i] = normName(c.Name)
-	}
-	for i, c := range want {
-		wantNames[i] = normName(c.Name)
-	}
-	slices.Sort(predNames)
-	slices.Sort(wantNames)
-	if !slices.Equal(predNames, wantNames) {
+	// Every predicted function must be one of the expected ones, under the
+	// name it was offered (an answer's "math.factorial" is served as
+	// "math_factorial" to providers that forbid dots); the predicted name is
+	// never rewritten.
+	if _, unmatched := matchAll(len(want), len(pred), func(wi, pi int) bool { return nameOK(tools, pred[pi].Name, want[wi].Name) }); unmatched >= 0 {
+		predNames := make([]string, len(pred))
+		wantNames := make([]string, len(want))
+		for i, c := range pred {
+			predNames[i] = c.Name
+		}
+		for i, c := range want {
+			wantNames[i] = c.Name
+		}
+		slices.Sort(predNames)
+		slices.Sort(wantNames)
 		return Check{Class: ClassWrongName, Detail: fmt.Sprintf("called %s, expected %s",
 			strings.Join(predNames, ", "), strings.Join(wantNames, ", "))}
 	}
@@ -349,33 +360,13 @@ func CheckCalls(tools Tools, pred []Call, want Answer) Check {
 			ok[wi][pi] = checkOne(tools, p, w).Valid
 		}
 	}
-	predFor := make([]int, len(pred)) // expected call matched to each predicted call
-	for i := range predFor {
-		predFor[i] = -1
-	}
-	var augment func(wi int, seen []bool) bool
-	augment = func(wi int, seen []bool) bool {
-		for pi := range pred {
-			if !ok[wi][pi] || seen[pi] {
-				continue
-			}
-			seen[pi] = true
-			if predFor[pi] < 0 || augment(predFor[pi], seen) {
-				predFor[pi] = wi
-				return true
-			}
-		}
-		return false
-	}
-	for wi := range want {
-		if augment(wi, make([]bool, len(pred))) {
-			continue
-		}
+	predFor, wi := matchAll(len(want), len(pred), func(wi, pi int) bool { return ok[wi][pi] })
+	if wi >= 0 {
 		// Explain the failure with the first predicted call of the same
 		// function that is not taken, else any of that function.
 		var fallback *Check
 		for pi, p := range pred {
-			if normName(p.Name) != normName(want[wi].Name) {
+			if !nameOK(tools, p.Name, want[wi].Name) {
 				continue
 			}
 			ch := checkOne(tools, p, want[wi])
@@ -394,13 +385,54 @@ func CheckCalls(tools Tools, pred []Call, want Answer) Check {
 	return Check{Valid: true}
 }
 
+// matchAll finds a maximum matching of nw expected to np predicted calls
+// where ok allows a pair. It returns the expected call matched to each
+// predicted call (-1: none) and the first expected call left unmatched
+// (-1 when all are matched).
+func matchAll(nw, np int, ok func(wi, pi int) bool) ([]int, int) {
+	predFor := make([]int, np)
+	for i := range predFor {
+		predFor[i] = -1
+	}
+	var augment func(wi int, seen []bool) bool
+	augment = func(wi int, seen []bool) bool {
+		for pi := range np {
+			if !ok(wi, pi) || seen[pi] {
+				continue
+			}
+			seen[pi] = true
+			if predFor[pi] < 0 || augment(predFor[pi], seen) {
+				predFor[pi] = wi
+				return true
+			}
+		}
+		return false
+	}
+	for wi := range nw {
+		if !augment(wi, make([]bool, np)) {
+			return predFor, wi
+		}
+	}
+	return predFor, -1
+}
+
+// nameOK reports whether a predicted function name is the expected one:
+// the name the expected function was offered under when the tools say,
+// else the expected name as written or with its dots as underscores.
+func nameOK(tools Tools, pred, want string) bool {
+	if s := tools[normName(want)]; s != nil && s.Name != "" {
+		return pred == s.Name
+	}
+	return pred == want || pred == normName(want)
+}
+
 // checkOne checks one predicted call against one expected call.
 func checkOne(tools Tools, p Call, w AnswerCall) Check {
-	name := normName(p.Name)
-	if name != normName(w.Name) {
+	if !nameOK(tools, p.Name, w.Name) {
 		return Check{Class: ClassWrongName, Detail: fmt.Sprintf("called %s, expected %s", p.Name, w.Name)}
 	}
-	schema := tools[name]
+	name := p.Name
+	schema := tools[normName(w.Name)]
 	if schema != nil {
 		for _, r := range schema.Required {
 			accs, inAnswer := w.Params[r]
@@ -425,15 +457,20 @@ func checkOne(tools Tools, p Call, w AnswerCall) Check {
 			return Check{Class: ClassUnexpectedParam, Detail: fmt.Sprintf("%s: unexpected argument %q", name, k)}
 		}
 	}
+	var props map[string]*Schema
+	if schema != nil {
+		props = schema.Properties
+	}
 	for _, k := range keys {
 		v := p.Args[k]
-		if v == nil && slices.ContainsFunc(w.Params[k], func(a any) bool { return a == nil }) {
+		accs := valuesFor(w.Params[k], props[k])
+		if v == nil && slices.ContainsFunc(accs, func(a any) bool { return a == nil }) {
 			continue
 		}
-		if acceptable(v, w.Params[k]) {
+		if acceptable(v, accs) {
 			continue // a value the answer lists is never a type error
 		}
-		if _, isString := v.(string); isString && slices.ContainsFunc(w.Params[k], isNonEmptyString) {
+		if _, isString := v.(string); isString && slices.ContainsFunc(accs, isNonEmptyString) {
 			// BFCL tolerates a string where another type is declared when
 			// the answer is a string too (a variable name such as
 			// "data['sales']"); the value check decides.
@@ -446,7 +483,7 @@ func checkOne(tools Tools, p Call, w AnswerCall) Check {
 		}
 	}
 	for _, k := range keys {
-		if !acceptable(p.Args[k], w.Params[k]) {
+		if !acceptable(p.Args[k], valuesFor(w.Params[k], props[k])) {
 			return Check{Class: ClassValueError, Detail: fmt.Sprintf("%s: argument %q = %s is not acceptable", name, k, Canonical(p.Args[k]))}
 		}
 	}
@@ -461,6 +498,21 @@ func checkOne(tools Tools, p Call, w AnswerCall) Check {
 		}
 	}
 	return Check{Valid: true}
+}
+
+// valuesFor returns the acceptable values of an argument as values: the
+// "may omit" marker "" is a value only for an argument whose schema
+// allows a string (or that has no schema type).
+func valuesFor(accs []any, s *Schema) []any {
+	if s == nil || len(s.Type) == 0 || !slices.ContainsFunc(accs, isOmitMarker) {
+		return accs
+	}
+	for _, t := range s.Type {
+		if hasType("", t) {
+			return accs
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(accs), isOmitMarker)
 }
 
 // isOmitMarker reports whether an acceptable value is BFCL's "" (may be
@@ -559,22 +611,7 @@ func matchValue(v, a any) bool {
 		if !ok {
 			return false
 		}
-		for k, e := range obj {
-			l, ok := acc[k].([]any)
-			if !ok || !acceptable(e, l) {
-				return false
-			}
-		}
-		for k, l := range acc {
-			if _, ok := obj[k]; ok {
-				continue
-			}
-			ll, _ := l.([]any)
-			if !slices.ContainsFunc(ll, isOmitMarker) {
-				return false
-			}
-		}
-		return true
+		return matchAcceptableMap(obj, acc) || matchLiteralMap(obj, acc)
 	case []any:
 		list, ok := v.([]any)
 		if !ok || len(list) != len(acc) {
@@ -599,6 +636,48 @@ func matchValue(v, a any) bool {
 	}
 }
 
+// matchAcceptableMap matches an object against an answer object whose
+// every value is a list of acceptable values (BFCL's dict answers): each
+// key of obj must be acceptable, and a missing key must be omittable.
+func matchAcceptableMap(obj, acc map[string]any) bool {
+	for _, l := range acc {
+		if _, ok := l.([]any); !ok {
+			return false
+		}
+	}
+	for k, e := range obj {
+		l, ok := acc[k].([]any)
+		if !ok || !acceptable(e, l) {
+			return false
+		}
+	}
+	for k, l := range acc {
+		if _, ok := obj[k]; ok {
+			continue
+		}
+		if !slices.ContainsFunc(l.([]any), isOmitMarker) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchLiteralMap matches an object against a literal answer object (an
+// object nested inside an acceptable value): the same keys, each value
+// matching.
+func matchLiteralMap(obj, acc map[string]any) bool {
+	if len(obj) != len(acc) {
+		return false
+	}
+	for k, e := range obj {
+		a, ok := acc[k]
+		if !ok || !matchValue(e, a) {
+			return false
+		}
+	}
+	return true
+}
+
 // normString is BFCL's string normalisation: lower case, without spaces
 // and the characters , . / - _ * ^, with single quotes as double quotes.
 func normString(s string) string {
@@ -606,7 +685,7 @@ func normString(s string) string {
 	sb.Grow(len(s))
 	for _, r := range strings.ToLower(s) {
 		switch r {
-		case ' ', '\t', '\n', ',', '.', '/', '-', '_', '*', '^':
+		case ' ', ',', '.', '/', '-', '_', '*', '^':
 			continue
 		case '\'':
 			sb.WriteRune('"')

@@ -53,7 +53,7 @@ func TestBFCLAgreement(t *testing.T) {
 	})
 
 	var total, agreeBFCL, agreeBFCLTypes, agreeBFCLOrig, agreeFly, bothReject, sameClass int
-	flyDiff := map[string]int{}
+	flyDiff, flyExample, classDiff := map[string]int{}, map[string]string{}, map[string]int{}
 	var firstBFCLDiffs []string
 	readLines(t, filepath.Join(dir, "pairs.jsonl"), func(line int, b []byte) {
 		var raw struct {
@@ -104,12 +104,19 @@ func TestBFCLAgreement(t *testing.T) {
 			if !fly.Valid {
 				verdict = "rejects (" + fly.Class + ")"
 			}
-			flyDiff[fmt.Sprintf("%-40s BFCL %-55s flywheel %s", variantFamily(raw.Variant), orDash(raw.BFCL.ErrorType), verdict)]++
+			key := fmt.Sprintf("%-40s BFCL %-55s flywheel %s", variantFamily(raw.Variant), orDash(raw.BFCL.ErrorType), verdict)
+			flyDiff[key]++
+			if _, ok := flyExample[key]; !ok {
+				ex := fmt.Sprintf("%s %s", raw.ID, raw.Pred)
+				flyExample[key] = ex[:min(len(ex), 300)]
+			}
 		}
 		if !fly.Valid && !raw.BFCL.Valid {
 			bothReject++
 			if c := bfclClassOf(raw.BFCL.ErrorType, len(pred)); c == "" || c == fly.Class {
 				sameClass++
+			} else {
+				classDiff[fmt.Sprintf("BFCL %s, flywheel %s (%s)", raw.BFCL.ErrorType, fly.Class, variantFamily(raw.Variant))]++
 			}
 		}
 	})
@@ -129,6 +136,17 @@ func TestBFCLAgreement(t *testing.T) {
 	slices.SortFunc(keys, func(a, b string) int { return flyDiff[b] - flyDiff[a] })
 	for _, k := range keys {
 		t.Logf("  flywheel differs %6d× %s", flyDiff[k], k)
+		if testing.Verbose() {
+			t.Logf("      e.g. %s", flyExample[k])
+		}
+	}
+	keys = keys[:0]
+	for k := range classDiff {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return classDiff[b] - classDiff[a] })
+	for _, k := range keys {
+		t.Logf("  both reject, other class %6d× %s", classDiff[k], k)
 	}
 	require.Equal(t, total, agreeBFCL, "bfcl mode disagreements:\n%s", strings.Join(firstBFCLDiffs, "\n"))
 	require.Equal(t, total, agreeBFCLTypes, "bfcl mode with the inferred category")
