@@ -1,0 +1,368 @@
+// Package redact removes secrets and personal data from logged chat
+// completions before they are stored. A Redactor holds a set of detectors;
+// Record rewrites every string of a record's request and response JSON
+// (tool-call arguments included: they are JSON text inside a string, and
+// their values are redacted as text) and replaces each finding with a
+// placeholder such as <EMAIL_1>. Within one record the same value always
+// gets the same placeholder, so a tool call's arguments stay consistent with
+// the user's message.
+package redact
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+)
+
+// Built-in detector names.
+const (
+	Secrets = "secrets" // API keys, bearer tokens, JWTs, private keys, passwords in URLs
+	Cards   = "cards"   // payment card numbers (Luhn-checked)
+	Email   = "email"   // e-mail addresses
+	Phone   = "phone"   // phone numbers
+	IBAN    = "iban"    // IBANs (mod-97 checked)
+	IP      = "ip"      // IPv4 and IPv6 addresses
+)
+
+// Builtins lists the built-in detectors in the order they run.
+var Builtins = []string{Secrets, Cards, IBAN, Email, Phone, IP}
+
+// DefaultDetectors are the detectors on when the configuration names none.
+var DefaultDetectors = []string{Secrets, Cards}
+
+// Custom is a detector defined by a regular expression (Go syntax). When the
+// expression has a capturing group, only the first group is replaced.
+type Custom struct {
+	Name    string `yaml:"name" json:"name"`
+	Pattern string `yaml:"pattern" json:"pattern"`
+}
+
+// Config selects the detectors of a Redactor.
+type Config struct {
+	// Detectors names the built-in detectors to run (see Builtins); nil
+	// means DefaultDetectors, an empty non-nil slice none.
+	Detectors []string `yaml:"detectors" json:"detectors"`
+	// Custom adds detectors from regular expressions.
+	Custom []Custom `yaml:"custom" json:"custom"`
+	// Disabled turns redaction off altogether.
+	Disabled bool `yaml:"disabled" json:"disabled"`
+}
+
+// Counts is how many values each detector replaced, by detector name.
+type Counts map[string]int
+
+// Add adds o to c.
+func (c Counts) Add(o Counts) {
+	for k, v := range o {
+		c[k] += v
+	}
+}
+
+// Total is the sum of the counts.
+func (c Counts) Total() int {
+	n := 0
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// detector finds the values to replace in a string.
+type detector struct {
+	name  string
+	label string // placeholder prefix, e.g. EMAIL
+	// maybe is a cheap test that s may hold a finding (nil: always run).
+	maybe func(s string) bool
+	// find returns the [start, end) byte ranges to replace, in order and
+	// not overlapping.
+	find func(s string) [][2]int
+}
+
+// Redactor redacts records. It is safe for concurrent use.
+type Redactor struct {
+	detectors []detector
+}
+
+// New returns the Redactor of cfg, or an error naming the bad detector or
+// pattern. A disabled config, or one with no detector, gives a Redactor
+// that changes nothing.
+func New(cfg Config) (*Redactor, error) {
+	r := &Redactor{}
+	if cfg.Disabled {
+		return r, nil
+	}
+	names := cfg.Detectors
+	if names == nil {
+		names = DefaultDetectors
+	}
+	for _, n := range names {
+		if !slices.Contains(Builtins, strings.ToLower(strings.TrimSpace(n))) {
+			return nil, fmt.Errorf("redaction detector %q: unknown (one of %s)", n, strings.Join(Builtins, ", "))
+		}
+	}
+	for _, b := range Builtins {
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(strings.TrimSpace(n), b) }) {
+			continue
+		}
+		r.detectors = append(r.detectors, builtin(b))
+	}
+	seen := map[string]bool{}
+	for i, c := range cfg.Custom {
+		name := strings.TrimSpace(c.Name)
+		if name == "" {
+			return nil, fmt.Errorf("redaction custom[%d].name: empty", i)
+		}
+		if slices.Contains(Builtins, strings.ToLower(name)) || seen[strings.ToLower(name)] {
+			return nil, fmt.Errorf("redaction custom[%d].name %q: already a detector", i, name)
+		}
+		seen[strings.ToLower(name)] = true
+		re, err := regexp.Compile(c.Pattern)
+		if err != nil {
+			return nil, fmt.Errorf("redaction custom[%d] (%s).pattern: %w", i, name, err)
+		}
+		if re.MatchString("") {
+			return nil, fmt.Errorf("redaction custom[%d] (%s).pattern: matches the empty string", i, name)
+		}
+		r.detectors = append(r.detectors, detector{name: name, label: label(name), find: regexFinder(re, nil)})
+	}
+	return r, nil
+}
+
+// MustNew is New for configurations known to be valid (tests, defaults).
+func MustNew(cfg Config) *Redactor {
+	r, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Enabled reports whether r has any detector.
+func (r *Redactor) Enabled() bool { return r != nil && len(r.detectors) > 0 }
+
+// Detectors returns the names of r's detectors, in the order they run.
+func (r *Redactor) Detectors() []string {
+	if r == nil {
+		return nil
+	}
+	out := make([]string, len(r.detectors))
+	for i, d := range r.detectors {
+		out[i] = d.name
+	}
+	return out
+}
+
+// label makes a placeholder prefix of a detector name.
+func label(name string) string {
+	var b strings.Builder
+	for _, c := range strings.ToUpper(name) {
+		if (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// state is the placeholders of one record.
+type state struct {
+	seen   map[string]string // detector label + "\x00" + value → placeholder
+	next   map[string]int    // label → last number used
+	counts Counts
+}
+
+func (st *state) placeholder(d *detector, value string) string {
+	if st.seen == nil {
+		st.seen, st.next = map[string]string{}, map[string]int{}
+	}
+	key := d.label + "\x00" + value
+	if p, ok := st.seen[key]; ok {
+		return p
+	}
+	st.next[d.label]++
+	p := "<" + d.label + "_" + strconv.Itoa(st.next[d.label]) + ">"
+	st.seen[key] = p
+	return p
+}
+
+// Text redacts one string on its own (placeholders numbered from 1).
+func (r *Redactor) Text(s string) (string, Counts) {
+	st := state{counts: Counts{}}
+	return r.text(s, &st), st.counts
+}
+
+func (r *Redactor) text(s string, st *state) string {
+	for i := range r.detectors {
+		d := &r.detectors[i]
+		if d.maybe != nil && !d.maybe(s) {
+			continue
+		}
+		locs := d.find(s)
+		if len(locs) == 0 {
+			continue
+		}
+		var b strings.Builder
+		b.Grow(len(s))
+		prev := 0
+		for _, l := range locs {
+			b.WriteString(s[prev:l[0]])
+			b.WriteString(st.placeholder(d, s[l[0]:l[1]]))
+			prev = l[1]
+		}
+		b.WriteString(s[prev:])
+		s = b.String()
+		st.counts[d.name] += len(locs)
+	}
+	return s
+}
+
+// Record redacts rec's request and response in place and returns what it
+// replaced. Placeholders are consistent across the request and the
+// response. The JSON keeps its layout: only string values change (object
+// keys never do). A record whose JSON cannot be read is left as it is (the
+// parser rejects it). When something changed, a precomputed ContentHash is
+// computed again.
+func (r *Redactor) Record(rec *flywheel.LogRecord) Counts {
+	if !r.Enabled() {
+		return nil
+	}
+	st := state{counts: Counts{}}
+	req, okReq := r.json(rec.Request, &st)
+	resp, okResp := r.json(rec.Response, &st)
+	if st.counts.Total() == 0 {
+		return st.counts
+	}
+	if okReq {
+		rec.Request = req
+	}
+	if okResp {
+		rec.Response = resp
+	}
+	if rec.ContentHash != "" {
+		rec.ContentHash = rec.HashCompact()
+	}
+	return st.counts
+}
+
+// Records redacts every record of recs in place and returns the total counts.
+func (r *Redactor) Records(recs []flywheel.LogRecord) Counts {
+	total := Counts{}
+	if !r.Enabled() {
+		return total
+	}
+	for i := range recs {
+		total.Add(r.Record(&recs[i]))
+	}
+	return total
+}
+
+// json rewrites the string values of raw. ok is false when raw is not
+// JSON this scanner can read; then raw is returned unchanged.
+func (r *Redactor) json(raw json.RawMessage, st *state) (json.RawMessage, bool) {
+	if len(raw) == 0 {
+		return raw, true
+	}
+	var out []byte // nil until something changes
+	prev := 0
+	i := 0
+	for i < len(raw) {
+		c := raw[i]
+		if c != '"' {
+			i++
+			continue
+		}
+		end, ok := stringEnd(raw, i)
+		if !ok {
+			return raw, false
+		}
+		// An object key is followed by a colon.
+		j := end
+		for j < len(raw) && (raw[j] == ' ' || raw[j] == '\t' || raw[j] == '\n' || raw[j] == '\r') {
+			j++
+		}
+		if j < len(raw) && raw[j] == ':' {
+			i = end
+			continue
+		}
+		lit := raw[i:end]
+		var s string
+		if bytes.IndexByte(lit, '\\') < 0 {
+			s = string(lit[1 : len(lit)-1])
+		} else if err := json.Unmarshal(lit, &s); err != nil {
+			return raw, false
+		}
+		red := r.text(s, st)
+		if red != s {
+			if out == nil {
+				out = make([]byte, 0, len(raw)+64)
+			}
+			out = append(out, raw[prev:i]...)
+			out = appendString(out, red)
+			prev = end
+		}
+		i = end
+	}
+	if out == nil {
+		return raw, true
+	}
+	out = append(out, raw[prev:]...)
+	return out, true
+}
+
+// stringEnd returns the index just past the JSON string starting at raw[i].
+func stringEnd(raw []byte, i int) (int, bool) {
+	for j := i + 1; j < len(raw); j++ {
+		switch raw[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1, true
+		}
+	}
+	return 0, false
+}
+
+// appendString appends s as a JSON string without HTML escaping.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else if r == '\u2028' || r == '\u2029' {
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
