@@ -1,13 +1,19 @@
-// Package capture is an OpenAI-compatible capture proxy: an application
-// points its base URL at Flywheel and sends POST /v1/chat/completions;
-// the proxy forwards the call to the configured upstream model, returns the
-// upstream answer unchanged (status, headers and body, streamed chunk by
-// chunk when the answer is a server-sent event stream), and records the
-// request and the answer as a flywheel.LogRecord.
+// Package capture is an OpenAI-compatible gateway that records: an
+// application points its OpenAI base URL at Flywheel's /v1, and every call
+// under /v1 (models, embeddings, completions, chat completions, responses,
+// files, batches, audio, …; any method) is forwarded to the same path and
+// query string upstream, its body streamed, and the upstream answer
+// returned unchanged (status, headers and body, passed on as it arrives).
+// Two calls are also recorded as a flywheel.LogRecord in the blueprint's
+// log format: POST /v1/chat/completions as it is, and POST /v1/responses
+// (OpenAI's Responses API) converted to a chat completion request and
+// answer (see responses.go).
 //
 // Only the request headers an OpenAI-compatible server uses go upstream
-// (Content-Type, Accept, User-Agent, OpenAI-Organization, OpenAI-Project,
-// OpenAI-Beta, X-Request-ID, X-Stainless-*, trace context); never the
+// (Content-Type, Content-Encoding, Accept, User-Agent, OpenAI-Organization,
+// OpenAI-Project, OpenAI-Beta, X-Request-ID, Idempotency-Key,
+// X-Stainless-*, trace context, and Accept-Encoding on calls that are not
+// recorded); never the
 // caller's cookies or other credentials. Authorization is the configured
 // upstream key, or the caller's only when Config.ForwardAuthorization asks
 // for it. Upstream cookies (Set-Cookie) and headers that would act on
@@ -25,9 +31,12 @@
 // in batches. When the queue is full, or storing fails, the application has
 // its answer anyway and the loss is counted in
 // flywheel_capture_records_total. Only successful (2xx) answers are
-// recorded; a streamed answer is reassembled into a chat.completion object
-// (content, tool calls with their incremental arguments, usage) and
-// recorded only when the stream ended normally.
+// recorded; a streamed answer is reassembled (a chat.completion from its
+// chunks: content, tool calls with their incremental arguments, usage; a
+// Responses API object from its terminal event, or from its output item
+// and delta events) and recorded only when the stream ended normally.
+// The body of a recorded call is read whole (at most MaxBodyBytes); the
+// body of any other call is streamed both ways with no size limit.
 package capture
 
 import (
@@ -57,7 +66,7 @@ const (
 	HeaderClientID   = "X-Client-Id"
 )
 
-// Path is the route the proxy serves.
+// Path is the chat completions route, recorded as it is.
 const Path = "/v1/chat/completions"
 
 // Defaults of Config.
@@ -114,9 +123,10 @@ type Config struct {
 	QueueSize int
 	// BatchSize is the most records stored at once (default BatchSizeDefault).
 	BatchSize int
-	// MaxBodyBytes caps a request body (413 above it) and the answer kept
-	// for the record (longer answers are forwarded but not recorded)
-	// (default MaxBodyBytesDefault).
+	// MaxBodyBytes caps the request body of a recorded call (413 above
+	// it) and the answer kept for the record (longer answers are forwarded
+	// but not recorded) (default MaxBodyBytesDefault). Other calls are
+	// streamed and not capped.
 	MaxBodyBytes int64
 	// DrainTimeout bounds storing the queued records once Run's ctx ends
 	// (default DrainTimeoutDefault).
@@ -194,7 +204,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.metrics = metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flywheel_capture_requests_total",
-			Help: "Chat completion calls through the capture proxy, by outcome (forwarded, upstream_error, bad_request).",
+			Help: "Calls through the capture proxy (every /v1 path), by outcome (forwarded, upstream_error, bad_request).",
 		}, []string{"outcome"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flywheel_capture_records_total",
@@ -226,8 +236,8 @@ func New(cfg Config) (*Proxy, error) {
 // for gzip and decompresses, so the answer can be read for the record.
 func forwardRequestHeader(name string) bool {
 	switch k := http.CanonicalHeaderKey(name); k {
-	case "Content-Type", "Accept", "User-Agent", "Openai-Organization", "Openai-Project", "Openai-Beta",
-		"X-Request-Id", "Traceparent", "Tracestate":
+	case "Content-Type", "Content-Encoding", "Accept", "User-Agent", "Openai-Organization", "Openai-Project", "Openai-Beta",
+		"X-Request-Id", "Idempotency-Key", "Traceparent", "Tracestate":
 		return true
 	default:
 		return strings.HasPrefix(k, "X-Stainless-") // the OpenAI SDKs' client description and retry count
@@ -252,11 +262,38 @@ func forwardResponseHeader(name string) bool {
 	return true
 }
 
-// ServeHTTP forwards one chat completion call and queues its record.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// kind is what the proxy does with a call.
+type kind int
+
+const (
+	passThrough   kind = iota // forwarded, not recorded
+	chatKind                  // POST /v1/chat/completions: recorded as it is
+	responsesKind             // POST /v1/responses: recorded in the chat log format
+)
+
+// classify returns what r is: only POST /v1/chat/completions and POST
+// /v1/responses are recorded; every other path and method under /v1 is
+// passed through.
+func classify(r *http.Request) kind {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", "use POST")
+		return passThrough
+	}
+	switch strings.TrimSuffix(r.URL.Path, "/") {
+	case Path:
+		return chatKind
+	case ResponsesPath:
+		return responsesKind
+	}
+	return passThrough
+}
+
+// ServeHTTP forwards one call to the same path upstream (query string
+// kept) and, for a chat completion or a Responses API call, queues its
+// record.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k := classify(r)
+	if k == passThrough {
+		p.passThrough(w, r)
 		return
 	}
 	start := p.now()
@@ -271,52 +308,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "read request body: "+err.Error())
 		return
 	}
-
-	up, err := http.NewRequestWithContext(r.Context(), http.MethodPost, p.upstream+Path, bytes.NewReader(body))
-	if err != nil {
-		p.metrics.requests.WithLabelValues("upstream_error").Inc()
-		writeError(w, http.StatusBadGateway, "upstream_error", "build upstream request: "+err.Error())
-		return
-	}
-	for k, vs := range r.Header {
-		if forwardRequestHeader(k) {
-			up.Header[k] = vs
-		}
-	}
-	switch {
-	case p.apiKey != "":
-		up.Header.Set("Authorization", "Bearer "+p.apiKey)
-	case p.fwdAuth && r.Header.Get("Authorization") != "":
-		up.Header.Set("Authorization", r.Header.Get("Authorization"))
-	}
-	resp, err := p.client.Do(up)
-	if err != nil {
-		p.metrics.requests.WithLabelValues("upstream_error").Inc()
-		if r.Context().Err() == nil {
-			p.logger.WarnContext(r.Context(), "Upstream call failed", slog.String("error", err.Error()))
-			writeError(w, http.StatusBadGateway, "upstream_error", "upstream: "+err.Error())
-		}
+	resp, ok := p.send(w, r, bytes.NewReader(body), int64(len(body)), false)
+	if !ok {
 		p.count(ResultNotRecorded)
 		return
 	}
 	defer resp.Body.Close()
-	p.metrics.requests.WithLabelValues("forwarded").Inc()
-
-	for k, vs := range resp.Header {
-		if forwardResponseHeader(k) {
-			w.Header()[k] = vs
-		}
-	}
-	if resp.ContentLength >= 0 && !resp.Uncompressed {
-		w.Header().Set("Content-Length", fmt.Sprint(resp.ContentLength))
-	}
-	w.WriteHeader(resp.StatusCode)
+	p.writeHeader(w, resp)
 
 	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
 	var answer json.RawMessage
 	var complete bool
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		answer, complete = p.relayStream(w, resp.Body, ok2xx)
+		var sink streamSink = &chatStream{asm: newAssembler()}
+		if k == responsesKind {
+			sink = newResponsesStream()
+		}
+		answer, complete = p.relayStream(w, resp.Body, ok2xx, sink)
 	} else {
 		answer, complete = p.relay(w, resp.Body, ok2xx)
 	}
@@ -334,6 +342,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.count(ResultNotRecorded)
 		return
 	}
+	if k == responsesKind {
+		req, err := responsesRequestToChat(body)
+		if err == nil {
+			answer, err = responsesToChatCompletion(answer)
+		}
+		if err != nil {
+			p.logger.DebugContext(r.Context(), "Responses API call not recorded", slog.String("error", err.Error()))
+			p.count(ResultNotRecorded)
+			return
+		}
+		body = req
+	}
 	rec := flywheel.LogRecord{
 		WorkloadID: wid,
 		ClientID:   cid,
@@ -346,6 +366,96 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.count(ResultQueueFull)
 	}
+}
+
+// passThrough forwards a call that is not recorded: the request body is
+// streamed upstream and the answer streamed back as it arrives, whatever
+// its size, with the caller's Accept-Encoding so compressed answers pass
+// as they are.
+func (p *Proxy) passThrough(w http.ResponseWriter, r *http.Request) {
+	// Let the upstream answer before the whole upload is read (a refused
+	// file upload); not every connection supports it.
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	var body io.Reader = r.Body
+	if r.ContentLength == 0 {
+		body = http.NoBody
+	}
+	resp, ok := p.send(w, r, body, r.ContentLength, true)
+	if !ok {
+		return
+	}
+	defer resp.Body.Close()
+	p.writeHeader(w, resp)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			_ = rc.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// send forwards r upstream with body, to the same path and query string,
+// with the headers forwardRequestHeader allows and the upstream
+// credentials. On failure it answers the caller (502) and returns false.
+func (p *Proxy) send(w http.ResponseWriter, r *http.Request, body io.Reader, size int64, encoding bool) (*http.Response, bool) {
+	target := p.upstream + r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	up, err := http.NewRequestWithContext(r.Context(), r.Method, target, body)
+	if err != nil {
+		p.metrics.requests.WithLabelValues("upstream_error").Inc()
+		writeError(w, http.StatusBadGateway, "upstream_error", "build upstream request: "+err.Error())
+		return nil, false
+	}
+	up.ContentLength = size
+	if size == 0 {
+		up.Body = http.NoBody
+	}
+	for k, vs := range r.Header {
+		if forwardRequestHeader(k) || (encoding && http.CanonicalHeaderKey(k) == "Accept-Encoding") {
+			up.Header[k] = vs
+		}
+	}
+	switch {
+	case p.apiKey != "":
+		up.Header.Set("Authorization", "Bearer "+p.apiKey)
+	case p.fwdAuth && r.Header.Get("Authorization") != "":
+		up.Header.Set("Authorization", r.Header.Get("Authorization"))
+	}
+	resp, err := p.client.Do(up)
+	if err != nil {
+		p.metrics.requests.WithLabelValues("upstream_error").Inc()
+		if r.Context().Err() == nil {
+			p.logger.WarnContext(r.Context(), "Upstream call failed", slog.String("method", r.Method),
+				slog.String("path", clipID(r.URL.Path)), slog.String("error", err.Error()))
+			writeError(w, http.StatusBadGateway, "upstream_error", "upstream: "+err.Error())
+		}
+		return nil, false
+	}
+	p.metrics.requests.WithLabelValues("forwarded").Inc()
+	return resp, true
+}
+
+// writeHeader passes the upstream status and headers back.
+func (p *Proxy) writeHeader(w http.ResponseWriter, resp *http.Response) {
+	for k, vs := range resp.Header {
+		if forwardResponseHeader(k) {
+			w.Header()[k] = vs
+		}
+	}
+	if resp.ContentLength >= 0 && !resp.Uncompressed {
+		w.Header().Set("Content-Length", fmt.Sprint(resp.ContentLength))
+	}
+	w.WriteHeader(resp.StatusCode)
 }
 
 // relay copies a plain answer to the client, keeping a copy of it (up to
@@ -363,15 +473,44 @@ func (p *Proxy) relay(w http.ResponseWriter, body io.Reader, keep bool) (json.Ra
 	return buf.Bytes(), keep && !capped.over
 }
 
+// streamSink rebuilds the answer a server-sent event stream carries.
+type streamSink interface {
+	// add folds one event's data in; false when it cannot be read.
+	add(data []byte) bool
+	// result returns the rebuilt answer; false when the stream did not end
+	// normally.
+	result() (json.RawMessage, bool)
+}
+
+// chatStream rebuilds a chat.completion from its chunks.
+type chatStream struct {
+	asm  *assembler
+	done bool
+}
+
+func (c *chatStream) add(data []byte) bool {
+	if string(data) == "[DONE]" {
+		c.done = true
+		return true
+	}
+	return c.asm.add(data)
+}
+
+func (c *chatStream) result() (json.RawMessage, bool) {
+	if !c.done && !c.asm.finished() {
+		return nil, false
+	}
+	out, err := c.asm.completion()
+	return out, err == nil
+}
+
 // relayStream copies a server-sent event stream to the client event by
-// event, flushing each, and reassembles the chat completion it carries.
-func (p *Proxy) relayStream(w http.ResponseWriter, body io.Reader, keep bool) (json.RawMessage, bool) {
+// event, flushing each, and rebuilds the answer it carries with sink.
+func (p *Proxy) relayStream(w http.ResponseWriter, body io.Reader, keep bool, sink streamSink) (json.RawMessage, bool) {
 	flusher, _ := w.(http.Flusher)
 	rc := http.NewResponseController(w)
 	br := bufio.NewReaderSize(body, 64<<10)
-	asm := newAssembler()
 	var size int64
-	done := false
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -398,10 +537,7 @@ func (p *Proxy) relayStream(w http.ResponseWriter, body io.Reader, keep bool) (j
 					keep = false
 				}
 				if data, ok := bytes.CutPrefix(trimmed, []byte("data:")); ok {
-					data = bytes.TrimSpace(data)
-					if string(data) == "[DONE]" {
-						done = true
-					} else if !asm.add(data) {
+					if !sink.add(bytes.TrimSpace(data)) {
 						keep = false
 					}
 				}
@@ -417,14 +553,10 @@ func (p *Proxy) relayStream(w http.ResponseWriter, body io.Reader, keep bool) (j
 			break
 		}
 	}
-	if !keep || (!done && !asm.finished()) {
+	if !keep {
 		return nil, false
 	}
-	out, err := asm.completion()
-	if err != nil {
-		return nil, false
-	}
-	return out, true
+	return sink.result()
 }
 
 // Run stores queued records until ctx ends, then stores what is still

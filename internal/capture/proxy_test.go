@@ -49,6 +49,9 @@ func (f *fakeIngester) records() []flywheel.LogRecord {
 
 // upstreamCall is what the fake upstream received.
 type upstreamCall struct {
+	method string
+	path   string
+	query  string
 	header http.Header
 	host   string
 	body   string
@@ -70,8 +73,7 @@ func setup(t *testing.T, handler http.HandlerFunc, mod func(*capture.Config), no
 	b := &testBundle{ing: &fakeIngester{}, reg: prometheus.NewRegistry(), calls: make(chan upstreamCall, 16)}
 	b.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		require.Equal(t, capture.Path, r.URL.Path)
-		b.calls <- upstreamCall{header: r.Header.Clone(), host: r.Host, body: string(body)}
+		b.calls <- upstreamCall{method: r.Method, path: r.URL.Path, query: r.URL.RawQuery, header: r.Header.Clone(), host: r.Host, body: string(body)}
 		handler(w, r)
 	}))
 	t.Cleanup(b.upstream.Close)
@@ -168,6 +170,8 @@ func TestProxy(t *testing.T) {
 		require.Equal(t, "yes", resp.Header.Get("X-Upstream"))
 
 		call := <-b.calls
+		require.Equal(t, http.MethodPost, call.method)
+		require.Equal(t, capture.Path, call.path)
 		require.Equal(t, chatReq, call.body)
 		require.Equal(t, "Bearer upkey", call.header.Get("Authorization"))
 		require.Empty(t, call.header.Get(capture.HeaderWorkloadID))
@@ -359,13 +363,25 @@ func TestProxy(t *testing.T) {
 		require.Len(t, b.ing.records(), 1)
 	})
 
-	t.Run("MethodNotAllowed", func(t *testing.T) {
+	t.Run("GetIsPassedThroughNotRecorded", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, jsonReply(http.StatusOK, chatResp), nil, false)
-		resp, err := http.Get(b.srv.URL + capture.Path)
+		// GET /v1/chat/completions lists stored completions upstream.
+		b := setup(t, jsonReply(http.StatusOK, `{"object":"list","data":[]}`), nil, false)
+		req, err := http.NewRequest(http.MethodGet, b.srv.URL+capture.Path+"?limit=2", nil)
 		require.NoError(t, err)
+		for k, v := range ids {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, `{"object":"list","data":[]}`, string(body))
+		call := <-b.calls
+		require.Equal(t, http.MethodGet, call.method)
+		require.Equal(t, "limit=2", call.query)
+		require.Never(t, func() bool { return len(b.ing.records()) > 0 }, 100*time.Millisecond, 10*time.Millisecond)
 	})
 
 	t.Run("BodyTooLarge", func(t *testing.T) {
