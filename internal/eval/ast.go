@@ -417,11 +417,13 @@ func matchAll(nw, np int, ok func(wi, pi int) bool) ([]int, int) {
 }
 
 // nameOK reports whether a predicted function name is the expected one:
-// the name the expected function was offered under when the tools say,
-// else the expected name as written or with its dots as underscores.
+// the name the expected function was offered under, as offered or with
+// its dots as underscores (as served by providers that forbid dots), or,
+// when the tools do not say, the expected name in either form. A name
+// with dots never stands for one offered with underscores.
 func nameOK(tools Tools, pred, want string) bool {
 	if s := tools[normName(want)]; s != nil && s.Name != "" {
-		return pred == s.Name
+		want = s.Name
 	}
 	return pred == want || pred == normName(want)
 }
