@@ -95,7 +95,8 @@ func (e *Engine) Doctor(ctx context.Context, fix bool) ([]Finding, error) {
 		}
 		out = append(out, f)
 	}
-	return out, nil
+	folders, err := e.orphanRunFolders(ctx, fix)
+	return append(out, folders...), err
 }
 
 func anyPending(stages []flywheel.Stage) bool {

@@ -27,8 +27,9 @@ type deleteWorker struct {
 
 func (w *deleteWorker) Timeout(*river.Job[DeleteArgs]) time.Duration { return 10 * time.Minute }
 
-// Work releases every remote resource of the run (artifacts included) and
-// deletes its rows. Resources that could not be released stay in the ledger
+// Work releases every remote resource of the run (artifacts included),
+// removes its files (datasets) and deletes its rows. Resources that could
+// not be released stay in the ledger
 // as release_failed; the reaper retries them.
 func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) error {
 	e := w.e
@@ -36,6 +37,9 @@ func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) err
 	log := e.logger.With("run_id", job.Args.RunID, "stage", "delete")
 	if err := e.runner.DeleteRunResources(ctx, job.Args.RunID); err != nil {
 		log.WarnContext(ctx, "Some resources could not be released; kept for retry", "error", err)
+	}
+	if err := e.runner.DeleteRunFiles(job.Args.RunID); err != nil {
+		log.WarnContext(ctx, "The run's files could not be removed; flywheel doctor --fix removes them", "error", err)
 	}
 	if err := e.store.DeleteRun(ctx, job.Args.RunID); err != nil {
 		return err
