@@ -29,8 +29,8 @@ func (w *deleteWorker) Timeout(*river.Job[DeleteArgs]) time.Duration { return 10
 
 // Work releases every remote resource of the run (artifacts included),
 // removes its files (datasets) and deletes its rows. Resources that could
-// not be released stay in the ledger
-// as release_failed; the reaper retries them.
+// not be released stay in the ledger as release_failed; the reaper retries
+// them.
 func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) error {
 	e := w.e
 	defer e.hold(job.ID)()
