@@ -8,8 +8,6 @@
 package api
 
 import (
-	"time"
-
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
 
@@ -42,16 +40,16 @@ type JobsListResponse struct {
 
 // JobListItem is one run in a JobsListResponse.
 type JobListItem struct {
-	ID           string     `json:"id"`
-	WorkloadID   string     `json:"workload_id"`
-	ClientID     *string    `json:"client_id"`
-	Status       string     `json:"status"`
-	StartedAt    time.Time  `json:"started_at"`
-	FinishedAt   *time.Time `json:"finished_at"`
-	Datasets     []Dataset  `json:"datasets"`
-	Error        *string    `json:"error"`
-	NumRecords   int        `json:"num_records"`
-	WorkloadType string     `json:"workload_type,omitempty"`
+	ID           string    `json:"id"`
+	WorkloadID   string    `json:"workload_id"`
+	ClientID     *string   `json:"client_id"`
+	Status       string    `json:"status"`
+	StartedAt    Time      `json:"started_at"`
+	FinishedAt   *Time     `json:"finished_at"`
+	Datasets     []Dataset `json:"datasets"`
+	Error        *string   `json:"error"`
+	NumRecords   int       `json:"num_records"`
+	WorkloadType string    `json:"workload_type,omitempty"`
 }
 
 // Dataset is a dataset built for a run.
@@ -68,8 +66,8 @@ type JobDetailResponse struct {
 	WorkloadID string            `json:"workload_id"`
 	ClientID   string            `json:"client_id"`
 	Status     string            `json:"status"`
-	StartedAt  time.Time         `json:"started_at"`
-	FinishedAt *time.Time        `json:"finished_at"`
+	StartedAt  Time              `json:"started_at"`
+	FinishedAt *Time             `json:"finished_at"`
 	NumRecords int               `json:"num_records"`
 	LLMJudge   *LLMJudgeResponse `json:"llm_judge"`
 	NIMs       []NIMResponse     `json:"nims"`
@@ -109,18 +107,18 @@ type NIMResponse struct {
 	Error            *string         `json:"error"`
 
 	// Our additions.
-	ID         string     `json:"id"`
-	StartedAt  *time.Time `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-	Stages     []Stage    `json:"stages"`
+	ID         string  `json:"id"`
+	StartedAt  *Time   `json:"started_at"`
+	FinishedAt *Time   `json:"finished_at"`
+	Stages     []Stage `json:"stages"`
 }
 
 // Evaluation is one evaluation of a candidate.
 type Evaluation struct {
 	EvalType       string             `json:"eval_type"`
 	Scores         map[string]float64 `json:"scores"`
-	StartedAt      time.Time          `json:"started_at"`
-	FinishedAt     *time.Time         `json:"finished_at"`
+	StartedAt      Time               `json:"started_at"`
+	FinishedAt     *Time              `json:"finished_at"`
 	RuntimeSeconds float64            `json:"runtime_seconds"`
 	Progress       float64            `json:"progress"`
 	NMPURI         *string            `json:"nmp_uri"`
@@ -135,15 +133,15 @@ type Evaluation struct {
 
 // Customization is one fine-tuning job of a candidate.
 type Customization struct {
-	StartedAt       time.Time  `json:"started_at"`
-	FinishedAt      *time.Time `json:"finished_at"`
-	RuntimeSeconds  float64    `json:"runtime_seconds"`
-	Progress        float64    `json:"progress"`
-	EpochsCompleted int        `json:"epochs_completed"`
-	StepsCompleted  int        `json:"steps_completed"`
-	NMPURI          *string    `json:"nmp_uri"`
-	CustomizedModel *string    `json:"customized_model"`
-	Error           *string    `json:"error"`
+	StartedAt       Time    `json:"started_at"`
+	FinishedAt      *Time   `json:"finished_at"`
+	RuntimeSeconds  float64 `json:"runtime_seconds"`
+	Progress        float64 `json:"progress"`
+	EpochsCompleted int     `json:"epochs_completed"`
+	StepsCompleted  int     `json:"steps_completed"`
+	NMPURI          *string `json:"nmp_uri"`
+	CustomizedModel *string `json:"customized_model"`
+	Error           *string `json:"error"`
 
 	// Our additions.
 	ID        string    `json:"id"`
@@ -153,14 +151,14 @@ type Customization struct {
 
 // Stage is one node of a run's DAG as the API shows it.
 type Stage struct {
-	Name             string     `json:"name"`
-	Status           string     `json:"status"`
-	Attempts         int        `json:"attempts"`
-	Progress         float64    `json:"progress"`
-	StartedAt        *time.Time `json:"started_at"`
-	FinishedAt       *time.Time `json:"finished_at"`
-	TimeLimitSeconds float64    `json:"time_limit_seconds"`
-	Error            *string    `json:"error"`
+	Name             string  `json:"name"`
+	Status           string  `json:"status"`
+	Attempts         int     `json:"attempts"`
+	Progress         float64 `json:"progress"`
+	StartedAt        *Time   `json:"started_at"`
+	FinishedAt       *Time   `json:"finished_at"`
+	TimeLimitSeconds float64 `json:"time_limit_seconds"`
+	Error            *string `json:"error"`
 }
 
 // JobCancelResponse answers POST /api/jobs/{id}/cancel.

@@ -346,7 +346,7 @@ func logStages(t *testing.T, j api.JobDetailResponse) {
 	line := func(who string, s api.Stage) {
 		d := "-"
 		if s.StartedAt != nil && s.FinishedAt != nil {
-			d = s.FinishedAt.Sub(*s.StartedAt).Round(100 * time.Millisecond).String()
+			d = s.FinishedAt.Sub(s.StartedAt.Time).Round(100 * time.Millisecond).String()
 		}
 		t.Logf("  %-28s %-22s %-9s %6s attempts %d %s", who, s.Name, s.Status, d, s.Attempts, ptrString(s.Error))
 	}

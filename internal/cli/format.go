@@ -30,7 +30,7 @@ func deref(s *string) string {
 	return *s
 }
 
-func formatTime(t *time.Time) string {
+func formatTime(t *api.Time) string {
 	if t == nil || t.IsZero() {
 		return "-"
 	}
@@ -38,15 +38,15 @@ func formatTime(t *time.Time) string {
 }
 
 // elapsed is the time from start to end, or to now while running.
-func elapsed(start, end *time.Time, now time.Time) string {
+func elapsed(start, end *api.Time, now time.Time) string {
 	if start == nil || start.IsZero() {
 		return "-"
 	}
 	stop := now
 	if end != nil && !end.IsZero() {
-		stop = *end
+		stop = end.Time
 	}
-	d := stop.Sub(*start)
+	d := stop.Sub(start.Time)
 	if d < 0 {
 		d = 0
 	}

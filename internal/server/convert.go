@@ -2,14 +2,13 @@ package server
 
 import (
 	"math"
-	"time"
 
 	"github.com/flywheel-go/flywheel/api"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
 
 // This file turns domain values into the API's shapes: every blueprint
-// field present (null rather than absent), timestamps in UTC, missing
+// field present (null rather than absent), timestamps in UTC as api.Time writes them (RFC 3339, microseconds, "+00:00"), missing
 // statuses shown as "pending" as the blueprint does, and no NaN or
 // infinity (JSON cannot carry them).
 
@@ -20,8 +19,8 @@ func listItem(run *flywheel.Run) api.JobListItem {
 		WorkloadID:   run.WorkloadID,
 		ClientID:     &clientID,
 		Status:       string(orStatus(run.Status, flywheel.RunPending)),
-		StartedAt:    run.StartedAt.UTC(),
-		FinishedAt:   utcPtr(run.FinishedAt),
+		StartedAt:    api.NewTime(run.StartedAt),
+		FinishedAt:   api.NewTimePtr(run.FinishedAt),
 		Datasets:     datasets(run.Datasets),
 		Error:        strPtr(run.Error),
 		NumRecords:   max(run.NumRecords, 0),
@@ -36,8 +35,8 @@ func jobDetail(d *flywheel.JobDetail) api.JobDetailResponse {
 		WorkloadID:     run.WorkloadID,
 		ClientID:       run.ClientID,
 		Status:         string(orStatus(run.Status, flywheel.RunPending)),
-		StartedAt:      run.StartedAt.UTC(),
-		FinishedAt:     utcPtr(run.FinishedAt),
+		StartedAt:      api.NewTime(run.StartedAt),
+		FinishedAt:     api.NewTimePtr(run.FinishedAt),
 		NumRecords:     max(run.NumRecords, 0),
 		NIMs:           make([]api.NIMResponse, 0, len(d.NIMs)),
 		Datasets:       datasets(run.Datasets),
@@ -78,8 +77,8 @@ func jobDetail(d *flywheel.JobDetail) api.JobDetailResponse {
 			Customizations:   make([]api.Customization, 0, len(n.Customizations)),
 			Error:            strPtr(n.Error),
 			ID:               n.ID,
-			StartedAt:        utcPtr(n.StartedAt),
-			FinishedAt:       utcPtr(n.FinishedAt),
+			StartedAt:        api.NewTimePtr(n.StartedAt),
+			FinishedAt:       api.NewTimePtr(n.FinishedAt),
 			Stages:           byCandidate[n.ID],
 		}
 		if nim.Stages == nil {
@@ -100,8 +99,8 @@ func evaluation(e flywheel.Evaluation) api.Evaluation {
 	out := api.Evaluation{
 		EvalType:       string(e.EvalType),
 		Scores:         finiteMap(e.Scores),
-		StartedAt:      e.StartedAt.UTC(),
-		FinishedAt:     utcPtr(e.FinishedAt),
+		StartedAt:      api.NewTime(e.StartedAt),
+		FinishedAt:     api.NewTimePtr(e.FinishedAt),
 		RuntimeSeconds: nonNegative(e.RuntimeSeconds),
 		Progress:       percent(e.Progress),
 		NMPURI:         e.NMPURI,
@@ -139,8 +138,8 @@ func customization(c flywheel.Customization) api.Customization {
 		losses = append(losses, finite(l))
 	}
 	return api.Customization{
-		StartedAt:       c.StartedAt.UTC(),
-		FinishedAt:      utcPtr(c.FinishedAt),
+		StartedAt:       api.NewTime(c.StartedAt),
+		FinishedAt:      api.NewTimePtr(c.FinishedAt),
 		RuntimeSeconds:  nonNegative(c.RuntimeSeconds),
 		Progress:        percent(c.Progress),
 		EpochsCompleted: max(c.EpochsCompleted, 0),
@@ -160,8 +159,8 @@ func stage(st flywheel.Stage) api.Stage {
 		Status:           string(st.Status),
 		Attempts:         st.Attempts,
 		Progress:         percent(st.Progress),
-		StartedAt:        utcPtr(st.StartedAt),
-		FinishedAt:       utcPtr(st.FinishedAt),
+		StartedAt:        api.NewTimePtr(st.StartedAt),
+		FinishedAt:       api.NewTimePtr(st.FinishedAt),
 		TimeLimitSeconds: nonNegative(st.TimeLimitSeconds),
 		Error:            strPtr(st.Error),
 	}
@@ -209,14 +208,6 @@ func strPtr(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil || t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }
 
 func finite(f float64) float64 {

@@ -175,7 +175,7 @@ func TestListJobs(t *testing.T) {
 		require.Nil(t, body.NextCursor)
 		require.Contains(t, string(resp.body), `"next_cursor":null`)
 		require.Contains(t, string(resp.body), `"finished_at":null`)
-		require.Contains(t, string(resp.body), `"started_at":"2026-03-15T14:30:00Z"`)
+		require.Contains(t, string(resp.body), `"started_at":"2026-03-15T14:30:00.000000+00:00"`)
 	})
 
 	t.Run("NextCursor", func(t *testing.T) {
