@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/redact"
 )
 
 // Config is the whole configuration of a flywheel process. The blueprint's
@@ -38,7 +39,28 @@ type Config struct {
 	Eval          EvalConfig          `yaml:"eval"`
 	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
 	Capture       CaptureConfig       `yaml:"capture"`
+	Logs          LogsConfig          `yaml:"logs"`
 }
+
+// LogsConfig governs the stored production traffic (logs): redaction at
+// ingest and retention.
+type LogsConfig struct {
+	// Redaction selects the detectors run on every record before it is
+	// stored (flywheel load, POST /api/logs, the capture proxy) or read
+	// (Elasticsearch). Secrets and payment cards are on by default.
+	Redaction redact.Config `yaml:"redaction"`
+	// RetentionDays deletes stored records older than this many days
+	// (0 keeps them forever).
+	RetentionDays int `yaml:"retention_days"`
+	// WorkloadRetentionDays overrides RetentionDays per workload id (0
+	// keeps that workload's records forever).
+	WorkloadRetentionDays map[string]int `yaml:"workload_retention_days,omitempty"`
+	// RetentionInterval is how often the retention job runs.
+	RetentionInterval time.Duration `yaml:"retention_interval"`
+}
+
+// RetentionIntervalDefault is how often the retention job runs by default.
+const RetentionIntervalDefault = time.Hour
 
 // NMPConfig locates the NeMo Microservices Platform (nmp_config).
 type NMPConfig struct {
@@ -294,6 +316,10 @@ type EvalConfig struct {
 	RecommendationMargin float64 `yaml:"recommendation_margin"`
 	// RecommendationMetric is the score the recommendation compares.
 	RecommendationMetric RecommendationMetric `yaml:"recommendation_metric"`
+	// ToolCallChecker is the mode of the tool-call AST checker (ast_accuracy):
+	// flywheel (BFCL's checks with documented deviations) or bfcl (BFCL's
+	// verdicts and error types exactly).
+	ToolCallChecker string `yaml:"tool_call_checker"`
 }
 
 // RecommendationMetric names the score compared per workload type.
@@ -455,6 +481,7 @@ func Default() *Config {
 			LearningRate:   1e-4,
 		},
 		LoRA: flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1},
+		Logs: LogsConfig{RetentionInterval: RetentionIntervalDefault},
 		Server: ServerConfig{Addr: AddrDefault, Auth: AuthConfig{SessionTTL: SessionTTLDefault},
 			ReadHeaderTimeout: ReadHeaderTimeoutDefault, ReadTimeout: ReadTimeoutDefault, IdleTimeout: IdleTimeoutDefault},
 		Platform: PlatformConfig{
@@ -488,6 +515,7 @@ func Default() *Config {
 		},
 		Eval: EvalConfig{
 			Backend:              EvalBackendInProcess,
+			ToolCallChecker:      ToolCallCheckerFlywheel,
 			Concurrency:          EvalConcurrencyDefault,
 			RequestTimeout:       EvalRequestTimeoutDefault,
 			MaxRetries:           EvalMaxRetriesDefault,
@@ -525,6 +553,11 @@ const (
 	// Evaluation backends (eval.backend).
 	EvalBackendInProcess = "inprocess"
 	EvalBackendNeMo      = "nemo"
+
+	// ToolCallCheckerFlywheel and ToolCallCheckerBFCL are the modes of
+	// eval.tool_call_checker.
+	ToolCallCheckerFlywheel = "flywheel"
+	ToolCallCheckerBFCL     = "bfcl"
 
 	FinetuningLoRA         = "lora"
 	FinetuningAllWeights   = "all_weights"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/redact"
 )
 
 // FieldError is one problem with one configuration key. Field is the key's
@@ -137,6 +138,7 @@ func (c *Config) Validate() error {
 	c.validateICL(&p)
 	c.validateTraining(&p)
 	c.validateOwn(&p)
+	c.validateLogs(&p)
 	return errors.Join(p.errs...)
 }
 
@@ -420,6 +422,9 @@ func (c *Config) validateOwn(p *problems) {
 			p.add("eval.backend", "nemo needs platform.name nemo (got %q)", c.Platform.Name)
 		}
 	}
+	if ev.ToolCallChecker != "" {
+		p.oneOf("eval.tool_call_checker", ev.ToolCallChecker, ToolCallCheckerFlywheel, ToolCallCheckerBFCL)
+	}
 	if ev.RecommendationMargin < 0 {
 		p.add("eval.recommendation_margin", "must not be negative (got %g)", ev.RecommendationMargin)
 	}
@@ -521,5 +526,18 @@ func (c *Config) validateServerAuth(p *problems) {
 			field = "server.tls_cert_file"
 		}
 		p.add(field, "%w when the other of server.tls_cert_file and server.tls_key_file is set", ErrRequired)
+	}
+}
+
+func (c *Config) validateLogs(p *problems) {
+	if _, err := redact.New(c.Logs.Redaction); err != nil {
+		p.add("logs.redaction", "%v", err)
+	}
+	p.nonNegative("logs.retention_days", c.Logs.RetentionDays)
+	for w, d := range c.Logs.WorkloadRetentionDays {
+		p.nonNegative("logs.workload_retention_days."+w, d)
+	}
+	if c.Logs.RetentionInterval < time.Minute {
+		p.add("logs.retention_interval", "must be at least 1m, got %s", c.Logs.RetentionInterval)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/redact"
 )
 
 // Summary reports what Load did.
@@ -24,6 +25,9 @@ type Summary struct {
 	Rejections []Rejection `json:"rejections,omitempty"`
 	// Bytes is the number of input bytes read.
 	Bytes int64 `json:"bytes"`
+	// Redacted is how many values each redaction detector replaced in the
+	// records handed to the store (Options.Redactor).
+	Redacted redact.Counts `json:"redacted,omitempty"`
 }
 
 // ProgressFunc is called by Load after every batch with the bytes read and
@@ -56,6 +60,7 @@ func Load(ctx context.Context, r io.Reader, opts Options, ing flywheel.LogIngest
 		rejections []Rejection
 		bytes      int64
 		lastLine   int
+		redacted   redact.Counts
 		err        error // a read error after recs
 	}
 	batches := make(chan parsed, 2)
@@ -90,6 +95,8 @@ func Load(ctx context.Context, r io.Reader, opts Options, ing flywheel.LogIngest
 				b.lineNos = append(b.lineNos, res.Line)
 			}
 			b.bytes, b.lastLine = rd.BytesRead(), rd.line
+			// Redact here, while the store writes the previous batch.
+			b.redacted = opts.Redactor.Batch(redact.PathLoad, b.recs)
 			full := len(b.recs) == opts.BatchSize && b.err == nil
 			select {
 			case batches <- b:
@@ -119,6 +126,12 @@ func Load(ctx context.Context, r io.Reader, opts Options, ing flywheel.LogIngest
 		s.Lines += b.lines
 		s.Rejected += b.rejected
 		s.Rejections = append(s.Rejections, b.rejections...)
+		if len(b.redacted) > 0 {
+			if s.Redacted == nil {
+				s.Redacted = redact.Counts{}
+			}
+			s.Redacted.Add(b.redacted)
+		}
 		if len(b.recs) > 0 {
 			inserted, dups, err := ing.InsertLogs(ctx, b.recs)
 			var recErrs *flywheel.RecordErrors

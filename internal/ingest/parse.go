@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/redact"
 )
 
 // ModelDefault is the model name written into requests built from
@@ -41,6 +42,9 @@ type Options struct {
 	// MaxLineBytes is the longest line accepted; longer lines are rejected
 	// (default MaxLineBytesDefault).
 	MaxLineBytes int
+	// Redactor, when set, redacts every record Load stores (see package
+	// redact); Summary.Redacted counts what it replaced.
+	Redactor *redact.Redactor
 }
 
 // Defaults of Options.

@@ -34,6 +34,9 @@ const (
 // Builtins lists the built-in detectors in the order they run.
 var Builtins = []string{Secrets, Cards, IBAN, Email, Phone, IP}
 
+// None, alone in Config.Detectors, runs no built-in detector.
+const None = "none"
+
 // DefaultDetectors are the detectors on when the configuration names none.
 var DefaultDetectors = []string{Secrets, Cards}
 
@@ -46,11 +49,11 @@ type Custom struct {
 
 // Config selects the detectors of a Redactor.
 type Config struct {
-	// Detectors names the built-in detectors to run (see Builtins); nil
-	// means DefaultDetectors, an empty non-nil slice none.
-	Detectors []string `yaml:"detectors" json:"detectors"`
+	// Detectors names the built-in detectors to run (see Builtins); empty
+	// means DefaultDetectors, and ["none"] only the custom ones.
+	Detectors []string `yaml:"detectors,omitempty" json:"detectors,omitempty"`
 	// Custom adds detectors from regular expressions.
-	Custom []Custom `yaml:"custom" json:"custom"`
+	Custom []Custom `yaml:"custom,omitempty" json:"custom,omitempty"`
 	// Disabled turns redaction off altogether.
 	Disabled bool `yaml:"disabled" json:"disabled"`
 }
@@ -88,6 +91,40 @@ type detector struct {
 // Redactor redacts records. It is safe for concurrent use.
 type Redactor struct {
 	detectors []detector
+	observe   Observer
+}
+
+// Observer is told what Batch redacted, and on which ingest path (for
+// metrics).
+type Observer func(path string, c Counts)
+
+// Ingest paths, as given to Batch.
+const (
+	PathLoad    = "load"          // flywheel load
+	PathAPI     = "api"           // POST /api/logs
+	PathCapture = "capture"       // the capture proxy
+	PathES      = "elasticsearch" // the Elasticsearch reader
+	PathStored  = "stored"        // flywheel logs redact
+)
+
+// WithObserver returns a copy of r that tells o what each Batch redacted.
+func (r *Redactor) WithObserver(o Observer) *Redactor {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.observe = o
+	return &c
+}
+
+// Batch is Records for one batch of an ingest path: it also tells r's
+// Observer. A nil Redactor redacts nothing.
+func (r *Redactor) Batch(path string, recs []flywheel.LogRecord) Counts {
+	c := r.Records(recs)
+	if r != nil && r.observe != nil && len(c) > 0 {
+		r.observe(path, c)
+	}
+	return c
 }
 
 // New returns the Redactor of cfg, or an error naming the bad detector or
@@ -99,8 +136,11 @@ func New(cfg Config) (*Redactor, error) {
 		return r, nil
 	}
 	names := cfg.Detectors
-	if names == nil {
+	if len(names) == 0 {
 		names = DefaultDetectors
+	}
+	if len(names) == 1 && strings.EqualFold(strings.TrimSpace(names[0]), None) {
+		names = nil
 	}
 	for _, n := range names {
 		if !slices.Contains(Builtins, strings.ToLower(strings.TrimSpace(n))) {
