@@ -58,6 +58,7 @@ import (
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/ingest"
+	"github.com/flywheel-go/flywheel/internal/redact"
 )
 
 // Headers that carry the ids of a captured call.
@@ -108,6 +109,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// Ingester stores the records.
 	Ingester flywheel.LogIngester
+	// Redactor, when set, redacts every record before it is stored.
+	Redactor *redact.Redactor
 	// Registerer receives the proxy's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger receives warnings; nil discards.
@@ -140,6 +143,7 @@ type Proxy struct {
 	fwdAuth    bool
 	client     *http.Client
 	ingester   flywheel.LogIngester
+	redactor   *redact.Redactor
 	logger     *slog.Logger
 	now        flywheel.Clock
 	defaultWID string
@@ -189,6 +193,7 @@ func New(cfg Config) (*Proxy, error) {
 		fwdAuth:    cfg.ForwardAuthorization,
 		client:     client,
 		ingester:   cfg.Ingester,
+		redactor:   cfg.Redactor,
 		logger:     logger.With("component", "capture"),
 		now:        cfg.Now,
 		defaultWID: cfg.DefaultWorkloadID,
@@ -601,6 +606,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 }
 
 func (p *Proxy) store(ctx context.Context, batch []flywheel.LogRecord) {
+	p.redactor.Batch(redact.PathCapture, batch)
 	inserted, dups, err := p.ingester.InsertLogs(ctx, batch)
 	var recErrs *flywheel.RecordErrors
 	if errors.As(err, &recErrs) {

@@ -74,6 +74,7 @@ func setup(t *testing.T, handler http.HandlerFunc, mod func(*capture.Config), no
 	b.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		b.calls <- upstreamCall{method: r.Method, path: r.URL.Path, query: r.URL.RawQuery, header: r.Header.Clone(), host: r.Host, body: string(body)}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		handler(w, r)
 	}))
 	t.Cleanup(b.upstream.Close)
