@@ -122,7 +122,14 @@ func normalizeHost(host string) string {
 //     or NDJSON content type, or no body at all. The bodies a page can send
 //     cross-site without the browser asking first (form posts and
 //     text/plain) are refused. The dashboard's own form posts pass on to the
-//     dashboard, which requires its form token.
+//     dashboard, which requires its form token. Under /v1/ (the OpenAI
+//     gateway), any content type passes with an "Authorization: Bearer"
+//     header: the OpenAI SDKs send one on every call, file uploads
+//     (multipart/form-data to /v1/files, /v1/audio/…, /v1/uploads/…)
+//     included, while a page can only have a browser send it cross-site
+//     after a CORS preflight, which this server never grants; and browsers
+//     add Authorization on their own only with other schemes (Basic,
+//     Digest, Negotiate), never Bearer.
 func (s *Server) guard(next http.Handler) http.Handler {
 	policy := NewHostPolicy(s.opts.AllowedHosts, s.opts.ListenAddr)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -178,6 +185,14 @@ func (s *Server) crossSiteRefusal(r *http.Request, policy HostPolicy) (int, stri
 	}
 	if jsonMediaType(ct) {
 		return 0, ""
+	}
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") {
+			return 0, ""
+		}
+		return http.StatusUnsupportedMediaType, fmt.Sprintf(
+			"%s %s with Content-Type %q needs an Authorization: Bearer header (a Flywheel token, or any value when authentication is off), as the OpenAI SDKs send; or a JSON body",
+			r.Method, clip(r.URL.Path, 100), clip(ct, 60))
 	}
 	return http.StatusUnsupportedMediaType, fmt.Sprintf(
 		"%s %s needs a JSON body: send Content-Type: application/json (application/x-ndjson for /api/logs), not %q",
