@@ -352,3 +352,41 @@ func TestCompletionThatNeverCommitsFailsTheRunTruthfully(t *testing.T) {
 		require.Contains(t, r.Error, "injected commit failure")
 	})
 }
+
+// TestLivenessRequeuesStageWhoseJobIsGone: a queued stage whose River job
+// was deleted (River's UI, or its cleaner) is enqueued again with a new job,
+// and a worker then completes the run.
+func TestLivenessRequeuesStageWhoseJobIsGone(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		ctx := context.Background()
+		url := storetest.URL(t, d)
+		api := setup(t, d, setupOpts{dbURL: url, candidates: oneCandidate(), mutate: func(b *testBundle) {
+			b.opts.Workers = 0
+			b.opts.Embedded = false
+		}})
+		run := api.create(t)
+		st, err := api.store.GetStage(ctx, run.ID, "", flywheel.StageInitialize)
+		require.NoError(t, err)
+		_, err = api.store.DB().Exec(rebind(d, `DELETE FROM river_job WHERE id = $1`), st.JobID)
+		require.NoError(t, err)
+
+		findings, err := api.engine.Doctor(ctx, false)
+		require.NoError(t, err)
+		require.Len(t, findings, 1, "%+v", findings)
+		require.Equal(t, engine.FindingEndedJob, findings[0].Kind)
+		require.Contains(t, findings[0].Detail, fmt.Sprintf("its job %d is gone", st.JobID))
+		findings, err = api.engine.Liveness(ctx, true)
+		require.NoError(t, err)
+		require.Len(t, findings, 1)
+		require.True(t, findings[0].Fixed, "%+v", findings[0])
+		again, err := api.store.GetStage(ctx, run.ID, "", flywheel.StageInitialize)
+		require.NoError(t, err)
+		require.Equal(t, flywheel.StageQueued, again.Status)
+		require.NotEqual(t, st.JobID, again.JobID, "a new job")
+
+		worker := setup(t, d, setupOpts{dbURL: url, candidates: oneCandidate(), mutate: func(b *testBundle) { b.platform = api.platform }})
+		detail := worker.wait(t, run.ID)
+		require.Equal(t, flywheel.RunCompleted, detail.Run.Status, detail.Run.Error)
+	})
+}
