@@ -202,9 +202,11 @@ func (q *Queries) GetEvaluation(ctx context.Context, id string) (*flywheel.Evalu
 	return e, nil
 }
 
-// ListEvaluations returns a candidate's evaluations.
+// ListEvaluations returns a candidate's evaluations in one order: base,
+// icl, customized (then any other type), whichever started first.
 func (q *Queries) ListEvaluations(ctx context.Context, nimID string) ([]flywheel.Evaluation, error) {
-	rows, err := q.query(ctx, `SELECT `+evalColumns+` FROM evaluations WHERE nim_id = ? ORDER BY started_at, eval_type`, nimID)
+	rows, err := q.query(ctx, `SELECT `+evalColumns+` FROM evaluations WHERE nim_id = ?
+		ORDER BY CASE eval_type WHEN 'base-eval' THEN 0 WHEN 'icl-eval' THEN 1 WHEN 'customized-eval' THEN 2 ELSE 3 END, started_at, eval_type`, nimID)
 	if err != nil {
 		return nil, fmt.Errorf("list evaluations: %w", err)
 	}
