@@ -81,14 +81,39 @@ func writeJobTable(w io.Writer, jobs []api.JobListItem, now time.Time) error {
 	return nil
 }
 
-// formatScores writes scores in key order, with the sample count and the
-// confidence interval when the evaluation has them.
-func formatScores(e api.Evaluation) string {
-	keys := make([]string, 0, len(e.Scores))
-	for k := range e.Scores {
+// headlineScores are the scores shown first, in this order: the metric a
+// candidate is judged by (tool calls, then answers), then its companions.
+// The others follow in key order.
+var headlineScores = []string{flywheel.ScoreFunctionNameAndArgs, flywheel.ScoreSimilarity,
+	flywheel.ScoreToolCallingCorrectness, flywheel.ScoreFunctionName}
+
+// scoreKeys returns the keys of scores, headline scores first.
+func scoreKeys(scores map[string]float64) []string {
+	rank := func(k string) int {
+		for i, h := range headlineScores {
+			if h == k {
+				return i
+			}
+		}
+		return len(headlineScores)
+	}
+	keys := make([]string, 0, len(scores))
+	for k := range scores {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sort.Slice(keys, func(i, j int) bool {
+		if ri, rj := rank(keys[i]), rank(keys[j]); ri != rj {
+			return ri < rj
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+// formatScores writes scores headline first (see headlineScores), with the
+// sample count and the confidence interval when the evaluation has them.
+func formatScores(e api.Evaluation) string {
+	keys := scoreKeys(e.Scores)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		s := fmt.Sprintf("%s=%.3f", k, e.Scores[k])
@@ -255,11 +280,7 @@ func writeItemTable(w io.Writer, page api.ItemsResponse) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "INDEX\tTOOL\tERROR CLASS\tLATENCY\tSCORES\tERROR")
 	for _, it := range page.Items {
-		keys := make([]string, 0, len(it.Scores))
-		for k := range it.Scores {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := scoreKeys(it.Scores)
 		scores := make([]string, 0, len(keys))
 		for _, k := range keys {
 			scores = append(scores, fmt.Sprintf("%s=%.2f", k, it.Scores[k]))

@@ -257,7 +257,7 @@ func TestItems(t *testing.T) {
 	require.Equal(t, flywheel.ItemFilter{EvaluationID: "ev-1", Tool: "get_weather", OnlyDivergent: true, Limit: 1, Offset: 4}, got)
 	out := b.stdout.String()
 	require.Contains(t, out, "wrong_arguments")
-	require.Contains(t, out, "function_name=1.00 function_name_and_args_accuracy=0.00")
+	require.Contains(t, out, "function_name_and_args_accuracy=0.00 function_name=1.00")
 	require.Contains(t, b.stderr.String(), "next page: --offset 5")
 }
 
@@ -317,7 +317,7 @@ func TestWatch(t *testing.T) {
 		require.Contains(t, out, "meta/llama-3.2-3b-instruct stage run_base_eval running 50%\n")
 		require.Contains(t, out, "meta/llama-3.2-3b-instruct stage run_base_eval succeeded\n")
 		require.Contains(t, out, "meta/llama-3.2-3b-instruct base-eval function_name=0.500\n")
-		require.Contains(t, out, "meta/llama-3.2-1b-instruct customized-eval function_name=0.990")
+		require.Contains(t, out, "meta/llama-3.2-1b-instruct customized-eval function_name_and_args_accuracy=0.960, function_name=0.990", "headline metric first")
 		require.Contains(t, out, "stage start_customization running (attempt 2)")
 		require.NotContains(t, out, "stage run_customization_eval pending", "pending stages are not news")
 		require.Equal(t, "14:40:00 recommendation: within 2 points of production", lines[len(lines)-1])
