@@ -8,6 +8,8 @@
 package api
 
 import (
+	"encoding/json"
+
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
 
@@ -194,6 +196,9 @@ type LogsResponse struct {
 	Errors []LogLineError `json:"errors"`
 	// ErrorsTruncated is true when more lines were rejected than listed.
 	ErrorsTruncated bool `json:"errors_truncated"`
+	// Redacted is how many values each redaction detector replaced in the
+	// stored records (absent when none).
+	Redacted map[string]int `json:"redacted,omitempty"`
 }
 
 // LogLineError says why one line of a POST /api/logs body was rejected.
@@ -217,10 +222,15 @@ type ValidationErrorResponse struct {
 
 // ValidationError names one invalid part of a request. Loc holds strings
 // and, for positions, integers (["body", "workload_id"], ["body", 12]).
+// Input and Ctx are pydantic 2's: the value found there (the enclosing
+// object for a missing field; absent when the service found the problem
+// after decoding) and the rule's parameters ({"max_length": 255}).
 type ValidationError struct {
-	Loc  []any  `json:"loc"`
-	Msg  string `json:"msg"`
-	Type string `json:"type"`
+	Loc   []any           `json:"loc"`
+	Msg   string          `json:"msg"`
+	Type  string          `json:"type"`
+	Input json.RawMessage `json:"input,omitempty"`
+	Ctx   map[string]any  `json:"ctx,omitempty"`
 }
 
 // HealthResponse answers /healthz and /readyz.

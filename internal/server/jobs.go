@@ -9,6 +9,16 @@ import (
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
 
+// AlreadyCancelledMessage is what the job service answers a cancel of a run
+// that is already cancelled (a second cancel, or the losers of racing
+// ones); CancelFinishedDetail is the blueprint's answer to a cancel of a
+// finished job. Such a cancel answers 400 with both sentences:
+// "Cannot cancel a job that has already finished. Job is already cancelled."
+const (
+	AlreadyCancelledMessage = "Job is already cancelled."
+	CancelFinishedDetail    = "Cannot cancel a job that has already finished."
+)
+
 // IdempotencyKeyHeader names the header that makes POST /api/jobs safe to
 // retry: a repeated key returns the run the first request created.
 const IdempotencyKeyHeader = "Idempotency-Key"
@@ -26,8 +36,9 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	req, errs := decodeJobRequest(body)
 	key := r.Header.Get(IdempotencyKeyHeader)
 	if key != "" && !validIdempotencyKey(key) {
-		errs = append(errs, verr("string_pattern_mismatch",
-			"Idempotency-Key must be 1 to 255 printable ASCII characters", "header", "idempotency-key"))
+		errs = append(errs, withInput(verr("string_pattern_mismatch",
+			"Idempotency-Key must be 1 to 255 printable ASCII characters", "header", "idempotency-key"),
+			key, "pattern", "^[ -~]{1,255}$"))
 	}
 	if len(errs) > 0 {
 		writeValidation(w, errs)
@@ -126,6 +137,13 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	msg, err := s.opts.Jobs.CancelJob(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if msg == AlreadyCancelledMessage {
+		// The blueprint answers 400 for a job that has finished, and a
+		// cancelled one has; the detail also says that it was cancelled,
+		// which is what the loser of racing cancels needs to know.
+		writeDetail(w, http.StatusBadRequest, CancelFinishedDetail+" "+AlreadyCancelledMessage)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.JobCancelResponse{ID: id, Message: msg})

@@ -41,16 +41,41 @@ func verr(typ, msg string, loc ...any) api.ValidationError {
 	return api.ValidationError{Loc: loc, Msg: msg, Type: typ}
 }
 
+// MaxEchoedInputBytes bounds the input a 422 item echoes: a larger value
+// (a 100 KB id, a big body missing a field) is not repeated in the answer.
+const MaxEchoedInputBytes = 1024
+
+// withInput adds pydantic 2's input (the value at fault; nil writes null;
+// left out when its JSON exceeds MaxEchoedInputBytes) and ctx (the rule's
+// parameters, as key, value pairs) to e.
+func withInput(e api.ValidationError, input any, ctx ...any) api.ValidationError {
+	b, err := json.Marshal(input)
+	if err != nil {
+		b = []byte("null")
+	}
+	if len(b) <= MaxEchoedInputBytes {
+		e.Input = b
+	}
+	if len(ctx) > 1 {
+		e.Ctx = make(map[string]any, len(ctx)/2)
+		for i := 0; i+1 < len(ctx); i += 2 {
+			e.Ctx[fmt.Sprint(ctx[i])] = ctx[i+1]
+		}
+	}
+	return e
+}
+
 // decodeJobRequest validates a POST /api/jobs body. It reports every
 // problem at once; a nil slice means the request is valid.
 func decodeJobRequest(body []byte) (flywheel.CreateJobRequest, []api.ValidationError) {
 	var req flywheel.CreateJobRequest
 	if len(bytes.TrimSpace(body)) == 0 {
-		return req, []api.ValidationError{verr("missing", "Field required", "body")}
+		return req, []api.ValidationError{withInput(verr("missing", "Field required", "body"), nil)}
 	}
 	if !utf8.Valid(body) {
 		// The decoder would silently turn the bad bytes into U+FFFD.
-		return req, []api.ValidationError{verr("json_invalid", "JSON decode error: invalid UTF-8", "body", invalidUTF8Offset(body))}
+		return req, []api.ValidationError{withInput(verr("json_invalid", "JSON decode error: invalid UTF-8", "body", invalidUTF8Offset(body)),
+			map[string]any{}, "error", "invalid UTF-8")}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -71,13 +96,13 @@ func decodeJobRequest(body []byte) (flywheel.CreateJobRequest, []api.ValidationE
 			// Offset counts the bad byte; FastAPI names its 0-based position.
 			pos = max(int(se.Offset)-1, 0)
 		}
-		e := verr("json_invalid", "JSON decode error", "body", pos)
+		e := withInput(verr("json_invalid", "JSON decode error", "body", pos), map[string]any{}, "error", err.Error())
 		return req, []api.ValidationError{e}
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return req, []api.ValidationError{verr("model_attributes_type",
-			"Input should be a valid dictionary or object to extract fields from", "body")}
+		return req, []api.ValidationError{withInput(verr("model_attributes_type",
+			"Input should be a valid dictionary or object to extract fields from", "body"), v)}
 	}
 	var errs []api.ValidationError
 	req.WorkloadID, errs = requiredString(obj, "workload_id", errs)
@@ -91,14 +116,14 @@ func decodeJobRequest(body []byte) (flywheel.CreateJobRequest, []api.ValidationE
 func requiredString(obj map[string]any, name string, errs []api.ValidationError) (string, []api.ValidationError) {
 	raw, ok := obj[name]
 	if !ok {
-		return "", append(errs, verr("missing", "Field required", "body", name))
+		return "", append(errs, withInput(verr("missing", "Field required", "body", name), obj))
 	}
 	s, ok := raw.(string)
 	if !ok {
-		return "", append(errs, verr("string_type", "Input should be a valid string", "body", name))
+		return "", append(errs, withInput(verr("string_type", "Input should be a valid string", "body", name), raw))
 	}
 	if strings.TrimSpace(s) == "" {
-		return "", append(errs, verr("string_too_short", "String should have at least 1 character", "body", name))
+		return "", append(errs, withInput(verr("string_too_short", "String should have at least 1 character", "body", name), s, "min_length", 1))
 	}
 	if e := textError(s, flywheel.MaxIDBytes, "body", name); e != nil {
 		return "", append(errs, *e)
@@ -111,11 +136,11 @@ func requiredString(obj map[string]any, name string, errs []api.ValidationError)
 // NUL character; nil when s is fine.
 func textError(s string, max int, loc ...any) *api.ValidationError {
 	if len(s) > max {
-		e := verr("string_too_long", fmt.Sprintf("String should have at most %d bytes", max), loc...)
+		e := withInput(verr("string_too_long", fmt.Sprintf("String should have at most %d bytes", max), loc...), s, "max_length", max)
 		return &e
 	}
 	if reason := flywheel.CheckText(s, 0); reason != "" {
-		e := verr("value_error", "Value error, "+reason, loc...)
+		e := withInput(verr("value_error", "Value error, "+reason, loc...), s, "error", reason)
 		return &e
 	}
 	return nil
@@ -137,8 +162,9 @@ func invalidUTF8Offset(b []byte) int {
 func decodeDataSplit(raw any, errs []api.ValidationError) (*flywheel.DataSplitOverride, []api.ValidationError) {
 	obj, ok := raw.(map[string]any)
 	if !ok {
-		return nil, append(errs, verr("model_type",
-			"Input should be a valid dictionary or instance of DataSplitConfig", "body", "data_split_config"))
+		return nil, append(errs, withInput(verr("model_type",
+			"Input should be a valid dictionary or instance of DataSplitConfig", "body", "data_split_config"),
+			raw, "class_name", "DataSplitConfig"))
 	}
 	o := &flywheel.DataSplitOverride{}
 	loc := func(f string) []any { return []any{"body", "data_split_config", f} }
@@ -154,8 +180,9 @@ func decodeDataSplit(raw any, errs []api.ValidationError) (*flywheel.DataSplitOv
 			return nil
 		}
 		if e != nil || n > flywheel.MaxRecordCount {
-			errs = append(errs, verr("less_than_equal",
-				fmt.Sprintf("Input should be less than or equal to %d", flywheel.MaxRecordCount), loc(name)...))
+			errs = append(errs, withInput(verr("less_than_equal",
+				fmt.Sprintf("Input should be less than or equal to %d", flywheel.MaxRecordCount), loc(name)...),
+				v, "le", flywheel.MaxRecordCount))
 			return nil
 		}
 		i := int(n)
@@ -180,9 +207,9 @@ func decodeDataSplit(raw any, errs []api.ValidationError) (*flywheel.DataSplitOv
 			e.Loc = loc("val_ratio")
 			errs = append(errs, *e)
 		case f < 0:
-			errs = append(errs, verr("greater_than_equal", "Input should be greater than or equal to 0", loc("val_ratio")...))
+			errs = append(errs, withInput(verr("greater_than_equal", "Input should be greater than or equal to 0", loc("val_ratio")...), v, "ge", 0))
 		case f >= 1:
-			errs = append(errs, verr("less_than", "Input should be less than 1", loc("val_ratio")...))
+			errs = append(errs, withInput(verr("less_than", "Input should be less than 1", loc("val_ratio")...), v, "lt", 1))
 		default:
 			o.ValRatio = &f
 		}
@@ -209,27 +236,27 @@ func laxInt(v any) (int64, *api.ValidationError) {
 		}
 		f, err := x.Float64()
 		if err != nil || math.IsInf(f, 0) {
-			e := verr("int_type", "Input should be a valid integer")
+			e := withInput(verr("int_type", "Input should be a valid integer"), v)
 			return 0, &e
 		}
 		if f != math.Trunc(f) {
-			e := verr("int_from_float", "Input should be a valid integer, got a number with a fractional part")
+			e := withInput(verr("int_from_float", "Input should be a valid integer, got a number with a fractional part"), v)
 			return 0, &e
 		}
 		// float64(math.MaxInt64) is 2^63: compare with >=.
 		if f >= 1<<63 {
-			e := verr("less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", int64(math.MaxInt64)))
+			e := withInput(verr("less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", int64(math.MaxInt64))), v, "le", int64(math.MaxInt64))
 			return 0, &e
 		}
 		if f < -(1 << 63) {
-			e := verr("greater_than_equal", fmt.Sprintf("Input should be greater than or equal to %d", int64(math.MinInt64)))
+			e := withInput(verr("greater_than_equal", fmt.Sprintf("Input should be greater than or equal to %d", int64(math.MinInt64))), v, "ge", int64(math.MinInt64))
 			return 0, &e
 		}
 		return int64(f), nil
 	case string:
 		n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
 		if err != nil {
-			e := verr("int_parsing", "Input should be a valid integer, unable to parse string as an integer")
+			e := withInput(verr("int_parsing", "Input should be a valid integer, unable to parse string as an integer"), v)
 			return 0, &e
 		}
 		return n, nil
@@ -239,7 +266,7 @@ func laxInt(v any) (int64, *api.ValidationError) {
 		}
 		return 0, nil
 	default:
-		e := verr("int_type", "Input should be a valid integer")
+		e := withInput(verr("int_type", "Input should be a valid integer"), v)
 		return 0, &e
 	}
 }
@@ -250,18 +277,18 @@ func laxFloat(v any) (float64, *api.ValidationError) {
 	case json.Number:
 		f, err := x.Float64()
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			e := verr("finite_number", "Input should be a finite number")
+			e := withInput(verr("finite_number", "Input should be a finite number"), v)
 			return 0, &e
 		}
 		return f, nil
 	case string:
 		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
 		if err != nil {
-			e := verr("float_parsing", "Input should be a valid number, unable to parse string as a number")
+			e := withInput(verr("float_parsing", "Input should be a valid number, unable to parse string as a number"), v)
 			return 0, &e
 		}
 		if math.IsInf(f, 0) || math.IsNaN(f) {
-			e := verr("finite_number", "Input should be a finite number")
+			e := withInput(verr("finite_number", "Input should be a finite number"), v)
 			return 0, &e
 		}
 		return f, nil
@@ -271,7 +298,7 @@ func laxFloat(v any) (float64, *api.ValidationError) {
 		}
 		return 0, nil
 	default:
-		e := verr("float_type", "Input should be a valid number")
+		e := withInput(verr("float_type", "Input should be a valid number"), v)
 		return 0, &e
 	}
 }
@@ -288,16 +315,16 @@ func laxBool(v any) (bool, *api.ValidationError) {
 		case "1", "1.0":
 			return true, nil
 		}
-		e := verr("bool_parsing", "Input should be a valid boolean, unable to interpret input")
+		e := withInput(verr("bool_parsing", "Input should be a valid boolean, unable to interpret input"), v)
 		return false, &e
 	case string:
 		if b, ok := parseBoolWord(x); ok {
 			return b, nil
 		}
-		e := verr("bool_parsing", "Input should be a valid boolean, unable to interpret input")
+		e := withInput(verr("bool_parsing", "Input should be a valid boolean, unable to interpret input"), v)
 		return false, &e
 	default:
-		e := verr("bool_type", "Input should be a valid boolean")
+		e := withInput(verr("bool_type", "Input should be a valid boolean"), v)
 		return false, &e
 	}
 }
@@ -348,15 +375,15 @@ func (q *query) intIn(name string, def, lo, hi int) int {
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil {
-		q.errs = append(q.errs, verr("int_parsing", "Input should be a valid integer, unable to parse string as an integer", "query", name))
+		q.errs = append(q.errs, withInput(verr("int_parsing", "Input should be a valid integer, unable to parse string as an integer", "query", name), s))
 		return def
 	}
 	if n < lo {
-		q.errs = append(q.errs, verr("greater_than_equal", fmt.Sprintf("Input should be greater than or equal to %d", lo), "query", name))
+		q.errs = append(q.errs, withInput(verr("greater_than_equal", fmt.Sprintf("Input should be greater than or equal to %d", lo), "query", name), s, "ge", lo))
 		return def
 	}
 	if n > hi {
-		q.errs = append(q.errs, verr("less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", hi), "query", name))
+		q.errs = append(q.errs, withInput(verr("less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", hi), "query", name), s, "le", hi))
 		return def
 	}
 	return n
@@ -369,7 +396,7 @@ func (q *query) boolean(name string) bool {
 	}
 	b, ok := parseBoolWord(s)
 	if !ok {
-		q.errs = append(q.errs, verr("bool_parsing", "Input should be a valid boolean, unable to interpret input", "query", name))
+		q.errs = append(q.errs, withInput(verr("bool_parsing", "Input should be a valid boolean, unable to interpret input", "query", name), s))
 	}
 	return b
 }
@@ -380,7 +407,8 @@ func (q *query) runStatus(name string) flywheel.RunStatus {
 	if s == "" || s.Valid() {
 		return s
 	}
-	q.errs = append(q.errs, verr("enum",
-		"Input should be 'pending', 'running', 'completed', 'failed' or 'cancelled'", "query", name))
+	q.errs = append(q.errs, withInput(verr("enum",
+		"Input should be 'pending', 'running', 'completed', 'failed' or 'cancelled'", "query", name),
+		s, "expected", "'pending', 'running', 'completed', 'failed' or 'cancelled'"))
 	return ""
 }

@@ -98,22 +98,22 @@ func TestCreateJob(t *testing.T) {
 		body string
 		want string
 	}{
-		{"EmptyBody", ``, `[{"loc":["body"],"msg":"Field required","type":"missing"}]`},
-		{"MissingBoth", `{}`, `[{"loc":["body","workload_id"],"msg":"Field required","type":"missing"},{"loc":["body","client_id"],"msg":"Field required","type":"missing"}]`},
-		{"WrongType", `{"workload_id":5,"client_id":null}`, `[{"loc":["body","workload_id"],"msg":"Input should be a valid string","type":"string_type"},{"loc":["body","client_id"],"msg":"Input should be a valid string","type":"string_type"}]`},
-		{"Blank", `{"workload_id":" ","client_id":"c"}`, `[{"loc":["body","workload_id"],"msg":"String should have at least 1 character","type":"string_too_short"}]`},
-		{"BadJSON", `{"workload_id": }`, `[{"loc":["body",16],"msg":"JSON decode error","type":"json_invalid"}]`},
-		{"TrailingData", `{"workload_id":"w","client_id":"c"} {}`, `[{"loc":["body",36],"msg":"JSON decode error","type":"json_invalid"}]`},
-		{"Array", `[1]`, `[{"loc":["body"],"msg":"Input should be a valid dictionary or object to extract fields from","type":"model_attributes_type"}]`},
-		{"SplitNotObject", `{"workload_id":"w","client_id":"c","data_split_config":3}`, `[{"loc":["body","data_split_config"],"msg":"Input should be a valid dictionary or instance of DataSplitConfig","type":"model_type"}]`},
+		{"EmptyBody", ``, `[{"loc":["body"],"msg":"Field required","type":"missing","input":null}]`},
+		{"MissingBoth", `{}`, `[{"loc":["body","workload_id"],"msg":"Field required","type":"missing","input":{}},{"loc":["body","client_id"],"msg":"Field required","type":"missing","input":{}}]`},
+		{"WrongType", `{"workload_id":5,"client_id":null}`, `[{"loc":["body","workload_id"],"msg":"Input should be a valid string","type":"string_type","input":5},{"loc":["body","client_id"],"msg":"Input should be a valid string","type":"string_type","input":null}]`},
+		{"Blank", `{"workload_id":" ","client_id":"c"}`, `[{"loc":["body","workload_id"],"msg":"String should have at least 1 character","type":"string_too_short","input":" ","ctx":{"min_length":1}}]`},
+		{"BadJSON", `{"workload_id": }`, `[{"loc":["body",16],"msg":"JSON decode error","type":"json_invalid","input":{},"ctx":{"error":"invalid character '}' looking for beginning of value"}}]`},
+		{"TrailingData", `{"workload_id":"w","client_id":"c"} {}`, `[{"loc":["body",36],"msg":"JSON decode error","type":"json_invalid","input":{},"ctx":{"error":"extra data after the JSON value"}}]`},
+		{"Array", `[1]`, `[{"loc":["body"],"msg":"Input should be a valid dictionary or object to extract fields from","type":"model_attributes_type","input":[1]}]`},
+		{"SplitNotObject", `{"workload_id":"w","client_id":"c","data_split_config":3}`, `[{"loc":["body","data_split_config"],"msg":"Input should be a valid dictionary or instance of DataSplitConfig","type":"model_type","input":3,"ctx":{"class_name":"DataSplitConfig"}}]`},
 		{"SplitFields", `{"workload_id":"w","client_id":"c","data_split_config":{"eval_size":1.5,"val_ratio":1,"limit":"many","min_total_records":[],"parse_function_arguments":"maybe","random_seed":"x"}}`,
-			`[{"loc":["body","data_split_config","eval_size"],"msg":"Input should be a valid integer, got a number with a fractional part","type":"int_from_float"},
-			  {"loc":["body","data_split_config","min_total_records"],"msg":"Input should be a valid integer","type":"int_type"},
-			  {"loc":["body","data_split_config","limit"],"msg":"Input should be a valid integer, unable to parse string as an integer","type":"int_parsing"},
-			  {"loc":["body","data_split_config","random_seed"],"msg":"Input should be a valid integer, unable to parse string as an integer","type":"int_parsing"},
-			  {"loc":["body","data_split_config","val_ratio"],"msg":"Input should be less than 1","type":"less_than"},
-			  {"loc":["body","data_split_config","parse_function_arguments"],"msg":"Input should be a valid boolean, unable to interpret input","type":"bool_parsing"}]`},
-		{"NegativeRatio", `{"workload_id":"w","client_id":"c","data_split_config":{"val_ratio":-0.1}}`, `[{"loc":["body","data_split_config","val_ratio"],"msg":"Input should be greater than or equal to 0","type":"greater_than_equal"}]`},
+			`[{"loc":["body","data_split_config","eval_size"],"msg":"Input should be a valid integer, got a number with a fractional part","type":"int_from_float","input":1.5},
+			  {"loc":["body","data_split_config","min_total_records"],"msg":"Input should be a valid integer","type":"int_type","input":[]},
+			  {"loc":["body","data_split_config","limit"],"msg":"Input should be a valid integer, unable to parse string as an integer","type":"int_parsing","input":"many"},
+			  {"loc":["body","data_split_config","random_seed"],"msg":"Input should be a valid integer, unable to parse string as an integer","type":"int_parsing","input":"x"},
+			  {"loc":["body","data_split_config","val_ratio"],"msg":"Input should be less than 1","type":"less_than","input":1,"ctx":{"lt":1}},
+			  {"loc":["body","data_split_config","parse_function_arguments"],"msg":"Input should be a valid boolean, unable to interpret input","type":"bool_parsing","input":"maybe"}]`},
+		{"NegativeRatio", `{"workload_id":"w","client_id":"c","data_split_config":{"val_ratio":-0.1}}`, `[{"loc":["body","data_split_config","val_ratio"],"msg":"Input should be greater than or equal to 0","type":"greater_than_equal","input":-0.1,"ctx":{"ge":0}}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,10 +193,10 @@ func TestListJobs(t *testing.T) {
 	tests := []struct {
 		name, query, want string
 	}{
-		{"BadStatus", "status=done", `[{"loc":["query","status"],"msg":"Input should be 'pending', 'running', 'completed', 'failed' or 'cancelled'","type":"enum"}]`},
-		{"BadLimit", "limit=ten", `[{"loc":["query","limit"],"msg":"Input should be a valid integer, unable to parse string as an integer","type":"int_parsing"}]`},
-		{"LimitTooBig", "limit=5000", `[{"loc":["query","limit"],"msg":"Input should be less than or equal to 1000","type":"less_than_equal"}]`},
-		{"LimitZero", "limit=0", `[{"loc":["query","limit"],"msg":"Input should be greater than or equal to 1","type":"greater_than_equal"}]`},
+		{"BadStatus", "status=done", `[{"loc":["query","status"],"msg":"Input should be 'pending', 'running', 'completed', 'failed' or 'cancelled'","type":"enum","input":"done","ctx":{"expected":"'pending', 'running', 'completed', 'failed' or 'cancelled'"}}]`},
+		{"BadLimit", "limit=ten", `[{"loc":["query","limit"],"msg":"Input should be a valid integer, unable to parse string as an integer","type":"int_parsing","input":"ten"}]`},
+		{"LimitTooBig", "limit=5000", `[{"loc":["query","limit"],"msg":"Input should be less than or equal to 1000","type":"less_than_equal","input":"5000","ctx":{"le":1000}}]`},
+		{"LimitZero", "limit=0", `[{"loc":["query","limit"],"msg":"Input should be greater than or equal to 1","type":"greater_than_equal","input":"0","ctx":{"ge":1}}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,8 +262,8 @@ func TestCancelAndDelete(t *testing.T) {
 	b.jobs.DeleteJobFunc = func(_ context.Context, id string) (string, error) { deleted = id; return "Job deletion started.", nil }
 	h := b.server()
 	resp := do(t, h, "POST", "/api/jobs/abc/cancel", "")
-	require.Equal(t, 200, resp.status)
-	require.JSONEq(t, `{"id":"abc","message":"Job is already cancelled."}`, string(resp.body))
+	require.Equal(t, 400, resp.status, "a cancelled job has finished: the blueprint answers 400")
+	require.JSONEq(t, `{"detail":"Cannot cancel a job that has already finished. Job is already cancelled."}`, string(resp.body))
 	resp = do(t, h, "DELETE", "/api/jobs/def", "")
 	require.Equal(t, 200, resp.status)
 	require.JSONEq(t, `{"id":"def","message":"Job deletion started."}`, string(resp.body))
