@@ -236,4 +236,4 @@ done_step
 
 echo "==> llama-server: $SERVER_DIR/llama-server"
 "$SERVER_DIR/llama-server" --version 2>&1 | sed 's/^/    /' | head -3
-echo "install-local: ready in $(($(date +%s) - SCRIPT_START))s (build files kept in $BUILD; delete to save ~100 MB)"
+echo "install-local: ready in $(($(date +%s) - SCRIPT_START))s (build files kept in $BUILD; delete to save $(du -sh "$BUILD" 2>/dev/null | cut -f1 || echo 'about 290 MB'))"
