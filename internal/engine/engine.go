@@ -232,7 +232,10 @@ func New(opts Options) (*Engine, error) {
 		cfg.Queues = map[string]river.QueueConfig{
 			QueueStages:      {MaxWorkers: opts.Workers},
 			QueueCleanup:     {MaxWorkers: 2},
-			QueueMaintenance: {MaxWorkers: 1},
+			// The liveness check's queue is polled at most once a second:
+			// its job comes every few seconds, and a fast poll would compete
+			// with the stages for the database (one connection on SQLite).
+			QueueMaintenance: {MaxWorkers: 1, FetchPollInterval: max(opts.FetchPollInterval, time.Second)},
 		}
 		cfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(opts.ReaperInterval),
