@@ -198,6 +198,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 			AllowedHosts: cfg.Server.AllowedHosts, ListenAddr: cfg.Server.Addr,
 			UI:     ui.New(ui.Options{Jobs: a.Engine, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
 			Logger: logger, Version: Version, Auth: authn, MetricsPublic: cfg.Server.Auth.MetricsPublic,
+			BlueprintJobList: cfg.Server.BlueprintJobList,
 		})
 	}
 	return a, nil

@@ -157,6 +157,10 @@ type ServerConfig struct {
 	// TLSCertFile and TLSKeyFile, both set, make the server speak HTTPS.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// BlueprintJobList makes GET /api/jobs without limit or cursor answer
+	// every run, oldest first, as the blueprint does (default: pages of
+	// 100, newest first).
+	BlueprintJobList bool `yaml:"blueprint_job_list"`
 }
 
 // AuthConfig configures authentication (server.auth).

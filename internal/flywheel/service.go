@@ -23,9 +23,13 @@ type JobFilter struct {
 	Limit int
 	// Cursor is the opaque cursor of the previous page's NextCursor.
 	Cursor string
+	// OldestFirst lists the runs oldest first (the blueprint's order)
+	// instead of newest first.
+	OldestFirst bool
 }
 
-// JobPage is one page of runs, newest first.
+// JobPage is one page of runs, newest first (oldest first when the
+// filter asks).
 type JobPage struct {
 	Runs       []*Run
 	NextCursor string

@@ -71,6 +71,10 @@ func validIdempotencyKey(key string) bool {
 	return true
 }
 
+// listJobs answers GET /api/jobs: a page of runs (limit, the service's
+// default 100 when absent), newest first unless order=oldest, and the cursor of the
+// next page. In blueprint mode (Options.BlueprintJobList) a request without
+// limit or cursor gets every run, oldest first, as the blueprint answers.
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := &query{r: r}
 	f := flywheel.JobFilter{
@@ -80,23 +84,39 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		Limit:      q.intIn("limit", 0, 1, ListLimitMax),
 		Cursor:     q.text("cursor", flywheel.MaxNameBytes),
 	}
+	defaultOrder := "newest"
+	if s.opts.BlueprintJobList {
+		defaultOrder = "oldest"
+	}
+	f.OldestFirst = q.oneOf("order", defaultOrder, "newest", "oldest") == "oldest"
 	if len(q.errs) > 0 {
 		writeValidation(w, q.errs)
 		return
 	}
-	page, err := s.opts.Jobs.ListJobs(r.Context(), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	all := s.opts.BlueprintJobList && f.Limit == 0 && f.Cursor == ""
+	if all {
+		f.Limit = ListLimitMax
 	}
-	resp := api.JobsListResponse{Jobs: make([]api.JobListItem, 0, len(page.Runs))}
-	for _, run := range page.Runs {
-		if run != nil {
-			resp.Jobs = append(resp.Jobs, listItem(run))
+	resp := api.JobsListResponse{Jobs: []api.JobListItem{}}
+	for {
+		page, err := s.opts.Jobs.ListJobs(r.Context(), f)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
 		}
-	}
-	if page.NextCursor != "" {
-		resp.NextCursor = &page.NextCursor
+		for _, run := range page.Runs {
+			if run != nil {
+				resp.Jobs = append(resp.Jobs, listItem(run))
+			}
+		}
+		if page.NextCursor != "" && all {
+			f.Cursor = page.NextCursor
+			continue
+		}
+		if page.NextCursor != "" {
+			resp.NextCursor = &page.NextCursor
+		}
+		break
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -387,6 +388,20 @@ func (q *query) intIn(name string, def, lo, hi int) int {
 		return def
 	}
 	return n
+}
+
+// oneOf reads a parameter that must be one of values, def when absent.
+func (q *query) oneOf(name, def string, values ...string) string {
+	s := q.r.URL.Query().Get(name)
+	if s == "" {
+		return def
+	}
+	if slices.Contains(values, s) {
+		return s
+	}
+	expected := "'" + strings.Join(values, "' or '") + "'"
+	q.errs = append(q.errs, withInput(verr("literal_error", "Input should be "+expected, "query", name), s, "expected", expected))
+	return def
 }
 
 func (q *query) boolean(name string) bool {

@@ -90,6 +90,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is shown by /healthz.
 	Version string
+	// BlueprintJobList makes GET /api/jobs answer as the blueprint does
+	// when no limit or cursor is given: every run, oldest first, in one
+	// answer. Otherwise it answers pages (100 runs unless limit says
+	// otherwise), newest first unless order=oldest.
+	BlueprintJobList bool
 	// AllowedHosts are the host names the server answers to besides the
 	// defaults (see HostPolicy); ListenAddr is the address it listens on,
 	// whose host is allowed too.

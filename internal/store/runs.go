@@ -103,7 +103,9 @@ func (q *Queries) GetRunByIdempotencyKey(ctx context.Context, key string) (*flyw
 	return r, q.attachDatasets(ctx, r)
 }
 
-// ListRuns returns one page of runs, newest first.
+// ListRuns returns one page of runs, newest first, or oldest first when
+// f.OldestFirst; ties on started_at are ordered by id the same way. A
+// cursor continues in the order it was made in.
 func (q *Queries) ListRuns(ctx context.Context, f flywheel.JobFilter) (flywheel.JobPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -130,14 +132,22 @@ func (q *Queries) ListRuns(ctx context.Context, f flywheel.JobFilter) (flywheel.
 		if err != nil {
 			return flywheel.JobPage{}, flywheel.Errorf(flywheel.EINVALID, "Invalid cursor")
 		}
-		where = append(where, "(started_at < ? OR (started_at = ? AND id < ?))")
+		cmp := "<"
+		if f.OldestFirst {
+			cmp = ">"
+		}
+		where = append(where, "(started_at "+cmp+" ? OR (started_at = ? AND id "+cmp+" ?))")
 		args = append(args, t, t, id)
 	}
 	query := `SELECT ` + runColumns + ` FROM flywheel_runs`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += " ORDER BY started_at DESC, id DESC LIMIT ?"
+	if f.OldestFirst {
+		query += " ORDER BY started_at ASC, id ASC LIMIT ?"
+	} else {
+		query += " ORDER BY started_at DESC, id DESC LIMIT ?"
+	}
 	args = append(args, limit+1)
 	rows, err := q.query(ctx, query, args...)
 	if err != nil {

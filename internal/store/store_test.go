@@ -68,6 +68,19 @@ func TestConformance(t *testing.T) {
 				}
 				require.Equal(t, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}, seen[:5])
 
+				// Oldest first, the blueprint's order, pages the other way.
+				seen = nil
+				page = flywheel.JobPage{}
+				for first := true; first || page.NextCursor != ""; first = false {
+					page, err = s.ListRuns(ctx, flywheel.JobFilter{Limit: 2, Cursor: page.NextCursor, OldestFirst: true})
+					require.NoError(t, err)
+					require.LessOrEqual(t, len(page.Runs), 2)
+					for _, r := range page.Runs {
+						seen = append(seen, r.ID)
+					}
+				}
+				require.Equal(t, ids, seen)
+
 				filtered, err := s.ListRuns(ctx, flywheel.JobFilter{WorkloadID: "wl-page-1"})
 				require.NoError(t, err)
 				require.Len(t, filtered.Runs, 2)
