@@ -230,8 +230,8 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Workers > 0 {
 		cfg.Queues = map[string]river.QueueConfig{
-			QueueStages:      {MaxWorkers: opts.Workers},
-			QueueCleanup:     {MaxWorkers: 2},
+			QueueStages:  {MaxWorkers: opts.Workers},
+			QueueCleanup: {MaxWorkers: 2},
 			// The liveness check's queue is polled at most once a second:
 			// its job comes every few seconds, and a fast poll would compete
 			// with the stages for the database (one connection on SQLite).
