@@ -32,6 +32,7 @@ import (
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/ingest"
+	"github.com/flywheel-go/flywheel/internal/redact"
 )
 
 // Defaults of Config.
@@ -73,6 +74,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now stamps records without a timestamp (default time.Now).
 	Now flywheel.Clock
+	// Redactor, when set, redacts every record read before it is used.
+	Redactor *redact.Redactor
 }
 
 // Source reads logged records from Elasticsearch. It is safe for
@@ -84,6 +87,7 @@ type Source struct {
 	keepAlive string
 	logger    *slog.Logger
 	now       flywheel.Clock
+	redactor  *redact.Redactor
 }
 
 var _ flywheel.RecordSource = (*Source)(nil)
@@ -146,6 +150,7 @@ func New(cfg Config) (*Source, error) {
 		keepAlive: fmt.Sprintf("%ds", int(cmp.Or(cfg.KeepAlive, KeepAliveDefault).Seconds())),
 		logger:    logger.With("component", "elasticsearch"),
 		now:       now,
+		redactor:  cfg.Redactor,
 	}, nil
 }
 
@@ -163,6 +168,7 @@ func (s *Source) NewestRecords(ctx context.Context, workloadID, clientID string,
 	if err != nil {
 		return nil, fmt.Errorf("read index %s: %w", s.index, err)
 	}
+	s.redactor.Batch(redact.PathES, recs)
 	return recs, nil
 }
 

@@ -11,17 +11,17 @@ import (
 func builtin(name string) detector {
 	switch name {
 	case Secrets:
-		return detector{name: Secrets, label: "SECRET", maybe: maybeSecret, find: findSecrets}
+		return detector{name: Secrets, label: "SECRET", minLen: 16, maybe: maybeSecret, find: findSecrets}
 	case Cards:
-		return detector{name: Cards, label: "CARD", maybe: func(s string) bool { return digitCount(s, 13) }, find: findCards}
+		return detector{name: Cards, label: "CARD", minLen: 13, maybe: func(s string) bool { return digitCount(s, 13) }, find: findCards}
 	case IBAN:
-		return detector{name: IBAN, label: "IBAN", maybe: func(s string) bool { return digitCount(s, 2) }, find: regexFinder(ibanRE, validIBAN)}
+		return detector{name: IBAN, label: "IBAN", minLen: 15, maybe: maybeIBAN, find: regexFinder(ibanRE, validIBAN)}
 	case Email:
-		return detector{name: Email, label: "EMAIL", maybe: func(s string) bool { return strings.IndexByte(s, '@') >= 0 }, find: regexFinder(emailRE, nil)}
+		return detector{name: Email, label: "EMAIL", minLen: 6, maybe: func(s string) bool { return strings.IndexByte(s, '@') >= 0 }, find: regexFinder(emailRE, nil)}
 	case Phone:
-		return detector{name: Phone, label: "PHONE", maybe: func(s string) bool { return digitCount(s, 7) }, find: regexFinder(phoneRE, validPhone)}
+		return detector{name: Phone, label: "PHONE", minLen: 7, maybe: func(s string) bool { return digitCount(s, 7) }, find: regexFinder(phoneRE, validPhone)}
 	case IP:
-		return detector{name: IP, label: "IP", maybe: maybeIP, find: findIPs}
+		return detector{name: IP, label: "IP", minLen: 3, maybe: maybeIP, find: findIPs}
 	}
 	panic("redact: no built-in detector " + name)
 }
@@ -51,72 +51,103 @@ func regexFinder(re *regexp.Regexp, valid func(string) bool) func(string) [][2]i
 
 // ---------------------------------------------------------------- secrets
 
-// secretPatterns are the token formats of common providers. Each has one
-// group: the part replaced.
-var secretPatterns = []string{
-	// PEM private keys, the whole block.
-	`(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----)`,
-	// Anthropic, OpenAI (sk-…, sk-proj-…), and other sk- keys.
-	`\b(sk-(?:ant-(?:api|admin)\d\d-)?[A-Za-z0-9_-]{20,})`,
-	// AWS access key ids.
-	`\b((?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b`,
-	// GitHub tokens.
-	`\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})`,
-	// Google API keys.
-	`\b(AIza[0-9A-Za-z_-]{35})`,
-	// Slack tokens.
-	`\b(xox[abposre]-[A-Za-z0-9-]{10,})`,
-	// Stripe secret and restricted keys.
-	`\b((?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,})`,
-	// NVIDIA API keys.
-	`\b(nvapi-[A-Za-z0-9_-]{20,})`,
-	// JSON Web Tokens.
-	`\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})`,
-	// Any bearer token.
-	`(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)`,
-	// A password in a URL: scheme://user:password@host.
-	`\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@"'<>]+:([^\s/@"'<>]+)@`,
+// secretPattern is one token format: its regular expression, whose first
+// group is the part replaced, and literals one of which every match
+// contains (a cheap test before the expression runs).
+type secretPattern struct {
+	hints []string
+	re    *regexp.Regexp
 }
 
-var secretRE = regexp.MustCompile(strings.Join(secretPatterns, "|"))
+// secretPatterns are the token formats of common providers.
+var secretPatterns = []secretPattern{
+	// PEM private keys, the whole block.
+	{[]string{"-----BEGIN "}, regexp.MustCompile(`(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----)`)},
+	// Anthropic, OpenAI (sk-…, sk-proj-…), and other sk- keys.
+	{[]string{"sk-"}, regexp.MustCompile(`\b(sk-(?:ant-(?:api|admin)\d\d-)?[A-Za-z0-9_-]{20,})`)},
+	// AWS access key ids.
+	{[]string{"AKIA", "ASIA", "ABIA", "ACCA"}, regexp.MustCompile(`\b((?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})\b`)},
+	// GitHub tokens.
+	{[]string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"}, regexp.MustCompile(`\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})`)},
+	// Google API keys.
+	{[]string{"AIza"}, regexp.MustCompile(`\b(AIza[0-9A-Za-z_-]{35})`)},
+	// Slack tokens.
+	{[]string{"xox"}, regexp.MustCompile(`\b(xox[abposre]-[A-Za-z0-9-]{10,})`)},
+	// Stripe secret and restricted keys.
+	{[]string{"_live_", "_test_"}, regexp.MustCompile(`\b((?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,})`)},
+	// NVIDIA API keys.
+	{[]string{"nvapi-"}, regexp.MustCompile(`\b(nvapi-[A-Za-z0-9_-]{20,})`)},
+	// JSON Web Tokens.
+	{[]string{"eyJ"}, regexp.MustCompile(`\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})`)},
+	// Any bearer token.
+	{[]string{"earer", "EARER"}, regexp.MustCompile(`(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)`)},
+	// A password in a URL: scheme://user:password@host.
+	{[]string{"://"}, regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@"'<>]+:([^\s/@"'<>]+)@`)},
+}
 
-// secretHints are substrings one of which every secret contains.
-var secretHints = []string{"sk-", "KIA", "SIA", "BIA", "CCA", "gh", "AIza", "xox", "_live_", "_test_", "nvapi-", "eyJ", "earer", "EARER", "-----BEGIN", "://"}
+func maybeSecret(s string) bool { return len(s) >= 16 }
 
-func maybeSecret(s string) bool {
-	if len(s) < 16 {
-		return false
-	}
-	for _, h := range secretHints {
-		if strings.Contains(s, h) {
-			return true
+// secretStarts lists, by first byte, the patterns whose hints start with it.
+var secretStarts = func() (t [256][]int) {
+	for i, p := range secretPatterns {
+		for _, h := range p.hints {
+			t[h[0]] = append(t[h[0]], i)
 		}
 	}
-	return false
+	return t
+}()
+
+// secretCandidates returns the set (bit i for secretPatterns[i]) of the
+// patterns one of whose hints s contains, in one pass over s.
+func secretCandidates(s string) uint32 {
+	var set uint32
+	for i := 0; i < len(s); i++ {
+		for _, pi := range secretStarts[s[i]] {
+			if set&(1<<pi) != 0 {
+				continue
+			}
+			for _, h := range secretPatterns[pi].hints {
+				if strings.HasPrefix(s[i:], h) {
+					set |= 1 << pi
+					break
+				}
+			}
+		}
+	}
+	return set
 }
 
 func findSecrets(s string) [][2]int {
 	var out [][2]int
-	for _, m := range secretRE.FindAllStringSubmatchIndex(s, -1) {
-		for g := 2; g < len(m); g += 2 {
-			if m[g] >= 0 && m[g+1] > m[g] {
-				out = append(out, [2]int{m[g], m[g+1]})
-				break
+	cand := secretCandidates(s)
+	if cand == 0 {
+		return nil
+	}
+	for i, p := range secretPatterns {
+		if cand&(1<<i) == 0 {
+			continue
+		}
+		for _, m := range p.re.FindAllStringSubmatchIndex(s, -1) {
+			if m[2] >= 0 && m[3] > m[2] {
+				out = append(out, [2]int{m[2], m[3]})
 			}
 		}
+	}
+	if len(out) > 1 {
+		out = sortRanges(out)
 	}
 	return out
 }
 
 // ---------------------------------------------------------------- cards
 
-// cardRE is 13 to 19 digits, each pair maybe separated by one space or dash.
-var cardRE = regexp.MustCompile(`\b[2-6](?:[ -]?[0-9]){12,18}\b`)
+// isDigit reports whether c is an ASCII digit.
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // digitCount reports whether s has at least n ASCII digits.
 func digitCount(s string, n int) bool {
 	for i := 0; i < len(s); i++ {
-		if s[i] >= '0' && s[i] <= '9' {
+		if isDigit(s[i]) {
 			n--
 			if n <= 0 {
 				return true
@@ -126,19 +157,51 @@ func digitCount(s string, n int) bool {
 	return false
 }
 
+// findCards finds runs of digit groups joined by single spaces or dashes
+// and, within each run, the first consecutive groups that hold 13 to 19
+// digits, start with 2 to 6 and pass validCard.
 func findCards(s string) [][2]int {
 	var out [][2]int
-	for _, m := range cardRE.FindAllStringIndex(s, -1) {
-		a, b := m[0], m[1]
-		// Part of a decimal number or a dotted/dashed identifier: not a card.
-		if a > 0 && (s[a-1] == '.' || s[a-1] == '-' || s[a-1] == '+') {
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
 			continue
 		}
-		if b < len(s) && (s[b] == '.' || s[b] == '-') && b+1 < len(s) && s[b+1] >= '0' && s[b+1] <= '9' {
+		// The run starting at i, as groups [start, end).
+		var groups [][2]int
+		j := i
+		for {
+			g := j
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+			groups = append(groups, [2]int{g, j})
+			if j+1 < len(s) && (s[j] == ' ' || s[j] == '-') && isDigit(s[j+1]) {
+				j++
+				continue
+			}
+			break
+		}
+		runStart, runEnd := i, j
+		i = j
+		// Part of a word, a decimal number or a dotted identifier: not a card.
+		if (runStart > 0 && (isWord(s[runStart-1]) || s[runStart-1] == '.' || s[runStart-1] == '+')) ||
+			(runEnd < len(s) && (isWord(s[runEnd]) || (s[runEnd] == '.' && runEnd+1 < len(s) && isDigit(s[runEnd+1])))) {
 			continue
 		}
-		if validCard(s[a:b]) {
-			out = append(out, [2]int{a, b})
+		for a := 0; a < len(groups); a++ {
+			if s[groups[a][0]] < '2' || s[groups[a][0]] > '6' {
+				continue
+			}
+			n := 0
+			for b := a; b < len(groups) && n <= 19; b++ {
+				n += groups[b][1] - groups[b][0]
+				if n >= 13 && n <= 19 && validCard(s[groups[a][0]:groups[b][1]]) {
+					out = append(out, [2]int{groups[a][0], groups[b][1]})
+					a = b
+					break
+				}
+			}
 		}
 	}
 	return out
@@ -198,6 +261,16 @@ func luhn(digits []byte) bool {
 
 var ibanRE = regexp.MustCompile(`\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b`)
 
+// maybeIBAN reports whether s has two capitals followed by two digits.
+func maybeIBAN(s string) bool {
+	for i := 0; i+3 < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' && s[i+1] >= 'A' && s[i+1] <= 'Z' && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			return true
+		}
+	}
+	return false
+}
+
 // validIBAN checks an IBAN's length and its mod-97 check digits.
 func validIBAN(s string) bool {
 	s = strings.ReplaceAll(s, " ", "")
@@ -249,8 +322,18 @@ var (
 	ipv6RE = regexp.MustCompile(`[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*`)
 )
 
+// maybeIP reports whether s has three digit.digit places or two colons.
 func maybeIP(s string) bool {
-	return strings.Count(s, ".") >= 3 || strings.Count(s, ":") >= 2
+	dots := 0
+	for i := 1; i+1 < len(s); i++ {
+		if s[i] == '.' && isDigit(s[i-1]) && isDigit(s[i+1]) {
+			dots++
+			if dots >= 3 {
+				return true
+			}
+		}
+	}
+	return strings.Count(s, ":") >= 2
 }
 
 func findIPs(s string) [][2]int {

@@ -81,6 +81,8 @@ func (c Counts) Total() int {
 type detector struct {
 	name  string
 	label string // placeholder prefix, e.g. EMAIL
+	// minLen is the length of the shortest finding (in bytes).
+	minLen int
 	// maybe is a cheap test that s may hold a finding (nil: always run).
 	maybe func(s string) bool
 	// find returns the [start, end) byte ranges to replace, in order and
@@ -92,6 +94,8 @@ type detector struct {
 type Redactor struct {
 	detectors []detector
 	observe   Observer
+	// minLen is the shortest string any detector can find something in.
+	minLen int
 }
 
 // Observer is told what Batch redacted, and on which ingest path (for
@@ -170,7 +174,12 @@ func New(cfg Config) (*Redactor, error) {
 		if re.MatchString("") {
 			return nil, fmt.Errorf("redaction custom[%d] (%s).pattern: matches the empty string", i, name)
 		}
-		r.detectors = append(r.detectors, detector{name: name, label: label(name), find: regexFinder(re, nil)})
+		r.detectors = append(r.detectors, detector{name: name, label: label(name), minLen: 1, find: regexFinder(re, nil)})
+	}
+	for i, d := range r.detectors {
+		if i == 0 || d.minLen < r.minLen {
+			r.minLen = d.minLen
+		}
 	}
 	return r, nil
 }
@@ -333,6 +342,11 @@ func (r *Redactor) json(raw json.RawMessage, st *state) (json.RawMessage, bool) 
 			continue
 		}
 		lit := raw[i:end]
+		if len(lit)-2 < r.minLen {
+			// Too short for any finding (escapes only make the text shorter).
+			i = end
+			continue
+		}
 		var s string
 		if bytes.IndexByte(lit, '\\') < 0 {
 			s = string(lit[1 : len(lit)-1])

@@ -14,6 +14,7 @@ import (
 	"github.com/flywheel-go/flywheel/api"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/ingest"
+	"github.com/flywheel-go/flywheel/internal/redact"
 )
 
 // ingestLogs stores an NDJSON body of log records as it arrives: lines are
@@ -120,6 +121,14 @@ func (in *logIngest) reject(lineNo int, field, reason string) {
 func (in *logIngest) flush() error {
 	if len(in.batch) == 0 {
 		return nil
+	}
+	if c := in.s.opts.Redactor.Batch(redact.PathAPI, in.batch); len(c) > 0 {
+		if in.resp.Redacted == nil {
+			in.resp.Redacted = map[string]int{}
+		}
+		for k, v := range c {
+			in.resp.Redacted[k] += v
+		}
 	}
 	ins, dup, err := in.s.opts.Logs.InsertLogs(in.r.Context(), in.batch)
 	if recErrs, ok := errors.AsType[*flywheel.RecordErrors](err); ok {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flywheel-go/flywheel/api"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/redact"
 )
 
 // Limits and defaults of the API.
@@ -66,6 +67,9 @@ type Options struct {
 	// Logs stores the records of POST /api/logs; without it the endpoint
 	// answers 503.
 	Logs flywheel.LogIngester
+	// Redactor, when set, redacts the records of POST /api/logs before
+	// they are stored.
+	Redactor *redact.Redactor
 	// LogParser parses POST /api/logs lines (nil: the built-in parser).
 	LogParser LogParseFunc
 	// MaxLogBodyBytes caps POST /api/logs bodies (0: MaxLogBodyBytesDefault).
