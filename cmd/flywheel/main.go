@@ -23,6 +23,7 @@ import (
 	"github.com/flywheel-go/flywheel/internal/app"
 	"github.com/flywheel-go/flywheel/internal/cli"
 	"github.com/flywheel-go/flywheel/internal/config"
+	"github.com/flywheel-go/flywheel/internal/logging"
 )
 
 func main() {
@@ -143,8 +144,9 @@ func (g *globals) logger(cfg *config.Config) *slog.Logger {
 			format = config.LogFormatText
 		}
 	}
+	// Every line names its component once, whichever layer named it last.
 	if format == config.LogFormatText {
-		return slog.New(slog.NewTextHandler(g.stderr, opts))
+		return slog.New(logging.OneComponent(slog.NewTextHandler(g.stderr, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(g.stderr, opts))
+	return slog.New(logging.OneComponent(slog.NewJSONHandler(g.stderr, opts)))
 }
