@@ -234,7 +234,8 @@ func (a *App) evaluator(cfg *config.Config, logger *slog.Logger) (flywheel.Evalu
 	}
 	opts := eval.Options{
 		Concurrency: cfg.Eval.Concurrency, Timeout: cfg.Eval.RequestTimeout, MaxRetries: cfg.Eval.MaxRetries,
-		Logger: logger.With("component", "eval"),
+		ToolCallChecker: eval.ToolCallChecker(cfg.Eval.ToolCallChecker),
+		Logger:          logger.With("component", "eval"),
 	}
 	if cfg.Eval.MaxTokens > 0 {
 		n := cfg.Eval.MaxTokens

@@ -190,6 +190,7 @@ func TestLoadGoodFiles(t *testing.T) {
 
 			require.Equal(t, EvalConfig{
 				Backend:              EvalBackendInProcess,
+				ToolCallChecker:      ToolCallCheckerBFCL,
 				Concurrency:          2,
 				RequestTimeout:       30 * time.Second,
 				MaxRetries:           0,
@@ -506,6 +507,7 @@ func TestParse(t *testing.T) {
 		require.Equal(t, MaxConcurrentRunsDefault, cfg.Engine.MaxConcurrentRuns)
 		require.Equal(t, 1, cfg.Eval.Concurrency)
 		require.Equal(t, EvalRequestTimeoutDefault, cfg.Eval.RequestTimeout)
+		require.Equal(t, ToolCallCheckerFlywheel, cfg.Eval.ToolCallChecker)
 		require.Len(t, cfg.NIMs, 2, "nims not in the file: the default candidates")
 	})
 

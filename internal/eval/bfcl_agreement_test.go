@@ -52,6 +52,7 @@ func TestBFCLAgreement(t *testing.T) {
 		items[raw.ID] = it
 	})
 
+	var diffs []string // flywheel disagreements, JSON lines, for FLYWHEEL_BFCL_DIFFS
 	var total, agreeBFCL, agreeBFCLTypes, agreeBFCLOrig, agreeFly, bothReject, sameClass int
 	flyDiff, flyExample, classDiff := map[string]int{}, map[string]string{}, map[string]int{}
 	var firstBFCLDiffs []string
@@ -106,6 +107,8 @@ func TestBFCLAgreement(t *testing.T) {
 			}
 			key := fmt.Sprintf("%-40s BFCL %-55s flywheel %s", variantFamily(raw.Variant), orDash(raw.BFCL.ErrorType), verdict)
 			flyDiff[key]++
+			d, _ := json.Marshal(map[string]any{"id": raw.ID, "variant": raw.Variant, "bfcl": raw.BFCL.ErrorType, "flywheel": fly.Class})
+			diffs = append(diffs, string(d))
 			if _, ok := flyExample[key]; !ok {
 				ex := fmt.Sprintf("%s %s", raw.ID, raw.Pred)
 				flyExample[key] = ex[:min(len(ex), 300)]
@@ -116,11 +119,19 @@ func TestBFCLAgreement(t *testing.T) {
 			if c := bfclClassOf(raw.BFCL.ErrorType, len(pred)); c == "" || c == fly.Class {
 				sameClass++
 			} else {
-				classDiff[fmt.Sprintf("BFCL %s, flywheel %s (%s)", raw.BFCL.ErrorType, fly.Class, variantFamily(raw.Variant))]++
+				key := fmt.Sprintf("BFCL %s, flywheel %s (%s)", raw.BFCL.ErrorType, fly.Class, variantFamily(raw.Variant))
+				classDiff[key]++
+				if _, ok := flyExample[key]; !ok {
+					ex := fmt.Sprintf("%s %s", raw.ID, raw.Pred)
+					flyExample[key] = ex[:min(len(ex), 300)]
+				}
 			}
 		}
 	})
 	require.NotZero(t, total)
+	if path := os.Getenv("FLYWHEEL_BFCL_DIFFS"); path != "" {
+		require.NoError(t, os.WriteFile(path, []byte(strings.Join(diffs, "\n")+"\n"), 0o644))
+	}
 	pct := func(n, of int) string {
 		return fmt.Sprintf("%d/%d = %.2f %%", n, of, 100*float64(n)/float64(max(of, 1)))
 	}
@@ -147,6 +158,9 @@ func TestBFCLAgreement(t *testing.T) {
 	slices.SortFunc(keys, func(a, b string) int { return classDiff[b] - classDiff[a] })
 	for _, k := range keys {
 		t.Logf("  both reject, other class %6d× %s", classDiff[k], k)
+		if testing.Verbose() {
+			t.Logf("      e.g. %s", flyExample[k])
+		}
 	}
 	require.Equal(t, total, agreeBFCL, "bfcl mode disagreements:\n%s", strings.Join(firstBFCLDiffs, "\n"))
 	require.Equal(t, total, agreeBFCLTypes, "bfcl mode with the inferred category")

@@ -105,6 +105,9 @@ type Options struct {
 	// Answers holds BFCL-style acceptable values by logged response id; an
 	// item without one is checked against its reference call.
 	Answers map[string]Answer
+	// ToolCallChecker is the AST checker's mode (CheckerFlywheel when
+	// empty).
+	ToolCallChecker ToolCallChecker
 	// PricePerHourByModel prices a candidate by the hour (a GPU-hour, a
 	// dedicated endpoint), keyed by target model id. When a candidate has
 	// no per-token price (EvalRequest.PricePer1KTokens is 0) its cost per
@@ -526,9 +529,9 @@ func (w *worker) scoreTools(ctx context.Context, rec *parsedRecord, pred openai.
 	o.scores[mArgP], o.scores[mArgR], o.scores[mArgF1] = float32(s.ArgPrecision), float32(s.ArgRecall), float32(s.ArgF1)
 	answer, ok := w.r.opts.Answers[rec.responseID]
 	if !ok {
-		answer = AnswerFromCalls(rec.refCalls)
+		answer = w.r.opts.ToolCallChecker.AnswerFromCalls(rec.tools, rec.refCalls)
 	}
-	ch := CheckCalls(rec.tools, calls, answer)
+	ch := w.r.opts.ToolCallChecker.Check(rec.tools, calls, answer)
 	o.scores[mAST] = 0
 	if ch.Valid {
 		o.scores[mAST] = 1
