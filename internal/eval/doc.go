@@ -38,6 +38,12 @@
 // than BFCL's greedy one. Without an answer file, each reference call is its
 // own answer (AnswerFromCalls).
 //
+// CheckCallsBFCL is the bfcl mode (ToolCallChecker, the config key
+// eval.tool_call_checker): it reproduces the verdicts and error types of
+// BFCL's checker exactly, quirks included, decoding arguments with Python's
+// JSON semantics (pyLoads) and comparing them with Python's equality. The
+// deviations of the default mode are listed in docs/evaluation.md.
+//
 // # Statistics and recommendation
 //
 // Every score comes with its sample count, standard error and a 95%
