@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -122,7 +125,8 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Loaded %d records of %q traffic (%d already stored)\n", inserted, f.workload, dups)
+	fmt.Fprintf(out, "Loaded %d records of %q traffic (%d already stored); like real traffic it repeats questions,\n"+
+		"and the job keeps one record per distinct question (its \"Records\" count)\n", inserted, f.workload, dups)
 
 	run, err := a.Engine.CreateJob(ctx, flywheel.CreateJobRequest{WorkloadID: f.workload, ClientID: f.client})
 	if err != nil {
@@ -146,8 +150,12 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) error {
 	if err != nil {
 		return err
 	}
+	if st := final.Stats; st != nil {
+		fmt.Fprintf(out, "\nData: %d records read, %d duplicate questions dropped, %d invalid, %d filtered: %d kept (eval %d, train %d, val %d).\n",
+			st.Total, st.Deduplicated, st.InvalidFormat, st.Filtered, st.Selected, st.Eval, st.Train, st.Val)
+	}
 	fmt.Fprintf(out, "\nDemo finished in %s: job %s %s.\n", time.Since(start).Round(time.Second), run.ID, final.Status)
-	fmt.Fprintf(out, "Explore it later with: flywheel serve --data-dir %s   then open http://127.0.0.1:8000/ui\n", cfg.DataDir)
+	fmt.Fprintf(out, "Explore it later with: %s serve --data-dir %s   then open http://127.0.0.1:8000/ui\n", selfName(), cfg.DataDir)
 	if f.keep {
 		fmt.Fprintf(out, "Serving on %s until Ctrl-C.\n", url)
 		<-ctx.Done()
@@ -159,4 +167,29 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) error {
 		return fmt.Errorf("job ended %s: %s", final.Status, final.Error)
 	}
 	return nil
+}
+
+// selfName is how to run this binary again from the current directory: its
+// path relative to it (bin/flywheel when scripts/demo.sh built it), or its
+// name when it is found on PATH.
+func selfName() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "flywheel"
+	}
+	resolve := func(p string) string {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r
+		}
+		return p
+	}
+	if p, err := exec.LookPath(filepath.Base(exe)); err == nil && resolve(p) == resolve(exe) {
+		return filepath.Base(exe)
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, exe); err == nil && !strings.HasPrefix(rel, "..") {
+			return "./" + rel
+		}
+	}
+	return exe
 }

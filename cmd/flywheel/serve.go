@@ -58,12 +58,32 @@ the same database (add more with 'flywheel worker').`,
 			}
 			logger.InfoContext(ctx, "Flywheel started", "version", app.Version, "addr", ln.Addr().String(),
 				"database", a.Store.Dialect(), "platform", a.Platform.Name(), "workers", cfg.Engine.Workers, "data_dir", cfg.DataDir)
-			return a.Serve(ctx, ln)
+			logged := logStop(ctx, logger, "Flywheel stopping: finishing requests, handing back unfinished stages")
+			err = a.Serve(ctx, ln)
+			logged()
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8000", "listen address HOST:PORT")
-	cmd.Flags().IntVar(&workers, "workers", 0, "stages run at once in this process (0 with --workers=0: API only)")
+	cmd.Flags().IntVar(&workers, "workers", 0, fmt.Sprintf(
+		"stages run at once in this process (default engine.workers from the config, else %d; 0: API only)", config.WorkersDefault))
 	return cmd
+}
+
+// logStop logs msg with the reason (the signal) when ctx ends. The function
+// it returns waits until that line is written, or cancels it when ctx has
+// not ended.
+func logStop(ctx context.Context, logger *slog.Logger, msg string) func() {
+	done := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(done)
+		logger.Info(msg, "reason", context.Cause(ctx).Error())
+	})
+	return func() {
+		if !stop() {
+			<-done
+		}
+	}
 }
 
 func newWorkerCommand(g *globals) *cobra.Command {
@@ -99,7 +119,8 @@ func newWorkerCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&workers, "workers", 0, "stages run at once (default from config)")
+	cmd.Flags().IntVar(&workers, "workers", 0, fmt.Sprintf(
+		"stages run at once (default engine.workers from the config, else %d)", config.WorkersDefault))
 	return cmd
 }
 
