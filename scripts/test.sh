@@ -31,6 +31,11 @@ echo "==> local platform (llama-server, PyTorch)"
 bash scripts/install-local.sh
 echo "==> headless browser"
 bash scripts/browser-deps.sh
+echo "==> python3 and python3-requests (the blueprint's client flows)"
+if ! python3 -c 'import requests' >/dev/null 2>&1; then
+	as_root apt-get install -y -q python3 python3-requests </dev/null ||
+		{ as_root apt-get update -q </dev/null && as_root apt-get install -y -q python3 python3-requests </dev/null; }
+fi
 
 echo "==> PostgreSQL on 127.0.0.1:5432"
 export DEBIAN_FRONTEND=noninteractive
