@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/flywheel-go/flywheel/internal/app"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/ingest"
 	"github.com/flywheel-go/flywheel/internal/store"
 )
@@ -44,7 +46,11 @@ with its line number and reason, and every good line is kept.`,
 			if _, err := s.Migrate(ctx); err != nil {
 				return err
 			}
-			return runLoad(ctx, g, s, file, ingest.Options{WorkloadID: workloadID, ClientID: clientID}, asJSON)
+			redactor, err := app.NewRedactor(cfg, nil)
+			if err != nil {
+				return err
+			}
+			return runLoad(ctx, g, s, file, ingest.Options{WorkloadID: workloadID, ClientID: clientID, Redactor: redactor}, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "JSONL file to load (- for standard input)")
@@ -87,6 +93,15 @@ func runLoad(ctx context.Context, g *globals, s *store.Store, file string, opts 
 		_ = bar.Finish()
 	}
 	elapsed := time.Since(start)
+	if sum.Lines > 0 {
+		detail := map[string]any{"lines": sum.Lines, "inserted": sum.Loaded, "duplicates": sum.Duplicates, "rejected": sum.Rejected}
+		if len(sum.Redacted) > 0 {
+			detail["redacted"] = sum.Redacted
+		}
+		if auditErr := cliAudit(context.WithoutCancel(ctx), s, flywheel.AuditLogsIngested, "flywheel load", detail); auditErr != nil {
+			fmt.Fprintf(g.stderr, "warning: %v\n", auditErr)
+		}
+	}
 	if asJSON {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
@@ -96,6 +111,9 @@ func runLoad(ctx context.Context, g *globals, s *store.Store, file string, opts 
 	} else {
 		fmt.Fprintf(g.stdout, "Loaded %d records, %d duplicates skipped, %d rejected (%d lines, %.1fs, %.0f records/s)\n",
 			sum.Loaded, sum.Duplicates, sum.Rejected, sum.Lines, elapsed.Seconds(), float64(sum.Loaded+sum.Duplicates)/max(elapsed.Seconds(), 1e-9))
+		if len(sum.Redacted) > 0 {
+			fmt.Fprintf(g.stdout, "Redacted %s\n", formatCounts(sum.Redacted))
+		}
 		for _, rej := range sum.Rejections {
 			fmt.Fprintf(g.stdout, "  rejected %s\n", rej.Error())
 		}

@@ -76,6 +76,10 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 	}
 	a := &App{Config: cfg, Logger: logger, Registry: prometheus.NewRegistry(), bgCancel: func() {}}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	redactor, err := NewRedactor(cfg, a.Registry)
+	if err != nil {
+		return nil, err
+	}
 	dialect, dsn, err := store.ParseURL(cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -112,7 +116,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 	if es := cfg.Elasticsearch; es.URL != "" {
 		if source, err = elasticsearch.New(elasticsearch.Config{Addresses: []string{es.URL}, Index: es.Index, Username: es.Username,
 			Password: es.Password, APIKey: es.APIKey, CACertFile: es.CACert, InsecureSkipVerify: es.InsecureSkipVerify,
-			Logger: logger.With("component", "elasticsearch")}); err != nil {
+			Logger: logger.With("component", "elasticsearch"), Redactor: redactor}); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("elasticsearch record source: %w", err)
 		}
@@ -178,7 +182,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		var captureHandler http.Handler
 		if cfg.Capture.UpstreamURL != "" {
 			a.capture, err = capture.New(capture.Config{UpstreamURL: cfg.Capture.UpstreamURL, APIKey: cfg.Capture.UpstreamAPIKey,
-				ForwardAuthorization: cfg.Capture.ForwardAuthorization, Ingester: a.Store, Registerer: a.Registry,
+				ForwardAuthorization: cfg.Capture.ForwardAuthorization, Ingester: a.Store, Registerer: a.Registry, Redactor: redactor,
 				Logger: logger.With("component", "capture")})
 			if err != nil {
 				a.Close()
@@ -193,10 +197,12 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		}
 		authn := server.NewAuth(server.AuthOptions{Store: a.Store, Enabled: cfg.Server.AuthEnabled(),
 			SessionTTL: cfg.Server.Auth.SessionTTL, Logger: logger.With("component", "auth")})
+		jobs := auditedJobs{JobService: a.Engine, audit: a.Store, logger: logger}
 		a.Handler = server.New(server.Options{
-			Jobs: a.Engine, Logs: a.Store, Registry: a.Registry, RiverUI: riverUI, Capture: captureHandler,
+			Jobs: jobs, Logs: a.Store, Redactor: redactor, Audit: a.Store, LogDeleter: a.Store,
+			Registry: a.Registry, RiverUI: riverUI, Capture: captureHandler,
 			AllowedHosts: cfg.Server.AllowedHosts, ListenAddr: cfg.Server.Addr,
-			UI:     ui.New(ui.Options{Jobs: a.Engine, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
+			UI:     ui.New(ui.Options{Jobs: jobs, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
 			Logger: logger, Version: Version, Auth: authn, MetricsPublic: cfg.Server.Auth.MetricsPublic,
 			BlueprintJobList: cfg.Server.BlueprintJobList,
 		})

@@ -1,11 +1,14 @@
 package app
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flywheel-go/flywheel/internal/config"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/redact"
 )
 
@@ -32,4 +35,51 @@ func NewRedactor(cfg *config.Config, reg prometheus.Registerer) (*redact.Redacto
 			vec.WithLabelValues(path, d).Add(float64(n))
 		}
 	}), nil
+}
+
+// auditedJobs is a JobService that records who created, cancelled and
+// deleted runs in the audit log. The API and the dashboard share it.
+type auditedJobs struct {
+	flywheel.JobService
+	audit  flywheel.AuditLog
+	logger *slog.Logger
+}
+
+func (j auditedJobs) record(ctx context.Context, action, target string, detail map[string]any) {
+	e := &flywheel.AuditEntry{Actor: flywheel.ActorFrom(ctx), Action: action, Target: target, Detail: detail}
+	if err := j.audit.AddAudit(context.WithoutCancel(ctx), e); err != nil {
+		j.logger.WarnContext(ctx, "Audit entry not recorded", slog.String("action", action), slog.String("target", target),
+			slog.Any("error", err))
+	}
+}
+
+// CreateJob creates the run and records it.
+func (j auditedJobs) CreateJob(ctx context.Context, req flywheel.CreateJobRequest) (*flywheel.Run, error) {
+	run, err := j.JobService.CreateJob(ctx, req)
+	if err == nil && run != nil {
+		detail := map[string]any{"workload_id": req.WorkloadID, "client_id": req.ClientID}
+		if req.IdempotencyKey != "" {
+			detail["idempotency_key"] = req.IdempotencyKey
+		}
+		j.record(ctx, flywheel.AuditJobCreated, run.ID, detail)
+	}
+	return run, err
+}
+
+// CancelJob cancels the run and records it.
+func (j auditedJobs) CancelJob(ctx context.Context, id string) (string, error) {
+	msg, err := j.JobService.CancelJob(ctx, id)
+	if err == nil {
+		j.record(ctx, flywheel.AuditJobCancelled, id, map[string]any{"message": msg})
+	}
+	return msg, err
+}
+
+// DeleteJob deletes the run and records what it said it removed.
+func (j auditedJobs) DeleteJob(ctx context.Context, id string) (string, error) {
+	msg, err := j.JobService.DeleteJob(ctx, id)
+	if err == nil {
+		j.record(ctx, flywheel.AuditJobDeleted, id, map[string]any{"message": msg})
+	}
+	return msg, err
 }

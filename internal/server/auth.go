@@ -238,6 +238,8 @@ func (s *Server) accessRules() []accessRule {
 		{"POST /api/jobs/{job_id}/cancel", accessWrite()},
 		{"DELETE /api/jobs/{job_id}", accessAdmin()},
 		{"POST /api/logs", accessLogs()},
+		{"DELETE /api/logs", accessAdmin()},
+		{"GET /api/audit", accessAdmin()},
 		{"/v1/", accessIngest()}, // the capture proxy
 
 		{"GET /ui/", accessRead()},

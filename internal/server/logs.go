@@ -84,6 +84,11 @@ func (s *Server) ingestLogs(w http.ResponseWriter, r *http.Request) {
 	s.logger.InfoContext(r.Context(), "Logs ingested",
 		slog.Int("lines", resp.Lines), slog.Int("inserted", resp.Inserted),
 		slog.Int("duplicates", resp.Duplicates), slog.Int("rejected", resp.Rejected))
+	detail := map[string]any{"lines": resp.Lines, "inserted": resp.Inserted, "duplicates": resp.Duplicates, "rejected": resp.Rejected}
+	if len(resp.Redacted) > 0 {
+		detail["redacted"] = resp.Redacted
+	}
+	s.audit(r, flywheel.AuditLogsIngested, "POST /api/logs", detail)
 	writeJSON(w, http.StatusOK, resp)
 }
 

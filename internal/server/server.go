@@ -67,6 +67,11 @@ type Options struct {
 	// Logs stores the records of POST /api/logs; without it the endpoint
 	// answers 503.
 	Logs flywheel.LogIngester
+	// Audit, when set, records who created, cancelled and deleted runs,
+	// ingested and deleted logs, and serves GET /api/audit.
+	Audit flywheel.AuditLog
+	// LogDeleter serves DELETE /api/logs; without it the endpoint answers 503.
+	LogDeleter flywheel.LogDeleter
 	// Redactor, when set, redacts the records of POST /api/logs before
 	// they are stored.
 	Redactor *redact.Redactor
@@ -220,6 +225,8 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/api/jobs/{job_id}/cancel", s.cancelJob},
 		{http.MethodGet, "/api/evaluations/{evaluation_id}/items", s.listItems},
 		{http.MethodPost, "/api/logs", s.ingestLogs},
+		{http.MethodDelete, "/api/logs", s.deleteLogs},
+		{http.MethodGet, "/api/audit", s.listAudit},
 		{http.MethodGet, "/healthz", s.healthz},
 		{http.MethodGet, "/readyz", s.readyz},
 		{http.MethodGet, "/metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}).ServeHTTP},
