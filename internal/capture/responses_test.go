@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flywheel-go/flywheel/internal/capture"
+	"github.com/flywheel-go/flywheel/internal/dataset"
 )
 
 func postResponses(t *testing.T, b *testBundle, body string) (*http.Response, string) {
@@ -106,6 +107,8 @@ func TestResponsesRecordedAsChat(t *testing.T) {
 			require.Equal(t, "w", rec.WorkloadID)
 			require.JSONEq(t, tt.wantRequest, string(rec.Request))
 			require.JSONEq(t, tt.wantResponse, string(rec.Response))
+			_, ferr := dataset.Validate(rec)
+			require.Nil(t, ferr, "the dataset stage accepts the converted record")
 		})
 	}
 }
@@ -228,6 +231,8 @@ func TestResponsesStreaming(t *testing.T) {
 			rec := b.ing.records()[0]
 			require.JSONEq(t, wantRequest, string(rec.Request))
 			require.JSONEq(t, tt.want, string(rec.Response))
+			_, ferr := dataset.Validate(rec)
+			require.Nil(t, ferr, "the dataset stage accepts the converted record")
 		})
 	}
 }
