@@ -1,12 +1,10 @@
 package api
 
-import "time"
-
 // AuditEntry is one line of the audit log (GET /api/audit).
 type AuditEntry struct {
 	ID int64 `json:"id"`
 	// At is when it happened.
-	At time.Time `json:"at"`
+	At Time `json:"at"`
 	// Actor is who did it: a token ("name (id)"), "local" (authentication
 	// off), "cli" or "retention".
 	Actor string `json:"actor"`
@@ -30,7 +28,7 @@ type LogsDeleteResponse struct {
 	WorkloadID string `json:"workload_id"`
 	ClientID   string `json:"client_id,omitempty"`
 	// Before is the time bound given, if any.
-	Before *time.Time `json:"before,omitempty"`
+	Before *Time `json:"before,omitempty"`
 	// Deleted is how many stored records were deleted.
 	Deleted int64 `json:"deleted"`
 }

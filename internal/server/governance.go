@@ -64,7 +64,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 			resp.NextCursor = &next
 			break
 		}
-		resp.Entries = append(resp.Entries, api.AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail})
+		resp.Entries = append(resp.Entries, api.AuditEntry{ID: e.ID, At: api.NewTime(e.At), Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail})
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -106,9 +106,9 @@ func (s *Server) deleteLogs(w http.ResponseWriter, r *http.Request) {
 		detail["client_id"] = f.ClientID
 	}
 	if !f.Before.IsZero() {
-		b := f.Before.UTC()
+		b := api.NewTime(f.Before)
 		resp.Before = &b
-		detail["before"] = b.Format(time.RFC3339Nano)
+		detail["before"] = f.Before.UTC().Format(time.RFC3339Nano)
 	}
 	s.audit(r, flywheel.AuditLogsDeleted, logsTarget(f.WorkloadID, f.ClientID), detail)
 	s.logger.InfoContext(r.Context(), "Logs deleted", slog.String("workload_id", f.WorkloadID),
