@@ -8,11 +8,13 @@ func RoutesOf(s *Server) []string {
 		out = append(out, r.method+" "+normalize(r.path))
 	}
 	for _, m := range s.mounts() {
-		method := "GET"
 		if m.prefix == "/v1/" {
-			method = "POST"
+			// The gateway passes every method through; the document
+			// describes the ones OpenAI's API uses.
+			out = append(out, "GET /v1/{}", "POST /v1/{}", "DELETE /v1/{}")
+			continue
 		}
-		out = append(out, method+" "+m.prefix+"{}")
+		out = append(out, "GET "+m.prefix+"{}")
 	}
 	return out
 }
