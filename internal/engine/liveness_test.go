@@ -390,3 +390,36 @@ func TestLivenessRequeuesStageWhoseJobIsGone(t *testing.T) {
 		require.Equal(t, flywheel.RunCompleted, detail.Run.Status, detail.Run.Error)
 	})
 }
+
+// TestGracefulStopOnLastAttemptHandsBack: a stage on its last attempt when
+// its process stops gracefully is handed back, not failed, and another
+// process completes the run.
+func TestGracefulStopOnLastAttemptHandsBack(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		url := storetest.URL(t, d)
+		started := make(chan flywheel.EvalRequest, 16)
+		first := setup(t, d, setupOpts{dbURL: url, candidates: oneCandidate(), mutate: func(b *testBundle) {
+			b.evaluator.Block = true
+			b.evaluator.Started = started
+			b.opts.Retry.MaxAttempts = 1
+		}})
+		run := first.create(t)
+		<-started
+		stopCtx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_ = first.engine.Stop(stopCtx)
+		d1, err := first.engine.GetJob(context.Background(), run.ID)
+		require.NoError(t, err)
+		for _, s := range d1.Stages {
+			require.NotEqual(t, flywheel.StageFailed, s.Status, "stage %s failed by a graceful stop: %s", s.Name, s.Error)
+		}
+
+		second := setup(t, d, setupOpts{dbURL: url, candidates: oneCandidate(), mutate: func(b *testBundle) {
+			b.platform = first.platform
+			b.opts.Retry.MaxAttempts = 1
+		}})
+		detail := second.wait(t, run.ID)
+		require.Equal(t, flywheel.RunCompleted, detail.Run.Status, detail.Run.Error)
+	})
+}

@@ -110,6 +110,11 @@ func (e *Engine) work(ctx context.Context, job *river.Job[StageArgs]) error {
 			return river.JobCancel(fmt.Errorf("run cancelled: %w", err))
 		case errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) || isRemoteCancel(ctx):
 			return e.cancelledRemotely(ctx, job, started, err, log)
+		case ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+			// This process is stopping: the stage is handed back without
+			// counting the attempt (on the last one it would otherwise fail).
+			log.InfoContext(ctx, "Stage interrupted: this process is stopping; handed back", "error", err)
+			return river.JobSnooze(0)
 		case ctx.Err() == nil && runCtx.Err() != nil:
 			return e.fail(ctx, job, call, fmt.Sprintf("exceeded its soft time limit of %s: %v", limit.Soft, err), log)
 		case errors.Is(err, flywheel.ErrPermanent):
