@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/flywheel-go/flywheel/internal/app"
+	"github.com/flywheel-go/flywheel/internal/client"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/ingest"
 	"github.com/flywheel-go/flywheel/internal/store"
@@ -31,13 +32,27 @@ blueprint's log format ({workload_id, client_id, timestamp, request, response}) 
 the conversation format ({"messages": [...], "tools": [...]}). --workload-id and
 --client-id replace the ids of every record; without them each record must carry
 its own. Records already stored (same content) are skipped. A bad line is reported
-with its line number and reason, and every good line is kept.`,
+with its line number and reason, and every good line is kept.
+
+Without --server it writes into the database directly: give it the same --db and
+--data-dir (or config) as 'flywheel serve'. With --server URL it sends the records
+to that server's POST /api/logs instead (token: --token or FLYWHEEL_TOKEN, scope
+ingest or write).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
+			opts := ingest.Options{WorkloadID: workloadID, ClientID: clientID}
+			if cmd.Flags().Changed("server") {
+				// The server parses, redacts and stores what it receives.
+				c, err := client.New(g.server, nil)
+				if err != nil {
+					return err
+				}
+				return runLoad(ctx, g, &apiIngester{c: c.WithToken(g.apiToken())}, file, opts, asJSON)
+			}
 			s, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
 			if err != nil {
 				return err
@@ -46,11 +61,10 @@ with its line number and reason, and every good line is kept.`,
 			if _, err := s.Migrate(ctx); err != nil {
 				return err
 			}
-			redactor, err := app.NewRedactor(cfg, nil)
-			if err != nil {
+			if opts.Redactor, err = app.NewRedactor(cfg, nil); err != nil {
 				return err
 			}
-			return runLoad(ctx, g, s, file, ingest.Options{WorkloadID: workloadID, ClientID: clientID, Redactor: redactor}, asJSON)
+			return runLoad(ctx, g, s, file, opts, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "JSONL file to load (- for standard input)")
@@ -61,7 +75,7 @@ with its line number and reason, and every good line is kept.`,
 	return cmd
 }
 
-func runLoad(ctx context.Context, g *globals, s *store.Store, file string, opts ingest.Options, asJSON bool) error {
+func runLoad(ctx context.Context, g *globals, s flywheel.LogIngester, file string, opts ingest.Options, asJSON bool) error {
 	var (
 		r    io.Reader = os.Stdin
 		size int64     = -1
@@ -93,12 +107,13 @@ func runLoad(ctx context.Context, g *globals, s *store.Store, file string, opts 
 		_ = bar.Finish()
 	}
 	elapsed := time.Since(start)
-	if sum.Lines > 0 {
+	// A load through a server is audited there; a direct one here.
+	if st, direct := s.(*store.Store); direct && sum.Lines > 0 {
 		detail := map[string]any{"lines": sum.Lines, "inserted": sum.Loaded, "duplicates": sum.Duplicates, "rejected": sum.Rejected}
 		if len(sum.Redacted) > 0 {
 			detail["redacted"] = sum.Redacted
 		}
-		if auditErr := cliAudit(context.WithoutCancel(ctx), s, flywheel.AuditLogsIngested, "flywheel load", detail); auditErr != nil {
+		if auditErr := cliAudit(context.WithoutCancel(ctx), st, flywheel.AuditLogsIngested, "flywheel load", detail); auditErr != nil {
 			fmt.Fprintf(g.stderr, "warning: %v\n", auditErr)
 		}
 	}
