@@ -150,7 +150,10 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 	}
 	a.Engine, err = engine.New(engine.Options{
 		Store: a.Store, Runner: runner, Logger: logger, Registry: a.Registry, Spec: cfg.RunSpec(),
-		Workers: workers, DeploymentBudget: cfg.Engine.MaxParallelDeployments, Limits: limits,
+		Retention:         store.Retention{Days: cfg.Logs.RetentionDays, Workloads: cfg.Logs.WorkloadRetentionDays},
+		RetentionInterval: cfg.Logs.RetentionInterval,
+		Workers:           workers,
+		DeploymentBudget:  cfg.Engine.MaxParallelDeployments, Limits: limits,
 		Retry: engine.RetryPolicy{MaxAttempts: cfg.Engine.Retry.MaxAttempts, InitialBackoff: cfg.Engine.Retry.InitialBackoff,
 			MaxBackoff: cfg.Engine.Retry.MaxBackoff},
 		RescueAfter: cfg.Engine.RescueAfter, LeaseTTL: cfg.Engine.LeaseTTL, Embedded: embedded && opts.Workers,

@@ -10,6 +10,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -99,6 +100,10 @@ type Options struct {
 	LivenessInterval time.Duration
 	// ReaperInterval is how often the leader releases orphaned resources.
 	ReaperInterval time.Duration
+	// Retention is the retention policy of stored log records, enforced
+	// every RetentionInterval (default an hour) by the leader.
+	Retention         store.Retention
+	RetentionInterval time.Duration
 	// Embedded marks the single-process SQLite mode: at start, stages left
 	// running by a previous (crashed) incarnation are resumed at once.
 	Embedded bool
@@ -218,6 +223,9 @@ func New(opts Options) (*Engine, error) {
 	if err := river.AddWorkerSafely(workers, &livenessWorker{e: e}); err != nil {
 		return nil, err
 	}
+	if err := river.AddWorkerSafely(workers, &retentionWorker{e: e}); err != nil {
+		return nil, err
+	}
 	cfg := &river.Config{
 		ID:                   opts.ProcessID,
 		Workers:              workers,
@@ -244,6 +252,11 @@ func New(opts Options) (*Engine, error) {
 			river.NewPeriodicJob(river.PeriodicInterval(opts.LivenessInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return LivenessArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true, ID: "liveness"}),
+		}
+		if retains(opts.Retention) {
+			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cmp.Or(opts.RetentionInterval, time.Hour)),
+				func() (river.JobArgs, *river.InsertOpts) { return RetentionArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true, ID: "retention"}))
 		}
 	}
 	var err error

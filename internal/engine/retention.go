@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/store"
+)
+
+// RetentionArgs are the arguments of the periodic retention job.
+type RetentionArgs struct{}
+
+// Kind implements river.JobArgs.
+func (RetentionArgs) Kind() string { return "flywheel_retention" }
+
+// InsertOpts puts the retention job on the cleanup queue, once a minute at
+// most.
+func (RetentionArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueCleanup, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
+}
+
+type retentionWorker struct {
+	river.WorkerDefaults[RetentionArgs]
+	e *Engine
+}
+
+func (w *retentionWorker) Timeout(*river.Job[RetentionArgs]) time.Duration { return 30 * time.Minute }
+
+// Work deletes the stored records the retention policy no longer keeps.
+func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs]) error {
+	_, err := w.e.EnforceRetention(ctx)
+	return err
+}
+
+// retains reports whether the policy deletes anything at all.
+func retains(p store.Retention) bool {
+	if p.Days > 0 {
+		return true
+	}
+	for _, d := range p.Workloads {
+		if d > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// EnforceRetention deletes the stored records older than the retention
+// policy (Options.Retention) keeps, records one audit entry per workload
+// whose records it deleted, and returns how many per workload.
+func (e *Engine) EnforceRetention(ctx context.Context) (map[string]int64, error) {
+	p := e.opts.Retention
+	if !retains(p) {
+		return map[string]int64{}, nil
+	}
+	now := e.now()
+	var deleted map[string]int64
+	err := e.store.InTx(ctx, func(q *store.Queries) error {
+		var err error
+		if deleted, err = q.ExpireLogs(ctx, p, now); err != nil {
+			return err
+		}
+		for w, n := range deleted {
+			days := p.Days
+			if d, ok := p.Workloads[w]; ok {
+				days = d
+			}
+			if err := q.AddAudit(ctx, &flywheel.AuditEntry{At: now, Actor: flywheel.ActorRetention, Action: flywheel.AuditLogsExpired,
+				Target: w, Detail: map[string]any{"deleted": n, "retention_days": days,
+					"before": now.AddDate(0, 0, -days).UTC().Format(time.RFC3339)}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.logger.WarnContext(ctx, "Retention: deleting expired log records failed", slog.Any("error", err))
+		return nil, err
+	}
+	for w, n := range deleted {
+		e.logger.InfoContext(ctx, "Retention: expired log records deleted", slog.String("workload_id", w), slog.Int64("deleted", n))
+	}
+	return deleted, nil
+}
