@@ -71,8 +71,8 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	if server == "" {
 		server = "http://127.0.0.1:8000"
 	}
-	pf.StringVar(&g.server, "server", server, "flywheel server URL for jobs commands (env FLYWHEEL_SERVER)")
-	pf.StringVar(&g.token, "token", "", "API token for jobs commands (env FLYWHEEL_TOKEN; see 'flywheel tokens')")
+	pf.StringVar(&g.server, "server", server, "flywheel server URL for jobs commands and load --server (env FLYWHEEL_SERVER)")
+	pf.StringVar(&g.token, "token", "", "API token for jobs commands and load --server (env FLYWHEEL_TOKEN; see 'flywheel tokens')")
 
 	root.AddCommand(newServeCommand(g), newWorkerCommand(g), newMigrateCommand(g), newLoadCommand(g), newDoctorCommand(g),
 		newDemoCommand(g), newDevCommand(g), newTokensCommand(g), newLogsCommand(g), newBackupCommand(g))
