@@ -3,13 +3,16 @@ package engine_test
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
@@ -27,41 +30,70 @@ type noopWorker struct {
 
 func (noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil }
 
-// riverNoopRate measures River's own rate of no-op jobs on the database: the
-// limit a stage transition (one job each) is measured against.
-func riverNoopRate(b *testing.B, s *store.Store, jobs int) float64 {
+// riverNoopRate measures River's best rate of no-op jobs on the database s:
+// the limit a stage transition (one job each) is measured against. The
+// client is configured as the engine's (the same driver, LISTEN/NOTIFY on
+// Postgres, the same fetch intervals and the engine's worker count) and is
+// started and warm before the clock starts; the jobs are then inserted in
+// batches of 100 with InsertMany, and a round's rate is the number of jobs
+// over the time from the first insert to the last completion. It returns
+// the best of rounds rounds on the same warm client.
+func riverNoopRate(b *testing.B, s *store.Store, workers, jobs, rounds int, fetchPoll time.Duration) float64 {
 	b.Helper()
 	ctx := context.Background()
-	workers := river.NewWorkers()
-	river.AddWorker(workers, noopWorker{})
-	cfg := &river.Config{Queues: map[string]river.QueueConfig{"noop": {MaxWorkers: 8}}, Workers: workers,
-		FetchPollInterval: 20 * time.Millisecond, FetchCooldown: 20 * time.Millisecond}
+	ws := river.NewWorkers()
+	river.AddWorker(ws, noopWorker{})
+	cfg := &river.Config{Queues: map[string]river.QueueConfig{"noop": {MaxWorkers: workers}}, Workers: ws,
+		FetchPollInterval: fetchPoll, FetchCooldown: min(fetchPoll, 50*time.Millisecond),
+		Logger: slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	var client *river.Client[*sql.Tx]
 	var err error
 	if s.Dialect() == store.SQLite {
 		client, err = river.NewClient[*sql.Tx](riversqlite.New(s.DB()), cfg)
 	} else {
-		client, err = river.NewClient[*sql.Tx](riverdatabasesql.New(s.DB()), cfg)
+		listener, perr := pgxpool.New(ctx, s.URL())
+		require.NoError(b, perr)
+		defer listener.Close()
+		client, err = river.NewClient[*sql.Tx](riverdatabasesql.NewWithPgxListener(s.DB(), listener), cfg)
 	}
 	require.NoError(b, err)
 	events, cancel := client.Subscribe(river.EventKindJobCompleted)
 	defer cancel()
-	params := make([]river.InsertManyParams, jobs)
-	for i := range params {
-		params[i] = river.InsertManyParams{Args: noopArgs{}, InsertOpts: &river.InsertOpts{Queue: "noop"}}
-	}
-	_, err = client.InsertMany(ctx, params)
-	require.NoError(b, err)
-	start := time.Now()
 	require.NoError(b, client.Start(ctx))
-	for range jobs {
-		<-events
+	defer func() {
+		stopCtx, stop := context.WithTimeout(ctx, 5*time.Second)
+		defer stop()
+		_ = client.Stop(stopCtx)
+	}()
+	// Warm up: the client has fetched, worked and completed a job (its
+	// producer, connections and statements are live) before timing.
+	_, err = client.Insert(ctx, noopArgs{}, &river.InsertOpts{Queue: "noop"})
+	require.NoError(b, err)
+	<-events
+	const batch = 100
+	best := 0.0
+	for range rounds {
+		start := time.Now()
+		for done := 0; done < jobs; done += batch {
+			params := make([]river.InsertManyParams, min(batch, jobs-done))
+			for i := range params {
+				params[i] = river.InsertManyParams{Args: noopArgs{}, InsertOpts: &river.InsertOpts{Queue: "noop"}}
+			}
+			_, err = client.InsertMany(ctx, params)
+			require.NoError(b, err)
+		}
+		timeout := time.After(2 * time.Minute)
+		for range jobs {
+			select {
+			case ev := <-events:
+				require.Equal(b, rivertype.JobStateCompleted, ev.Job.State)
+			case <-timeout:
+				b.Fatalf("River did not complete %d no-op jobs within 2 minutes", jobs)
+			}
+		}
+		best = max(best, float64(jobs)/time.Since(start).Seconds())
 	}
-	elapsed := time.Since(start)
-	stopCtx, stop := context.WithTimeout(ctx, 5*time.Second)
-	defer stop()
-	_ = client.Stop(stopCtx)
-	return float64(jobs) / elapsed.Seconds()
+	return best
 }
 
 func instant(b *testBundle) {
@@ -71,14 +103,17 @@ func instant(b *testBundle) {
 
 // BenchmarkStageTransitions reports the engine's stage transitions per second
 // (each a River job whose completion commits with the DAG's progress) as a
-// ratio to River's own no-op job rate on the same database, with an instant
-// platform and 10 runs of two candidates in flight.
+// ratio to River's best no-op job rate on the same database (see
+// riverNoopRate), with an instant platform, the engine's 8 workers and 10
+// runs of two candidates in flight. Both rates are the best of their rounds
+// (each iteration of the benchmark; 3 rounds of River's), so that a machine
+// shared with other work skews neither side more than the other.
 func BenchmarkStageTransitions(b *testing.B) {
 	for _, d := range storetest.Dialects() {
 		b.Run(string(d), func(b *testing.B) {
 			bundle := setupB(b, d, setupOpts{maxRuns: 100, mutate: instant})
 			const runs = 10
-			var rate float64
+			var rate float64 // the best iteration's
 			for b.Loop() {
 				start := time.Now()
 				var ids []string
@@ -95,9 +130,14 @@ func BenchmarkStageTransitions(b *testing.B) {
 					require.NoError(b, err)
 					stages += len(st)
 				}
-				rate = float64(stages) / time.Since(start).Seconds()
+				rate = max(rate, float64(stages)/time.Since(start).Seconds())
 			}
-			noop := riverNoopRate(b, bundle.store, 400)
+			// The engine stops first: River's client then has the database
+			// to itself, as the engine's had.
+			stopCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+			require.NoError(b, bundle.engine.Stop(stopCtx))
+			stop()
+			noop := riverNoopRate(b, bundle.store, bundle.opts.Workers, 2000, 3, bundle.opts.FetchPollInterval)
 			b.ReportMetric(rate, "transitions/s")
 			b.ReportMetric(noop, "river_noop_jobs/s")
 			b.ReportMetric(rate/noop, "ratio")
