@@ -75,3 +75,21 @@ func TestLoadThroughServer(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, out, "Loaded 0 records, 400 duplicates skipped")
 }
+
+// TestSelfName checks the name the demo's closing hint gives the binary:
+// its bare name when PATH finds this very binary, else a path that runs it.
+func TestSelfName(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	t.Setenv("PATH", filepath.Dir(exe))
+	require.Equal(t, filepath.Base(exe), selfName())
+	t.Setenv("PATH", t.TempDir())
+	got := selfName()
+	require.NotEqual(t, filepath.Base(exe), got, "not on PATH: a path")
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	if !filepath.IsAbs(got) {
+		got = filepath.Join(wd, got)
+	}
+	require.Equal(t, exe, got)
+}
