@@ -35,6 +35,7 @@ func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) err
 	e := w.e
 	defer e.hold(job.ID)()
 	log := e.logger.With("run_id", job.Args.RunID, "stage", "delete")
+	before := e.footprint(ctx, job.Args.RunID)
 	if err := e.runner.DeleteRunResources(ctx, job.Args.RunID); err != nil {
 		log.WarnContext(ctx, "Some resources could not be released; kept for retry", "error", err)
 	}
@@ -44,7 +45,7 @@ func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) err
 	if err := e.store.DeleteRun(ctx, job.Args.RunID); err != nil {
 		return err
 	}
-	log.InfoContext(ctx, "Job deleted")
+	e.reportDeletion(ctx, job.Args.RunID, before, e.footprint(ctx, job.Args.RunID))
 	return nil
 }
 

@@ -2,12 +2,15 @@ package engine
 
 import (
 	"context"
+	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/stage"
 	"github.com/flywheel-go/flywheel/internal/store"
 )
 
@@ -85,4 +88,68 @@ func (e *Engine) EnforceRetention(ctx context.Context) (map[string]int64, error)
 		e.logger.InfoContext(ctx, "Retention: expired log records deleted", slog.String("workload_id", w), slog.Int64("deleted", n))
 	}
 	return deleted, nil
+}
+
+// deletionReport is what a run held before its deletion: rows by kind and
+// files on local disk.
+type deletionReport struct {
+	rows  map[string]int64
+	files int
+	bytes int64
+}
+
+// footprint counts what the run holds now (zero counts when unreadable).
+func (e *Engine) footprint(ctx context.Context, runID string) deletionReport {
+	var r deletionReport
+	rows, err := e.store.RunFootprint(ctx, runID)
+	if err != nil {
+		e.logger.WarnContext(ctx, "Could not count the run's rows", slog.String("run_id", runID), slog.Any("error", err))
+	}
+	r.rows = rows
+	if e.runner.Settings.DataDir == "" {
+		return r
+	}
+	dir, err := stage.RunDir(e.runner.Settings.DataDir, runID)
+	if err != nil {
+		return r
+	}
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		r.files++
+		if info, err := d.Info(); err == nil {
+			r.bytes += info.Size()
+		}
+		return nil
+	})
+	return r
+}
+
+// reportDeletion logs what the deletion of a run removed (before minus
+// after) and records it in the audit log.
+func (e *Engine) reportDeletion(ctx context.Context, runID string, before, after deletionReport) {
+	removed := map[string]any{}
+	attrs := []any{slog.String("run_id", runID)}
+	for k, n := range before.rows {
+		if d := n - after.rows[k]; d != 0 && k != "live_remote_resources" {
+			removed[k] = d
+			attrs = append(attrs, slog.Int64(k, d))
+		}
+	}
+	released := before.rows["live_remote_resources"] - after.rows["live_remote_resources"]
+	removed["remote_resources_released"] = released
+	removed["files"] = before.files - after.files
+	removed["file_bytes"] = before.bytes - after.bytes
+	attrs = append(attrs, slog.Int64("remote_resources_released", released), slog.Int("files", before.files-after.files),
+		slog.Int64("file_bytes", before.bytes-after.bytes))
+	if left := after.rows["live_remote_resources"]; left > 0 {
+		removed["remote_resources_left_for_retry"] = left
+		attrs = append(attrs, slog.Int64("remote_resources_left_for_retry", left))
+	}
+	e.logger.InfoContext(ctx, "Job deleted: removed", attrs...)
+	if err := e.store.AddAudit(context.WithoutCancel(ctx), &flywheel.AuditEntry{Actor: flywheel.ActorCleanup,
+		Action: flywheel.AuditJobPurged, Target: runID, Detail: removed}); err != nil {
+		e.logger.WarnContext(ctx, "Audit entry not recorded", slog.String("run_id", runID), slog.Any("error", err))
+	}
 }

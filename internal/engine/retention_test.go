@@ -77,3 +77,50 @@ func TestRetentionJob(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteReportsWhatItRemoved deletes a finished run whose folder holds
+// a dataset file: every row of the run and the folder are gone, its remote
+// resources are released, and the audit log says what was removed.
+func TestDeleteReportsWhatItRemoved(t *testing.T) {
+	t.Parallel()
+	for _, d := range storetest.Dialects() {
+		t.Run(storetest.Name(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := setup(t, d, setupOpts{})
+			run := b.create(t)
+			b.wait(t, run.ID)
+			runDir := writeRunFiles(t, b.opts.Runner.Settings.DataDir, run.ID)
+			before, err := b.store.RunFootprint(ctx, run.ID)
+			require.NoError(t, err)
+			require.Positive(t, before["eval_items"])
+			require.Positive(t, before["stages"])
+			require.Positive(t, before["remote_resources"])
+			t.Logf("before: %v, files 1", before)
+
+			_, err = b.engine.DeleteJob(ctx, run.ID)
+			require.NoError(t, err)
+			var purged []flywheel.AuditEntry
+			require.Eventually(t, func() bool {
+				purged, err = b.store.ListAudit(ctx, flywheel.AuditQuery{Action: flywheel.AuditJobPurged})
+				require.NoError(t, err)
+				return len(purged) == 1
+			}, 10*time.Second, 10*time.Millisecond)
+			after, err := b.store.RunFootprint(ctx, run.ID)
+			require.NoError(t, err)
+			t.Logf("after: %v; audit: %v", after, purged[0].Detail)
+			for k, n := range after {
+				require.Zero(t, n, "%s left", k)
+			}
+			require.NoDirExists(t, runDir)
+			got := purged[0].Detail
+			require.Equal(t, run.ID, purged[0].Target)
+			require.Equal(t, flywheel.ActorCleanup, purged[0].Actor)
+			require.Equal(t, float64(before["eval_items"]), got["eval_items"])
+			require.Equal(t, float64(before["datasets"]), got["datasets"])
+			require.Equal(t, float64(1), got["files"])
+			require.Equal(t, float64(1), got["runs"])
+			require.Equal(t, float64(before["live_remote_resources"]), got["remote_resources_released"])
+		})
+	}
+}

@@ -10,6 +10,9 @@ const (
 	AuditJobCreated   = "job.created"
 	AuditJobCancelled = "job.cancelled"
 	AuditJobDeleted   = "job.deleted"
+	// AuditJobPurged records what the deletion of a run removed (rows,
+	// files, remote resources), once it is done.
+	AuditJobPurged    = "job.purged"
 	AuditJobPromoted  = "job.promoted"
 	AuditLogsIngested = "logs.ingested"
 	AuditLogsDeleted  = "logs.deleted"
@@ -25,6 +28,8 @@ const (
 	ActorCLI = "cli"
 	// ActorRetention is the periodic retention job.
 	ActorRetention = "retention"
+	// ActorCleanup is the background deletion of a run.
+	ActorCleanup = "cleanup"
 )
 
 // AuditEntry is one line of the audit log: who did what to what.

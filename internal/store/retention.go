@@ -179,3 +179,31 @@ func (q *Queries) scanLogs(ctx context.Context, query string, args ...any) ([]fl
 	}
 	return out, rows.Err()
 }
+
+// runFootprintQueries count a run's rows, by what they hold.
+var runFootprintQueries = []struct{ name, query string }{
+	{"eval_items", `SELECT COUNT(*) FROM eval_items WHERE evaluation_id IN (SELECT e.id FROM evaluations e JOIN nims n ON e.nim_id = n.id WHERE n.flywheel_run_id = ?)`},
+	{"evaluations", `SELECT COUNT(*) FROM evaluations WHERE nim_id IN (SELECT id FROM nims WHERE flywheel_run_id = ?)`},
+	{"customizations", `SELECT COUNT(*) FROM customizations WHERE nim_id IN (SELECT id FROM nims WHERE flywheel_run_id = ?)`},
+	{"nims", `SELECT COUNT(*) FROM nims WHERE flywheel_run_id = ?`},
+	{"stages", `SELECT COUNT(*) FROM stages WHERE run_id = ?`},
+	{"datasets", `SELECT COUNT(*) FROM datasets WHERE run_id = ?`},
+	{"remote_resources", `SELECT COUNT(*) FROM resources WHERE run_id = ?`},
+	{"live_remote_resources", `SELECT COUNT(*) FROM resources WHERE run_id = ? AND state <> 'released'`},
+	{"runs", `SELECT COUNT(*) FROM flywheel_runs WHERE id = ?`},
+}
+
+// RunFootprint counts what a run has in the database: its evaluation
+// items, evaluations, customizations, candidates, stages, datasets and
+// remote resources (all, and those not released yet).
+func (q *Queries) RunFootprint(ctx context.Context, runID string) (map[string]int64, error) {
+	out := make(map[string]int64, len(runFootprintQueries))
+	for _, f := range runFootprintQueries {
+		var n int64
+		if err := q.queryRow(ctx, f.query, runID).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s of run %s: %w", f.name, runID, err)
+		}
+		out[f.name] = n
+	}
+	return out, nil
+}
