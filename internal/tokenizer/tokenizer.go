@@ -50,8 +50,15 @@ type Tokenizer struct {
 // whose vocabulary is <|endoftext|>, the 256 byte symbols, the merges and
 // the Specials. Training is deterministic: ties are broken by the pair's
 // text.
+//
+// A space is never merged with the letter or digit after it, so a word
+// has the same tokens after a space as after a quote: "Lima" in
+// `weather in Lima` and in `{"city": "Lima"}` are the same tokens, and a
+// model fills in an argument by copying tokens from the request (with
+// GPT-2's merges it would have to learn that " Li" is written "Li").
 func Train(corpus []string, numMerges int) *Tokenizer {
 	byteEnc := byteEncoder()
+	space := string(byteEnc[' '])
 	words := map[string]int{}
 	for _, doc := range corpus {
 		for _, part := range splitSpecial(doc, Specials()) {
@@ -93,6 +100,9 @@ func Train(corpus []string, numMerges int) *Tokenizer {
 		var best [2]string
 		bestN := 0
 		for p, n := range counts {
+			if p[0] == space && startsWord(p[1]) {
+				continue
+			}
 			if n > bestN || (n == bestN && (p[0]+" "+p[1]) < (best[0]+" "+best[1])) {
 				best, bestN = p, n
 			}
@@ -172,6 +182,14 @@ func build(tokens []string, types []int32, merges []string) (*Tokenizer, error) 
 		}
 	}
 	return t, nil
+}
+
+// startsWord reports whether a symbol starts with a letter or a digit.
+func startsWord(sym string) bool {
+	for _, r := range sym {
+		return unicode.IsLetter(r) || unicode.IsNumber(r)
+	}
+	return false
 }
 
 // VocabSize returns the number of tokens.

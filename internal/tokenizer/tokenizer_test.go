@@ -77,6 +77,38 @@ func TestEncodeDecode(t *testing.T) {
 	require.Equal(t, end, tok.EOS())
 }
 
+func TestWordsTokenizeAlikeAfterSpaceAndQuote(t *testing.T) {
+	t.Parallel()
+
+	tok := Train(corpus(), 80)
+	space := tok.Encode(" ")
+	require.Len(t, space, 1)
+	for _, w := range []string{"weather", "Paris", "Krakow", "AAPL", "2026"} {
+		inText := tok.Encode("in " + w + "?")
+		inJSON := tok.Encode(`{"city": "` + w + `"}`)
+		word := tok.Encode(w)
+		require.Subset(t, inText, word)
+		require.Equal(t, append(append([]int{}, space...), word...), tok.Encode(" "+w), "%q after a space", w)
+		require.True(t, containsRun(inText, word) && containsRun(inJSON, word), "%q: %v in %v and %v", w, word, inText, inJSON)
+	}
+}
+
+func containsRun(xs, run []int) bool {
+	for i := 0; i+len(run) <= len(xs); i++ {
+		match := true
+		for j := range run {
+			if xs[i+j] != run[j] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
 func TestGGUFRoundTrip(t *testing.T) {
 	t.Parallel()
 
