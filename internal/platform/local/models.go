@@ -22,10 +22,11 @@ type ModelSize struct {
 }
 
 // Params returns the number of parameters of a model of this size with a
-// vocabulary of vocab tokens.
+// vocabulary of vocab tokens (the output projection is the token
+// embedding).
 func (s ModelSize) Params(vocab int) int {
 	perLayer := 4*s.Embd*s.Embd + 3*s.Embd*s.FF + 2*s.Embd
-	return 2*vocab*s.Embd + s.Layers*perLayer + s.Embd
+	return vocab*s.Embd + s.Layers*perLayer + s.Embd
 }
 
 // Sizes returns the model sizes the local platform can create, smallest
@@ -66,6 +67,13 @@ func DefaultTokenizer() *tokenizer.Tokenizer {
 
 // NewModel returns a randomly initialised model (seeded, so the same
 // arguments give the same weights) with the tokenizer and chat template.
+//
+// The model has no output.weight: llama.cpp (and the trainer) then use the
+// token embedding as the output projection. With tied embeddings a model
+// that learns to copy a token from the request can write any token it
+// reads, including tokens it never wrote in training (the city or name of
+// a held-out request); with a separate random output matrix it could only
+// write the tokens it was trained to write.
 func NewModel(name string, size ModelSize, tok *tokenizer.Tokenizer, seed uint64) (*gguf.File, error) {
 	if size.Embd%size.Heads != 0 {
 		return nil, fmt.Errorf("size %s: embedding %d not divisible by %d heads", size.Name, size.Embd, size.Heads)
@@ -124,6 +132,6 @@ func NewModel(name string, size ModelSize, tok *tokenizer.Tokenizer, seed uint64
 			linear(p+"ffn_down.weight", size.FF, size.Embd, resid),
 		)
 	}
-	f.Tensors = append(f.Tensors, ones("output_norm.weight", size.Embd), linear("output.weight", size.Embd, vocab, std))
+	f.Tensors = append(f.Tensors, ones("output_norm.weight", size.Embd))
 	return f, nil
 }
