@@ -23,6 +23,9 @@ func newLocalPlatform(cfg *config.Config, logger *slog.Logger) (flywheel.Platfor
 	if v, err := strconv.Atoi(l.Options["min_epochs"]); err == nil {
 		opts.MinEpochs = v
 	}
+	if v, err := strconv.Atoi(l.Options["augment"]); err == nil {
+		opts.Augment = v
+	}
 	if v, err := strconv.ParseFloat(l.Options["max_train_seconds"], 64); err == nil {
 		opts.MaxTrainSeconds = v
 	}

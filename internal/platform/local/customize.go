@@ -181,7 +181,8 @@ func (p *Platform) StartCustomization(ctx context.Context, req flywheel.Customiz
 	if err != nil {
 		return flywheel.CustomizationJob{}, err
 	}
-	prep, err := prepareFile(trainFile, filepath.Join(dir, "train.tok.jsonl"), tok)
+	prep, err := prepareFile(trainFile, filepath.Join(dir, "train.tok.jsonl"), tok,
+		PrepareOptions{Augment: max(p.opts.Augment, 0), Seed: p.opts.Seed})
 	if err != nil {
 		return flywheel.CustomizationJob{}, err
 	}
@@ -206,14 +207,14 @@ func (p *Platform) StartCustomization(ctx context.Context, req flywheel.Customiz
 	}
 	args := []string{trainer,
 		"--base", base, "--train", filepath.Join(dir, "train.tok.jsonl"), "--out", out,
-		"--mode", mode, "--epochs", strconv.Itoa(epochs),
+		"--mode", mode, "--epochs", strconv.Itoa(epochs), "--epoch-size", strconv.Itoa(prep.Written),
 		"--batch-size", strconv.Itoa(max(tc.BatchSize, 1)),
 		"--lr", strconv.FormatFloat(lr, 'g', -1, 64),
 		"--threads", strconv.Itoa(p.opts.Threads),
 		"--seed", strconv.FormatUint(p.opts.Seed, 10),
 	}
 	if valFile != "" {
-		if vp, err := prepareFile(valFile, filepath.Join(dir, "val.tok.jsonl"), tok); err == nil && vp.Written > 0 {
+		if vp, err := prepareFile(valFile, filepath.Join(dir, "val.tok.jsonl"), tok, PrepareOptions{}); err == nil && vp.Written > 0 {
 			args = append(args, "--val", filepath.Join(dir, "val.tok.jsonl"))
 		}
 	}
@@ -265,7 +266,7 @@ func (p *Platform) StartCustomization(ctx context.Context, req flywheel.Customiz
 		return flywheel.CustomizationJob{}, err
 	}
 	p.log.Info("started trainer", "job", id, "model", req.Model.ModelName, "mode", mode, "pid", ident.PID,
-		"records", prep.Written, "skipped", len(prep.Skipped))
+		"records", prep.Written, "variants", prep.Variants, "skipped", len(prep.Skipped))
 	return p.job(st), nil
 }
 
@@ -289,7 +290,7 @@ func (p *Platform) modelTokenizer(path string) (*tokenizer.Tokenizer, error) {
 	return tok, nil
 }
 
-func prepareFile(in, out string, tok *tokenizer.Tokenizer) (PrepareStats, error) {
+func prepareFile(in, out string, tok *tokenizer.Tokenizer, opts PrepareOptions) (PrepareStats, error) {
 	r, err := os.Open(in)
 	if err != nil {
 		return PrepareStats{}, flywheel.Permanent(fmt.Errorf("open training data: %w", err))
@@ -299,7 +300,7 @@ func prepareFile(in, out string, tok *tokenizer.Tokenizer) (PrepareStats, error)
 	if err != nil {
 		return PrepareStats{}, fmt.Errorf("create %s: %w", out, err)
 	}
-	st, err := PrepareTrainingData(r, w, tok)
+	st, err := PrepareTrainingDataWith(r, w, tok, opts)
 	if cerr := w.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write %s: %w", out, cerr)
 	}

@@ -42,7 +42,6 @@ const (
 	StopGraceDefault    = 5 * time.Second
 	SeedDefault         = 1
 	LearningRateDefault = 3e-3
-	AugmentDefault      = 3
 )
 
 // Options configures a Platform.
@@ -85,8 +84,9 @@ type Options struct {
 	// MinEpochs raises the requested number of epochs (0: as requested).
 	MinEpochs int
 	// Augment is the number of copy-augmented variants of each training
-	// record the trainer sees besides the record (see Augment; default 3,
-	// negative: none). An epoch is still one pass's worth of records.
+	// record the trainer sees besides the record (see Augment; 0: none).
+	// An epoch is still one pass's worth of records, so variants replace
+	// repetitions of the records rather than add steps.
 	Augment int
 	// MaxTrainSeconds bounds a training run (0: no bound).
 	MaxTrainSeconds float64
@@ -135,7 +135,6 @@ func New(opts Options) (*Platform, error) {
 	opts.ContextSize = cmp.Or(opts.ContextSize, ContextSizeDefault)
 	opts.Parallel = cmp.Or(opts.Parallel, ParallelDefault)
 	opts.Seed = cmp.Or(opts.Seed, SeedDefault)
-	opts.Augment = cmp.Or(opts.Augment, AugmentDefault)
 	opts.StopGrace = cmp.Or(opts.StopGrace, StopGraceDefault)
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv

@@ -17,6 +17,18 @@ type PrepareStats struct {
 	// Skipped lists the records left out, by line, with the reason.
 	Skipped []string `json:"skipped,omitempty"`
 	Tokens  int      `json:"tokens"`
+	// Variants counts the copy-augmented variants written besides the
+	// records (see Augment).
+	Variants int `json:"variants,omitempty"`
+}
+
+// PrepareOptions tunes PrepareTrainingDataWith.
+type PrepareOptions struct {
+	// Augment is the number of copy-augmented variants written after
+	// each record (see Augment); 0 writes the records alone.
+	Augment int
+	// Seed makes the variants reproducible.
+	Seed uint64
 }
 
 // maxLineBytes bounds one record of a dataset file.
@@ -29,6 +41,13 @@ const maxLineBytes = 16 << 20
 // with the loss on the tokens after the prompt. Records that cannot be
 // used are listed in the stats and left out; the others are kept.
 func PrepareTrainingData(r io.Reader, w io.Writer, tok *tokenizer.Tokenizer) (PrepareStats, error) {
+	return PrepareTrainingDataWith(r, w, tok, PrepareOptions{})
+}
+
+// PrepareTrainingDataWith is PrepareTrainingData with options: with
+// opts.Augment > 0, each usable record is followed by that many variants
+// with fresh argument values (Augment).
+func PrepareTrainingDataWith(r io.Reader, w io.Writer, tok *tokenizer.Tokenizer, opts PrepareOptions) (PrepareStats, error) {
 	var st PrepareStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
@@ -46,18 +65,33 @@ func PrepareTrainingData(r io.Reader, w io.Writer, tok *tokenizer.Tokenizer) (Pr
 			st.Skipped = append(st.Skipped, fmt.Sprintf("line %d: %v", line, err))
 			continue
 		}
-		b, err := json.Marshal(struct {
-			IDs     []int `json:"ids"`
-			NPrompt int   `json:"n_prompt"`
-		}{ids, nPrompt})
-		if err != nil {
-			return st, fmt.Errorf("encode line %d: %w", line, err)
-		}
-		if _, err := bw.Write(append(b, '\n')); err != nil {
-			return st, fmt.Errorf("write training tokens: %w", err)
+		if err := writeTokens(bw, ids, nPrompt); err != nil {
+			return st, fmt.Errorf("line %d: %w", line, err)
 		}
 		st.Written++
 		st.Tokens += len(ids)
+		if opts.Augment <= 0 {
+			continue
+		}
+		var rec Record
+		if json.Unmarshal([]byte(text), &rec) != nil {
+			continue
+		}
+		for _, v := range Augment(rec, opts.Augment, opts.Seed) {
+			b, err := json.Marshal(v)
+			if err != nil {
+				continue
+			}
+			ids, nPrompt, err := TokenizeRecord(b, tok)
+			if err != nil {
+				continue
+			}
+			if err := writeTokens(bw, ids, nPrompt); err != nil {
+				return st, fmt.Errorf("line %d: %w", line, err)
+			}
+			st.Variants++
+			st.Tokens += len(ids)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return st, fmt.Errorf("read line %d: %w", line+1, err)
@@ -66,6 +100,20 @@ func PrepareTrainingData(r io.Reader, w io.Writer, tok *tokenizer.Tokenizer) (Pr
 		return st, fmt.Errorf("write training tokens: %w", err)
 	}
 	return st, nil
+}
+
+func writeTokens(w *bufio.Writer, ids []int, nPrompt int) error {
+	b, err := json.Marshal(struct {
+		IDs     []int `json:"ids"`
+		NPrompt int   `json:"n_prompt"`
+	}{ids, nPrompt})
+	if err != nil {
+		return fmt.Errorf("encode tokens: %w", err)
+	}
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write training tokens: %w", err)
+	}
+	return nil
 }
 
 // TokenizeRecord renders one chat record and returns its tokens and the
