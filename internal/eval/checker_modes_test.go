@@ -115,6 +115,8 @@ func TestCheckerModes(t *testing.T) {
 			flywheel: ClassValueError},
 		{name: "DeviationEmptyArgumentsAreNone", answer: `{"loc":["NYC",""]}`, pred: ``,
 			bfcl: "ast_decoder:decoder_failed"},
+		{name: "DeviationOmitMarkerIsNoVariable", answer: `{"loc":["NYC"],"time":["","dontcare"]}`, pred: `{"loc":"NYC","time":""}`,
+			flywheel: ClassValueError},
 		{name: "DeviationNaNIsNotJSON", answer: `{"loc":["NYC"],"ratio":[1.5]}`, pred: `{"loc":"NYC","ratio":NaN}`,
 			flywheel: ClassInvalidJSON, bfcl: "value_error:others"},
 		{name: "DeviationNestedTypeBeforeValue", answer: `{"loc":["NYC"],"rides":[[{"n":[1]}]]}`, pred: `{"loc":"NYC","rides":[{"n":1},2]}`,
@@ -160,6 +162,8 @@ func TestCheckerModesCallsAndCategories(t *testing.T) {
 		{"type":"function","function":{"name":"book","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}},
 		{"type":"function","function":{"name":"cancel","parameters":{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}}}]`))
 	require.NoError(t, err)
+	noParams, err := ParseTools(json.RawMessage(`[{"type":"function","function":{"name":"ping","parameters":{"type":"object","properties":{}}}}]`))
+	require.NoError(t, err)
 	book := func(city string) Call { return NewCall("book", `{"city":"`+city+`"}`) }
 	ans := func(cities ...[]any) Answer {
 		var a Answer
@@ -200,6 +204,8 @@ func TestCheckerModesCallsAndCategories(t *testing.T) {
 		{name: "Irrelevance", tools: two, pred: []Call{book("Paris")},
 			flywheel: ClassWrongCount, bfcl: "irrelevance_error:decoder_success"},
 		{name: "IrrelevanceNoCall", tools: two},
+		{name: "DeviationEmptyArgumentsWithoutParameters", tools: noParams, pred: []Call{NewCall("ping", "")},
+			want: Answer{{Name: "ping", Params: map[string][]any{}}}, bfcl: "ast_decoder:decoder_failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
