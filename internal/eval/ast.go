@@ -303,7 +303,9 @@ func parseAnswer(v any) (string, Answer, error) {
 // Check is the verdict of the AST checker on one item.
 type Check struct {
 	Valid bool
-	// Class is the error class of an invalid item ("" when valid).
+	// Class is the error class of an invalid item ("" when valid): one of
+	// the Class… constants, or BFCL's error_type in the bfcl mode
+	// (CheckCallsBFCL).
 	Class string
 	// Detail explains the failure in words.
 	Detail string
