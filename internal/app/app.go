@@ -205,7 +205,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 			Jobs: jobs, Logs: a.Store, Redactor: redactor, Audit: a.Store, LogDeleter: a.Store,
 			Registry: a.Registry, RiverUI: riverUI, Capture: captureHandler,
 			AllowedHosts: cfg.Server.AllowedHosts, ListenAddr: cfg.Server.Addr,
-			UI:     ui.New(ui.Options{Jobs: jobs, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
+			UI:     ui.New(ui.Options{Jobs: jobs, Audit: a.Store, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
 			Logger: logger, Version: Version, Auth: authn, MetricsPublic: cfg.Server.Auth.MetricsPublic,
 			BlueprintJobList: cfg.Server.BlueprintJobList,
 		})

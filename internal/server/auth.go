@@ -243,6 +243,7 @@ func (s *Server) accessRules() []accessRule {
 		{"/v1/", accessIngest()}, // the capture proxy
 
 		{"GET /ui/", accessRead()},
+		{"GET /ui/audit", accessAdmin()},
 		{"GET /ui/static/", accessOpen()},
 		{"GET " + LoginPath, accessOpen()},
 		{"POST " + LoginPath, accessOpen()},

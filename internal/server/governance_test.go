@@ -139,7 +139,7 @@ func TestGovernanceNeedsAdmin(t *testing.T) {
 	b.opts.Audit, b.opts.LogDeleter = b.store, b.store
 	h := b.server()
 	for _, sc := range flywheel.Scopes() {
-		for _, target := range []string{"DELETE /api/logs?workload_id=w", "GET /api/audit"} {
+		for _, target := range []string{"DELETE /api/logs?workload_id=w", "GET /api/audit", "GET /ui/audit"} {
 			method, path, _ := strings.Cut(target, " ")
 			res := do(t, h, method, path, "", bearer(b.secrets[string(sc)])...)
 			if sc == flywheel.ScopeAdmin {

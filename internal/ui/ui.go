@@ -63,6 +63,8 @@ type Options struct {
 	// sessions; nil or disabled, the login page says there is nothing to
 	// log in to. Access itself is enforced in front of the dashboard.
 	Auth flywheel.Authenticator
+	// Audit, when set, is shown at Prefix + "/audit".
+	Audit flywheel.AuditLog
 }
 
 // Handler serves the dashboard. Build it with New.
@@ -103,6 +105,7 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET "+p+"/login", h.loginPage)
 	mux.HandleFunc("POST "+p+"/login", h.login)
 	mux.HandleFunc("POST "+p+"/logout", h.logout)
+	mux.HandleFunc("GET "+p+"/audit", h.auditPage)
 	mux.HandleFunc("GET "+p+"/runs/rows", h.runsRows)
 	mux.HandleFunc("GET "+p+"/runs/{id}", h.runPage)
 	mux.HandleFunc("GET "+p+"/runs/{id}/timeline", h.timelineFragment)
