@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"bytes"
 	"math/big"
 	"net/netip"
 	"regexp"
@@ -11,15 +12,15 @@ import (
 func builtin(name string) detector {
 	switch name {
 	case Secrets:
-		return detector{name: Secrets, label: "SECRET", minLen: 16, maybe: maybeSecret, find: findSecrets}
+		return detector{name: Secrets, label: "SECRET", minLen: 16, maybe: func(b []byte) bool { return len(b) >= 16 && secretCandidates(b) != 0 }, find: findSecrets}
 	case Cards:
-		return detector{name: Cards, label: "CARD", minLen: 13, maybe: func(s string) bool { return digitCount(s, 13) }, find: findCards}
+		return detector{name: Cards, label: "CARD", minLen: 13, maybe: func(b []byte) bool { return digitCount(b, 13) }, find: findCards}
 	case IBAN:
 		return detector{name: IBAN, label: "IBAN", minLen: 15, maybe: maybeIBAN, find: regexFinder(ibanRE, validIBAN)}
 	case Email:
-		return detector{name: Email, label: "EMAIL", minLen: 6, maybe: func(s string) bool { return strings.IndexByte(s, '@') >= 0 }, find: regexFinder(emailRE, nil)}
+		return detector{name: Email, label: "EMAIL", minLen: 6, maybe: func(b []byte) bool { return bytes.IndexByte(b, '@') >= 0 }, find: regexFinder(emailRE, nil)}
 	case Phone:
-		return detector{name: Phone, label: "PHONE", minLen: 7, maybe: func(s string) bool { return digitCount(s, 7) }, find: regexFinder(phoneRE, validPhone)}
+		return detector{name: Phone, label: "PHONE", minLen: 7, maybe: func(b []byte) bool { return digitCount(b, 7) }, find: regexFinder(phoneRE, validPhone)}
 	case IP:
 		return detector{name: IP, label: "IP", minLen: 3, maybe: maybeIP, find: findIPs}
 	}
@@ -85,8 +86,6 @@ var secretPatterns = []secretPattern{
 	{[]string{"://"}, regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@"'<>]+:([^\s/@"'<>]+)@`)},
 }
 
-func maybeSecret(s string) bool { return len(s) >= 16 }
-
 // secretStarts lists, by first byte, the patterns whose hints start with it.
 var secretStarts = func() (t [256][]int) {
 	for i, p := range secretPatterns {
@@ -97,17 +96,32 @@ var secretStarts = func() (t [256][]int) {
 	return t
 }()
 
+// secretPairs is the set of the first two bytes of every hint (bit
+// 256*a+b), a cheap test before secretStarts.
+var secretPairs = func() (t [256 * 256 / 64]uint64) {
+	for _, p := range secretPatterns {
+		for _, h := range p.hints {
+			k := int(h[0])<<8 | int(h[1])
+			t[k/64] |= 1 << (k % 64)
+		}
+	}
+	return t
+}()
+
 // secretCandidates returns the set (bit i for secretPatterns[i]) of the
 // patterns one of whose hints s contains, in one pass over s.
-func secretCandidates(s string) uint32 {
+func secretCandidates[T string | []byte](s T) uint32 {
 	var set uint32
-	for i := 0; i < len(s); i++ {
+	for i := 0; i+1 < len(s); i++ {
+		if k := int(s[i])<<8 | int(s[i+1]); secretPairs[k/64]&(1<<(k%64)) == 0 {
+			continue
+		}
 		for _, pi := range secretStarts[s[i]] {
 			if set&(1<<pi) != 0 {
 				continue
 			}
 			for _, h := range secretPatterns[pi].hints {
-				if strings.HasPrefix(s[i:], h) {
+				if hasPrefixAt(s, i, h) {
 					set |= 1 << pi
 					break
 				}
@@ -115,6 +129,19 @@ func secretCandidates(s string) uint32 {
 		}
 	}
 	return set
+}
+
+// hasPrefixAt reports whether s[i:] starts with h.
+func hasPrefixAt[T string | []byte](s T, i int, h string) bool {
+	if len(s)-i < len(h) {
+		return false
+	}
+	for k := 0; k < len(h); k++ {
+		if s[i+k] != h[k] {
+			return false
+		}
+	}
+	return true
 }
 
 func findSecrets(s string) [][2]int {
@@ -145,7 +172,7 @@ func findSecrets(s string) [][2]int {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // digitCount reports whether s has at least n ASCII digits.
-func digitCount(s string, n int) bool {
+func digitCount[T string | []byte](s T, n int) bool {
 	for i := 0; i < len(s); i++ {
 		if isDigit(s[i]) {
 			n--
@@ -262,7 +289,7 @@ func luhn(digits []byte) bool {
 var ibanRE = regexp.MustCompile(`\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b`)
 
 // maybeIBAN reports whether s has two capitals followed by two digits.
-func maybeIBAN(s string) bool {
+func maybeIBAN(s []byte) bool {
 	for i := 0; i+3 < len(s); i++ {
 		if s[i] >= 'A' && s[i] <= 'Z' && s[i+1] >= 'A' && s[i+1] <= 'Z' && isDigit(s[i+2]) && isDigit(s[i+3]) {
 			return true
@@ -323,7 +350,7 @@ var (
 )
 
 // maybeIP reports whether s has three digit.digit places or two colons.
-func maybeIP(s string) bool {
+func maybeIP(s []byte) bool {
 	dots := 0
 	for i := 1; i+1 < len(s); i++ {
 		if s[i] == '.' && isDigit(s[i-1]) && isDigit(s[i+1]) {
@@ -333,7 +360,7 @@ func maybeIP(s string) bool {
 			}
 		}
 	}
-	return strings.Count(s, ":") >= 2
+	return bytes.Count(s, []byte{':'}) >= 2
 }
 
 func findIPs(s string) [][2]int {

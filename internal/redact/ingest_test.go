@@ -84,10 +84,13 @@ func TestLoadRedacts(t *testing.T) {
 }
 
 // BenchmarkIngestRedaction reports the rate of flywheel load (ingest.Load
-// into a fresh database) without redaction, with the default detectors and
-// with every detector, and the ratios on/off.
+// of 10,000 records into a fresh database) without redaction, with the
+// default detectors and with every detector, and the ratios on/off. Each
+// iteration loads with the three in turn (rotating which goes first); the
+// best rate of each over the iterations is reported, which keeps other
+// work on a shared machine out of the comparison as far as possible.
 func BenchmarkIngestRedaction(b *testing.B) {
-	const n = 20000
+	const n = 10000
 	lines := corpusLines(b, n)
 	configs := []struct {
 		name string
@@ -99,17 +102,20 @@ func BenchmarkIngestRedaction(b *testing.B) {
 	}
 	for _, d := range storetest.Dialects() {
 		b.Run(string(d), func(b *testing.B) {
-			rates := map[string]float64{}
+			best := map[string]float64{}
+			i := 0
 			for b.Loop() {
-				for _, c := range configs {
-					rates[c.name] = loadRate(b, d, lines, n, c.r)
+				for k := range configs {
+					c := configs[(i+k)%len(configs)]
+					best[c.name] = max(best[c.name], loadRate(b, d, lines, n, c.r))
 				}
+				i++
 			}
 			for _, c := range configs {
-				b.ReportMetric(rates[c.name], c.name+"_records/s")
+				b.ReportMetric(best[c.name], c.name+"_records/s")
 			}
-			b.ReportMetric(rates["default"]/rates["off"], "ratio_default")
-			b.ReportMetric(rates["all"]/rates["off"], "ratio_all")
+			b.ReportMetric(best["default"]/best["off"], "ratio_default")
+			b.ReportMetric(best["all"]/best["off"], "ratio_all")
 		})
 	}
 }

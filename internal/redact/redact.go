@@ -83,8 +83,9 @@ type detector struct {
 	label string // placeholder prefix, e.g. EMAIL
 	// minLen is the length of the shortest finding (in bytes).
 	minLen int
-	// maybe is a cheap test that s may hold a finding (nil: always run).
-	maybe func(s string) bool
+	// maybe is a cheap test that the text may hold a finding (nil: always
+	// run).
+	maybe func(b []byte) bool
 	// find returns the [start, end) byte ranges to replace, in order and
 	// not overlapping.
 	find func(s string) [][2]int
@@ -248,10 +249,28 @@ func (r *Redactor) Text(s string) (string, Counts) {
 	return r.text(s, &st), st.counts
 }
 
-func (r *Redactor) text(s string, st *state) string {
+// candidates returns the set (bit i for detector i) of r's detectors that
+// may find something in b.
+func (r *Redactor) candidates(b []byte) uint64 {
+	var set uint64
 	for i := range r.detectors {
 		d := &r.detectors[i]
-		if d.maybe != nil && !d.maybe(s) {
+		if len(b) >= d.minLen && (d.maybe == nil || d.maybe(b)) {
+			set |= 1 << i
+		}
+	}
+	return set
+}
+
+func (r *Redactor) text(s string, st *state) string {
+	return r.textOf(s, st, r.candidates([]byte(s)))
+}
+
+// textOf runs the detectors of set over s, in order.
+func (r *Redactor) textOf(s string, st *state, set uint64) string {
+	for i := range r.detectors {
+		d := &r.detectors[i]
+		if set&(1<<i) == 0 {
 			continue
 		}
 		locs := d.find(s)
@@ -323,11 +342,11 @@ func (r *Redactor) json(raw json.RawMessage, st *state) (json.RawMessage, bool) 
 	prev := 0
 	i := 0
 	for i < len(raw) {
-		c := raw[i]
-		if c != '"' {
-			i++
-			continue
+		q := bytes.IndexByte(raw[i:], '"')
+		if q < 0 {
+			break
 		}
+		i += q
 		end, ok := stringEnd(raw, i)
 		if !ok {
 			return raw, false
@@ -347,13 +366,27 @@ func (r *Redactor) json(raw json.RawMessage, st *state) (json.RawMessage, bool) 
 			i = end
 			continue
 		}
-		var s string
-		if bytes.IndexByte(lit, '\\') < 0 {
-			s = string(lit[1 : len(lit)-1])
-		} else if err := json.Unmarshal(lit, &s); err != nil {
-			return raw, false
+		var (
+			s   string
+			set uint64
+		)
+		if body := lit[1 : len(lit)-1]; bytes.IndexByte(body, '\\') < 0 {
+			// Most strings: nothing to find, and no copy made to find it.
+			if set = r.candidates(body); set == 0 {
+				i = end
+				continue
+			}
+			s = string(body)
+		} else {
+			if err := json.Unmarshal(lit, &s); err != nil {
+				return raw, false
+			}
+			if set = r.candidates([]byte(s)); set == 0 {
+				i = end
+				continue
+			}
 		}
-		red := r.text(s, st)
+		red := r.textOf(s, st, set)
 		if red != s {
 			if out == nil {
 				out = make([]byte, 0, len(raw)+64)
@@ -373,15 +406,24 @@ func (r *Redactor) json(raw json.RawMessage, st *state) (json.RawMessage, bool) 
 
 // stringEnd returns the index just past the JSON string starting at raw[i].
 func stringEnd(raw []byte, i int) (int, bool) {
-	for j := i + 1; j < len(raw); j++ {
-		switch raw[j] {
-		case '\\':
-			j++
-		case '"':
+	j := i + 1
+	for {
+		q := bytes.IndexByte(raw[j:], '"')
+		if q < 0 {
+			return 0, false
+		}
+		j += q
+		// The quote ends the string unless an odd number of backslashes
+		// precede it.
+		n := 0
+		for k := j - 1; k > i && raw[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
 			return j + 1, true
 		}
+		j++
 	}
-	return 0, false
 }
 
 // appendString appends s as a JSON string without HTML escaping.
