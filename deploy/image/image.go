@@ -195,7 +195,9 @@ type entry struct {
 	data []byte
 }
 
-func dir(name string, mode int64, uid int) entry { return entry{name: name, mode: mode, uid: uid, dir: true} }
+func dir(name string, mode int64, uid int) entry {
+	return entry{name: name, mode: mode, uid: uid, dir: true}
+}
 
 func file(name string, mode int64, uid int, data []byte) entry {
 	return entry{name: name, mode: mode, uid: uid, data: data}

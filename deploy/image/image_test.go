@@ -274,4 +274,3 @@ func unpack(t *testing.T, img v1.Image) string {
 		}
 	}
 }
-
