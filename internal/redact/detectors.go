@@ -12,17 +12,17 @@ import (
 func builtin(name string) detector {
 	switch name {
 	case Secrets:
-		return detector{name: Secrets, label: "SECRET", minLen: 16, maybe: func(b []byte) bool { return len(b) >= 16 && secretCandidates(b) != 0 }, find: findSecrets}
+		return detector{name: Secrets, label: "SECRET", minLen: 16, maybe: func(b []byte, f *features) bool { return f.secretPair && secretCandidates(b) != 0 }, find: findSecrets}
 	case Cards:
-		return detector{name: Cards, label: "CARD", minLen: 13, maybe: func(b []byte) bool { return digitCount(b, 13) }, find: findCards}
+		return detector{name: Cards, label: "CARD", minLen: 13, maybe: func(_ []byte, f *features) bool { return f.digits >= 13 }, find: findCards}
 	case IBAN:
-		return detector{name: IBAN, label: "IBAN", minLen: 15, maybe: maybeIBAN, find: regexFinder(ibanRE, validIBAN)}
+		return detector{name: IBAN, label: "IBAN", minLen: 15, maybe: func(b []byte, f *features) bool { return f.digits >= 2 && maybeIBAN(b) }, find: regexFinder(ibanRE, validIBAN)}
 	case Email:
-		return detector{name: Email, label: "EMAIL", minLen: 6, maybe: func(b []byte) bool { return bytes.IndexByte(b, '@') >= 0 }, find: regexFinder(emailRE, nil)}
+		return detector{name: Email, label: "EMAIL", minLen: 6, maybe: func(b []byte, _ *features) bool { return bytes.IndexByte(b, '@') >= 0 }, find: regexFinder(emailRE, nil)}
 	case Phone:
-		return detector{name: Phone, label: "PHONE", minLen: 7, maybe: func(b []byte) bool { return digitCount(b, 7) }, find: regexFinder(phoneRE, validPhone)}
+		return detector{name: Phone, label: "PHONE", minLen: 7, maybe: func(_ []byte, f *features) bool { return f.digits >= 7 }, find: regexFinder(phoneRE, validPhone)}
 	case IP:
-		return detector{name: IP, label: "IP", minLen: 3, maybe: maybeIP, find: findIPs}
+		return detector{name: IP, label: "IP", minLen: 3, maybe: func(b []byte, _ *features) bool { return maybeIP(b) }, find: findIPs}
 	}
 	panic("redact: no built-in detector " + name)
 }
@@ -108,6 +108,31 @@ var secretPairs = func() (t [256 * 256 / 64]uint64) {
 	return t
 }()
 
+// features are what one pass over a text finds, for the detectors' cheap
+// tests.
+type features struct {
+	digits     int  // ASCII digits
+	secretPair bool // the first two bytes of a secret hint occur
+}
+
+// scan computes the features of b in one pass.
+func scan(b []byte) features {
+	var f features
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= '0' && c <= '9' {
+			f.digits++
+			continue
+		}
+		if !f.secretPair && i+1 < len(b) {
+			if k := int(c)<<8 | int(b[i+1]); secretPairs[k/64]&(1<<(k%64)) != 0 {
+				f.secretPair = true
+			}
+		}
+	}
+	return f
+}
+
 // secretCandidates returns the set (bit i for secretPatterns[i]) of the
 // patterns one of whose hints s contains, in one pass over s.
 func secretCandidates[T string | []byte](s T) uint32 {
@@ -170,19 +195,6 @@ func findSecrets(s string) [][2]int {
 
 // isDigit reports whether c is an ASCII digit.
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// digitCount reports whether s has at least n ASCII digits.
-func digitCount[T string | []byte](s T, n int) bool {
-	for i := 0; i < len(s); i++ {
-		if isDigit(s[i]) {
-			n--
-			if n <= 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // findCards finds runs of digit groups joined by single spaces or dashes
 // and, within each run, the first consecutive groups that hold 13 to 19

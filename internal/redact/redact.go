@@ -85,7 +85,7 @@ type detector struct {
 	minLen int
 	// maybe is a cheap test that the text may hold a finding (nil: always
 	// run).
-	maybe func(b []byte) bool
+	maybe func(b []byte, f *features) bool
 	// find returns the [start, end) byte ranges to replace, in order and
 	// not overlapping.
 	find func(s string) [][2]int
@@ -253,9 +253,10 @@ func (r *Redactor) Text(s string) (string, Counts) {
 // may find something in b.
 func (r *Redactor) candidates(b []byte) uint64 {
 	var set uint64
+	f := scan(b)
 	for i := range r.detectors {
 		d := &r.detectors[i]
-		if len(b) >= d.minLen && (d.maybe == nil || d.maybe(b)) {
+		if len(b) >= d.minLen && (d.maybe == nil || d.maybe(b, &f)) {
 			set |= 1 << i
 		}
 	}
