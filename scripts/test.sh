@@ -112,6 +112,15 @@ for a in "$@"; do
 	prev="$a"
 done
 if [ "$has_packages" -eq 0 ]; then
+	# The whole suite also covers deploy/ (its own Go module, so that the Helm
+	# SDK stays out of the binary's): the server image is built without a
+	# daemon and its binary run from the unpacked image (--version, migrate,
+	# serve answering /readyz on SQLite), and the Helm chart is rendered for
+	# each value set and decoded strictly into the Kubernetes API types.
+	echo "==> server image"
+	bash scripts/image.sh --no-check
+	echo "==> deploy: image run from its unpacked root file system, Helm chart"
+	(cd deploy && FLYWHEEL_IMAGE="$PWD/../dist/image/oci" go test -count=1 -timeout 10m ./...)
 	set -- "$@" ./...
 fi
 echo "==> go test -count=1 -timeout 45m $*"
