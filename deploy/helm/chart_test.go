@@ -221,8 +221,8 @@ func TestChartMinimal(t *testing.T) {
 	t.Logf("minimal renders %v", r.names())
 	require.Equal(t, []string{
 		"ConfigMap/fw-flywheel", "Deployment/fw-flywheel-api", "Deployment/fw-flywheel-worker", "Job/fw-flywheel-migrate-1",
-		"NetworkPolicy/fw-flywheel", "PodDisruptionBudget/fw-flywheel-api", "PodDisruptionBudget/fw-flywheel-worker",
-		"Service/fw-flywheel", "ServiceAccount/fw-flywheel",
+		"NetworkPolicy/fw-flywheel", "PersistentVolumeClaim/fw-flywheel-data", "PodDisruptionBudget/fw-flywheel-api",
+		"PodDisruptionBudget/fw-flywheel-worker", "Service/fw-flywheel", "ServiceAccount/fw-flywheel",
 	}, r.names())
 	cfg := checkConfig(t, r, "postgres://u:p@db:5432/flywheel")
 	require.Equal(t, "nemo", cfg.Platform.Name)
@@ -255,6 +255,14 @@ func TestChartMinimal(t *testing.T) {
 	require.Equal(t, []string{"migrate"}, job.Spec.Template.Spec.Containers[0].Args)
 	require.Equal(t, "flywheel-db", env(job.Spec.Template.Spec.Containers[0])["FLYWHEEL_DATABASE_URL"].ValueFrom.SecretKeyRef.Name)
 
+	// A later stage reads the run files an earlier one wrote, on any worker, and the API deletes
+	// them: every pod mounts the same ReadWriteMany claim.
+	pvc := get[corev1.PersistentVolumeClaim](t, r, "PersistentVolumeClaim/fw-flywheel-data")
+	require.Equal(t, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}, pvc.Spec.AccessModes)
+	for _, spec := range []corev1.PodSpec{api.Spec.Template.Spec, w.Spec.Template.Spec} {
+		require.Equal(t, "fw-flywheel-data", dataClaim(spec))
+	}
+
 	pdb := get[policyv1.PodDisruptionBudget](t, r, "PodDisruptionBudget/fw-flywheel-api")
 	require.EqualValues(t, 1, pdb.Spec.MinAvailable.IntValue())
 	np := get[networkingv1.NetworkPolicy](t, r, "NetworkPolicy/fw-flywheel")
@@ -269,8 +277,9 @@ func TestChartProduction(t *testing.T) {
 	t.Logf("production renders %v", r.names())
 	require.Equal(t, []string{
 		"ConfigMap/fw-flywheel", "Deployment/fw-flywheel-api", "Deployment/fw-flywheel-worker", "Ingress/fw-flywheel",
-		"Job/fw-flywheel-migrate-1", "NetworkPolicy/fw-flywheel", "PodDisruptionBudget/fw-flywheel-api",
-		"PodDisruptionBudget/fw-flywheel-worker", "Service/fw-flywheel", "ServiceAccount/fw-flywheel", "ServiceMonitor/fw-flywheel",
+		"Job/fw-flywheel-migrate-1", "NetworkPolicy/fw-flywheel", "PersistentVolumeClaim/fw-flywheel-data",
+		"PodDisruptionBudget/fw-flywheel-api", "PodDisruptionBudget/fw-flywheel-worker", "Service/fw-flywheel",
+		"ServiceAccount/fw-flywheel", "ServiceMonitor/fw-flywheel",
 	}, r.names())
 	cfg := checkConfig(t, r, "postgres://u:p@db:5432/flywheel")
 	require.Len(t, cfg.NIMs, 2)
@@ -321,17 +330,24 @@ func TestChartLocalPlatform(t *testing.T) {
 	require.Equal(t, []string{"serve", "--workers", "2"}, spec.Containers[0].Args)
 	_, hasDB := env(spec.Containers[0])["FLYWHEEL_DATABASE_URL"]
 	require.False(t, hasDB, "SQLite in the data dir")
-	var claim string
+	require.Equal(t, "fw-flywheel-data", dataClaim(spec))
+	pvc := get[corev1.PersistentVolumeClaim](t, r, "PersistentVolumeClaim/fw-flywheel-data")
+	require.Equal(t, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, pvc.Spec.AccessModes)
+}
+
+// dataClaim is the claim mounted as the pod's data volume ("" for none).
+func dataClaim(spec corev1.PodSpec) string {
 	for _, v := range spec.Volumes {
-		if v.Name == "data" {
-			claim = v.PersistentVolumeClaim.ClaimName
+		if v.Name == "data" && v.PersistentVolumeClaim != nil {
+			return v.PersistentVolumeClaim.ClaimName
 		}
 	}
-	require.Equal(t, "fw-flywheel-data", claim)
+	return ""
 }
 
 func TestChartBundledPostgres(t *testing.T) {
-	r, err := render(t, "", map[string]any{"postgresql": map[string]any{"enabled": true}})
+	r, err := render(t, "", map[string]any{"postgresql": map[string]any{"enabled": true},
+		"dataVolume": map[string]any{"emptyDir": true}})
 	require.NoError(t, err)
 	t.Logf("bundled postgres renders %v", r.names())
 	sec := get[corev1.Secret](t, r, "Secret/fw-flywheel-postgresql")
@@ -341,6 +357,9 @@ func TestChartBundledPostgres(t *testing.T) {
 	job := get[batchv1.Job](t, r, "Job/fw-flywheel-migrate-1")
 	require.Empty(t, job.Annotations["helm.sh/hook"], "the bundled database does not exist before install: no hook")
 	checkConfig(t, r, sec.StringData["url"])
+	_, hasClaim := r.objects["PersistentVolumeClaim/fw-flywheel-data"]
+	require.False(t, hasClaim, "dataVolume.emptyDir: no claim")
+	require.Empty(t, dataClaim(get[appsv1.Deployment](t, r, "Deployment/fw-flywheel-worker").Spec.Template.Spec))
 }
 
 func TestChartRefusesBadValues(t *testing.T) {

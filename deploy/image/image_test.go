@@ -158,8 +158,12 @@ func TestImageRunsFromUnpackedRootFS(t *testing.T) {
 		require.NoError(t, err)
 	} else {
 		bin := goBuild(t, "../..", "./cmd/flywheel")
-		var err error
-		img, err = image.Build(image.Spec{Binary: bin, CACerts: testCerts(t), Version: "test",
+		// The label is what the binary says, as scripts/image.sh does it.
+		v, err := exec.Command(bin, "--version").Output()
+		require.NoError(t, err)
+		fields := strings.Fields(string(v))
+		require.NotEmpty(t, fields)
+		img, err = image.Build(image.Spec{Binary: bin, CACerts: testCerts(t), Version: fields[len(fields)-1],
 			Source: "https://github.com/flywheel-go/flywheel", Licenses: "NOASSERTION", Created: created})
 		require.NoError(t, err)
 	}

@@ -79,11 +79,11 @@ envFrom:
 {{- if eq .Values.mode "single" }}
   persistentVolumeClaim:
     claimName: {{ .Values.persistence.existingClaim | default (printf "%s-data" (include "flywheel.fullname" .)) }}
-{{- else if .Values.dataVolume.existingClaim }}
-  persistentVolumeClaim:
-    claimName: {{ .Values.dataVolume.existingClaim }}
-{{- else }}
+{{- else if .Values.dataVolume.emptyDir }}
   emptyDir: {}
+{{- else }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.dataVolume.existingClaim | default (printf "%s-data" (include "flywheel.fullname" .)) }}
 {{- end }}
 {{- end -}}
 
