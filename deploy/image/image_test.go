@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/stretchr/testify/require"
 
 	"github.com/flywheel-go/flywheel/deploy/image"
@@ -89,6 +90,8 @@ func TestImageBuild(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, d1, d2, "the same inputs give the same image")
 
+	// Digests, sizes and diff ids agree with the blobs, as a registry checks them.
+	require.NoError(t, validate.Image(img))
 	layers, err := img.Layers()
 	require.NoError(t, err)
 	require.Len(t, layers, 2)
@@ -156,6 +159,7 @@ func TestImageRunsFromUnpackedRootFS(t *testing.T) {
 		require.Len(t, im.Manifests, 1)
 		img, err = p.Image(im.Manifests[0].Digest)
 		require.NoError(t, err)
+		require.NoError(t, validate.Image(img), "the layout's blobs match their digests")
 	} else {
 		bin := goBuild(t, "../..", "./cmd/flywheel")
 		// The label is what the binary says, as scripts/image.sh does it.
