@@ -17,6 +17,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -90,8 +91,14 @@ func TestImageBuild(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, d1, d2, "the same inputs give the same image")
 
-	// Digests, sizes and diff ids agree with the blobs, as a registry checks them.
-	require.NoError(t, validate.Image(img))
+	// Written to an OCI layout and read back, digests, sizes and diff ids
+	// agree with the blobs, as a registry checks them.
+	lp, err := layout.Write(t.TempDir(), empty.Index)
+	require.NoError(t, err)
+	require.NoError(t, lp.AppendImage(img))
+	back, err := lp.Image(d1)
+	require.NoError(t, err)
+	require.NoError(t, validate.Image(back))
 	layers, err := img.Layers()
 	require.NoError(t, err)
 	require.Len(t, layers, 2)
