@@ -6,10 +6,11 @@ type AuditEntry struct {
 	// At is when it happened.
 	At Time `json:"at"`
 	// Actor is who did it: a token ("name (id)"), "local" (authentication
-	// off), "cli" or "retention".
+	// off), "cli", "retention" or "cleanup".
 	Actor string `json:"actor"`
-	// Action is job.created, job.cancelled, job.deleted, logs.ingested,
-	// logs.deleted, logs.expired or logs.redacted.
+	// Action is job.created, job.cancelled, job.deleted, job.purged (what
+	// a deletion removed), logs.ingested, logs.deleted, logs.expired or
+	// logs.redacted.
 	Action string `json:"action"`
 	// Target is the job id, or the workload (and client) of logs.
 	Target string         `json:"target"`
