@@ -34,6 +34,10 @@ const (
 // Builtins lists the built-in detectors in the order they run.
 var Builtins = []string{Secrets, Cards, IBAN, Email, Phone, IP}
 
+// MaxDetectors is how many detectors, built-in and custom, a Redactor
+// runs at most.
+const MaxDetectors = 64
+
 // None, alone in Config.Detectors, runs no built-in detector.
 const None = "none"
 
@@ -157,6 +161,9 @@ func New(cfg Config) (*Redactor, error) {
 			continue
 		}
 		r.detectors = append(r.detectors, builtin(b))
+	}
+	if len(r.detectors)+len(cfg.Custom) > MaxDetectors {
+		return nil, fmt.Errorf("redaction custom: %d detectors, at most %d in all", len(r.detectors)+len(cfg.Custom), MaxDetectors)
 	}
 	seen := map[string]bool{}
 	for i, c := range cfg.Custom {

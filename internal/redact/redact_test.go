@@ -102,6 +102,7 @@ func TestNewErrors(t *testing.T) {
 		{"empty match", redact.Config{Custom: []redact.Custom{{Name: "x", Pattern: "a*"}}}, "matches the empty string"},
 		{"no name", redact.Config{Custom: []redact.Custom{{Pattern: "a"}}}, "custom[0].name: empty"},
 		{"clash", redact.Config{Custom: []redact.Custom{{Name: "email", Pattern: "a"}}}, "already a detector"},
+		{"too many", redact.Config{Custom: make([]redact.Custom, 63)}, "at most 64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
