@@ -271,6 +271,31 @@ func TestCustomization(t *testing.T) {
 		require.NoFileExists(t, st.Output)
 	})
 
+	t.Run("CopyAugmentation", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		opts := b.opts
+		opts.DataDir, opts.Augment = filepath.Join(b.dir, "data-aug"), 2
+		p, err := New(opts)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Close() })
+		j, err := p.StartCustomization(ctx, flywheel.CustomizationRequest{
+			Key: "aug", Model: flywheel.NIMConfig{ModelName: "local/tiny-xs"},
+			Training:     flywheel.TrainingConfig{FinetuningType: "all_weights", Epochs: 3, BatchSize: 4},
+			TrainDataset: writeTrainDir(t, filepath.Join(b.dir, "ds"), toyWorkload(20, 1)),
+		})
+		require.NoError(t, err)
+		var st JobData
+		require.NoError(t, json.Unmarshal(j.Data, &st))
+		require.Equal(t, 20, st.Prepared.Written)
+		require.Equal(t, 40, st.Prepared.Variants, "two variants of every record (each copies its arguments from the question)")
+		require.Contains(t, strings.Join(st.Args, " "), "--epochs 3 --epoch-size 20", "an epoch is the records, not the variants")
+		tokens, err := os.ReadFile(filepath.Join(p.jobDir(j.ID), "train.tok.jsonl"))
+		require.NoError(t, err)
+		require.Equal(t, 60, strings.Count(string(tokens), "\n"))
+		require.NoError(t, p.CancelCustomization(ctx, j.ID))
+	})
+
 	t.Run("Cancel", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
