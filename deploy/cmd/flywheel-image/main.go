@@ -2,6 +2,10 @@
 // container daemon and without pulling a base image, as an OCI image layout
 // directory and/or a docker-archive tar ("docker load", "podman load",
 // "skopeo copy oci:DIR docker://REGISTRY/flywheel:TAG").
+//
+// With --rootfs it writes the local-platform image instead: the given
+// Debian root file system (made with mmdebstrap), the directories given by
+// --add SRC=DEST (the llama-server build), then the binary.
 package main
 
 import (
@@ -11,6 +15,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -37,6 +42,9 @@ func run(args []string, stdout io.Writer) error {
 		ociDir  string
 		archive string
 		tag     string
+		rootfs  string
+		adds    dirsFlag
+		tmpDir  string
 	)
 	fs.StringVar(&spec.Binary, "binary", "", "static flywheel binary (CGO_ENABLED=0)")
 	fs.StringVar(&spec.CACerts, "ca-certs", "/etc/ssl/certs/ca-certificates.crt", "PEM bundle of CA certificates")
@@ -48,7 +56,10 @@ func run(args []string, stdout io.Writer) error {
 	fs.StringVar(&created, "created", "", "creation time: RFC 3339 or Unix seconds (default: SOURCE_DATE_EPOCH, else now)")
 	fs.StringVar(&ociDir, "oci-layout", "", "write an OCI image layout to this directory (replaced)")
 	fs.StringVar(&archive, "docker-archive", "", "write a docker-archive tar to this file")
-	fs.StringVar(&tag, "tag", "", "image reference (default flywheel:VERSION)")
+	fs.StringVar(&tag, "tag", "", "image reference (default flywheel:VERSION, flywheel-local:VERSION with --rootfs)")
+	fs.StringVar(&rootfs, "rootfs", "", "build the local-platform image on this Debian root file system (first layer)")
+	fs.Var(&adds, "add", "with --rootfs: copy directory SRC to DEST in the image, one layer (SRC=DEST, repeatable)")
+	fs.StringVar(&tmpDir, "tmp", "", "with --rootfs: directory for the compressed layers while writing (default: the system's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,14 +77,31 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	spec.Created = t
+	if len(adds) > 0 && rootfs == "" {
+		return errors.New("--add needs --rootfs")
+	}
 	if tag == "" {
 		tag = "flywheel:" + spec.Version
+		if rootfs != "" {
+			tag = "flywheel-local:" + spec.Version
+		}
 	}
 	ref, err := name.NewTag(tag)
 	if err != nil {
 		return fmt.Errorf("--tag: %w", err)
 	}
-	img, err := image.Build(spec)
+	var img v1.Image
+	if rootfs == "" {
+		img, err = image.Build(spec)
+	} else {
+		// The layers are files in a temporary directory until written.
+		tmp, terr := os.MkdirTemp(tmpDir, "flywheel-image-")
+		if terr != nil {
+			return terr
+		}
+		defer os.RemoveAll(tmp)
+		img, err = image.BuildLocal(image.LocalSpec{Spec: spec, RootFS: rootfs, Dirs: adds, TempDir: tmp})
+	}
 	if err != nil {
 		return err
 	}
@@ -98,6 +126,20 @@ func run(args []string, stdout io.Writer) error {
 		}
 	}
 	return summary(stdout, img, ref.Name(), ociDir, archive)
+}
+
+// dirsFlag is the repeatable --add SRC=DEST.
+type dirsFlag []image.Dir
+
+func (d *dirsFlag) String() string { return fmt.Sprint(*d) }
+
+func (d *dirsFlag) Set(v string) error {
+	src, dest, ok := strings.Cut(v, "=")
+	if !ok || src == "" || !strings.HasPrefix(dest, "/") {
+		return fmt.Errorf("%q: want SRC=DEST with an absolute DEST", v)
+	}
+	*d = append(*d, image.Dir{Src: src, Dest: dest})
+	return nil
 }
 
 func parseTime(s string) (time.Time, error) {
