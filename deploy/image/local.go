@@ -181,7 +181,8 @@ func withParents(p string, e entry) []entry {
 // gzip-compressed layer file in tmpDir and returns the layer. Directories,
 // regular files, symbolic links and hard links are kept with their owners
 // and permission bits (setuid included); device nodes, sockets and pipes
-// are left out (a container runtime provides /dev). A dest other than /
+// are left out, and src's dev, proc and sys are empty (a container runtime
+// mounts them). A dest other than /
 // gets its parent directories, root-owned.
 func dirLayer(src, dest string, mtime time.Time, tmpDir string) (v1.Layer, error) {
 	st, err := os.Stat(src)
@@ -224,6 +225,17 @@ func dirLayer(src, dest string, mtime time.Time, tmpDir string) (v1.Layer, error
 	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if prefix == "" && p != src && d.IsDir() && filepath.Dir(p) == src {
+			switch d.Name() {
+			case "dev", "proc", "sys":
+				// Empty in the image: a runtime mounts them.
+				if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: path.Join(prefix, d.Name()) + "/",
+					Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+					return err
+				}
+				return filepath.SkipDir
+			}
 		}
 		rel, err := filepath.Rel(src, p)
 		if err != nil {
