@@ -481,6 +481,11 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    # One thread for every math library, set before they load: BLAS
+    # threads would make results depend on the machine's load, and an
+    # oversubscribed core stalls them.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(max(1, args.threads))
     try:
         import numpy  # noqa: F401
         import torch
