@@ -2,8 +2,11 @@ package image_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -151,7 +155,8 @@ func TestLocalImageRefusesBadInput(t *testing.T) {
 // the image's user and with its environment, since a container cannot be
 // started on every build machine: flywheel --version, llama-server
 // --version, python3 importing torch, and flywheel doctor finding the local
-// platform's llama-server and PyTorch. It needs root (chroot) and is not
+// platform's llama-server and PyTorch with no problem, and serve answering
+// /readyz. It needs root (chroot) and is not
 // part of the regular tests: building the image takes minutes.
 func TestLocalImageRunsInChroot(t *testing.T) {
 	dir := os.Getenv("FLYWHEEL_LOCAL_IMAGE")
@@ -165,7 +170,12 @@ func TestLocalImageRunsInChroot(t *testing.T) {
 	cf, err := img.ConfigFile()
 	require.NoError(t, err)
 	root := unpackAll(t, img)
-	// What a container runtime provides: the device nodes programs open.
+	// What a container runtime provides: /proc (the dynamic loader reads
+	// /proc/self/exe to resolve llama-server's $ORIGIN run path) and the
+	// device nodes programs open.
+	proc := filepath.Join(root, "proc")
+	require.NoError(t, syscall.Mount("proc", proc, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""))
+	t.Cleanup(func() { require.NoError(t, syscall.Unmount(proc, syscall.MNT_DETACH)) })
 	for _, d := range []struct {
 		name  string
 		minor uint32
@@ -206,12 +216,51 @@ func TestLocalImageRunsInChroot(t *testing.T) {
 	out = run(true, entry, "migrate", "--db", db)
 	require.Contains(t, out, "applied")
 
-	// doctor fails while the candidates' model files are missing (they
-	// belong in the /data volume); llama-server and PyTorch must be found.
-	out = run(false, entry, "doctor", "--db", db)
+	// The defaults: the local platform, whose model files are made in the
+	// /data volume on first use.
+	out = run(true, entry, "doctor", "--db", db)
 	require.Contains(t, out, "Local platform:")
-	require.Regexp(t, `(?m)^\s+ok\s+llama-server\s`, out)
-	require.Regexp(t, `(?m)^\s+ok\s+python3 \+ torch\s`, out)
+	require.Regexp(t, `(?m)^\s+ok\s+llama-server\s+`+image.LocalInstallDir+`/llama-server/llama-server \(version: `, out)
+	require.Regexp(t, `(?m)^\s+ok\s+python3 \+ torch\s+/usr/bin/python3 \(torch `, out)
+	require.NotContains(t, out, "PROBLEM")
+
+	// The default command, serve, answers /readyz.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	var logs bytes.Buffer
+	serve := exec.Command(entry, append(cf.Config.Cmd, "--addr", addr, "--db", db)...)
+	serve.Env = cf.Config.Env
+	serve.Dir = cf.Config.WorkingDir
+	serve.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	serve.Stdout, serve.Stderr = &logs, &logs
+	require.NoError(t, serve.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	t.Cleanup(func() { _ = serve.Process.Kill() })
+	deadline := time.After(90 * time.Second)
+	for ready := false; !ready; {
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited before it was ready: %v\n%s", err, logs.String())
+		case <-deadline:
+			t.Fatalf("/readyz did not answer 200 in 90 s\n%s", logs.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			ready = resp.StatusCode == http.StatusOK
+			_ = resp.Body.Close()
+		}
+	}
+	require.NoError(t, serve.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "serve stops cleanly on SIGTERM\n%s", logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not stop within 60 s of SIGTERM\n%s", logs.String())
+	}
+	t.Logf("$ %s %s --addr %s --db %s: /readyz 200, stopped on SIGTERM", entry, strings.Join(cf.Config.Cmd, " "), addr, db)
 }
 
 // readLayout reads the one image of the OCI layout at dir and checks its
