@@ -10,8 +10,11 @@
 #
 # Usage: scripts/image.sh [--no-check] [--local]
 #   --local     also build the local-platform image (llama-server, Debian's
-#               PyTorch, the trainer) from deploy/image/Containerfile.local;
-#               needs buildah, podman or docker and a reachable registry
+#               PyTorch, the trainer): a Debian root file system made with
+#               mmdebstrap from the apt mirror (no registry, no daemon; needs
+#               root), the llama-server of scripts/install-local.sh (built
+#               when missing) and the binary; then it runs them in the
+#               unpacked image with chroot. Takes minutes (see README)
 #
 # Environment:
 #   OUT         output directory (default dist/image): oci/ (OCI layout),
@@ -19,6 +22,15 @@
 #   TAG         image reference (default flywheel:<version>)
 #   LICENSES    SPDX license label (default NOASSERTION)
 #   GOARCH      target architecture (default: this machine's)
+#   With --local (written to OUT: local-oci/, flywheel-local.tar):
+#   FLYWHEEL_LOCAL_DIR  where llama-server is installed (default
+#               /usr/local/lib/flywheel)
+#   LOCAL_ROOTFS  keep the Debian root file system here and reuse it when
+#               it exists (default: made in OUT and removed afterwards)
+#   LOCAL_TAG   image reference (default flywheel-local:<version>)
+#   SUITE, MIRROR  Debian suite and mirror (default bookworm,
+#               http://deb.debian.org/debian); llama-server must have been
+#               built on a system no newer than SUITE (its C++ runtime)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,19 +70,51 @@ if [ "$CHECK" -eq 1 ]; then
 fi
 
 if [ "$LOCAL" -eq 1 ]; then
+	# The local-platform image: a Debian root file system made by mmdebstrap
+	# from the apt mirror (no registry, no daemon; root, as in CI), the
+	# llama-server build of scripts/install-local.sh, then the binary.
 	echo "==> local-platform image"
-	cp "$OUT/flywheel" deploy/image/flywheel
-	trap 'rm -f deploy/image/flywheel' EXIT
-	for tool in buildah podman docker; do
-		if command -v "$tool" >/dev/null 2>&1; then
-			if [ "$tool" = buildah ]; then
-				buildah bud -f deploy/image/Containerfile.local -t "flywheel-local:$VERSION" .
-			else
-				"$tool" build -f deploy/image/Containerfile.local -t "flywheel-local:$VERSION" .
-			fi
-			exit 0
-		fi
-	done
-	echo "no buildah, podman or docker here: build deploy/image/Containerfile.local where one runs" >&2
-	exit 1
+	if [ "$(id -u)" -ne 0 ] || ! command -v mmdebstrap >/dev/null 2>&1; then
+		echo "the local image needs root and mmdebstrap (apt-get install mmdebstrap)" >&2
+		exit 1
+	fi
+	LOCAL_DIR="${FLYWHEEL_LOCAL_DIR:-/usr/local/lib/flywheel}"
+	if [ ! -x "$LOCAL_DIR/llama-server/llama-server" ]; then
+		echo "    no llama-server in $LOCAL_DIR: scripts/install-local.sh builds it"
+		FLYWHEEL_LOCAL_DIR="$LOCAL_DIR" scripts/install-local.sh
+	fi
+	lstart=$SECONDS
+	ROOTFS="${LOCAL_ROOTFS:-}"
+	if [ -z "$ROOTFS" ] || [ ! -e "$ROOTFS/usr/bin/python3" ]; then
+		ROOTFS="${ROOTFS:-$OUT/local-rootfs}"
+		rm -rf "$ROOTFS"
+		echo "    mmdebstrap ${SUITE:-bookworm} → $ROOTFS"
+		# Run-time needs only: llama-server links libstdc++ and libgcc_s
+		# (ldd); the trainer imports torch and numpy. No docs, man pages or
+		# locales, nor libtorch's test programs; mmdebstrap removes apt's lists and caches afterwards.
+		mmdebstrap --variant=minbase --mode=root \
+			--include=ca-certificates,python3,python3-torch,python3-numpy,libopenblas0-pthread,libgomp1,libstdc++6,libgcc-s1 \
+			--aptopt='APT::Install-Recommends "false"' \
+			--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+			--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+			--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/lib/libtorch-test/*' \
+			--customize-hook='chroot "$1" groupadd --gid 65532 nonroot' \
+			--customize-hook='chroot "$1" useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot' \
+			--customize-hook='install -d -o 65532 -g 65532 -m 0750 "$1/data"' \
+			--customize-hook='chroot "$1" apt-get clean' \
+			--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/debconf/*-old "$1"/var/log/*.log' \
+			"${SUITE:-bookworm}" "$ROOTFS" "${MIRROR:-http://deb.debian.org/debian}"
+		[ -n "${LOCAL_ROOTFS:-}" ] || trap 'rm -rf "$ROOTFS"' EXIT
+		echo "    root file system in $((SECONDS - lstart)) s ($(du -sh "$ROOTFS" | cut -f1))"
+	fi
+	(cd deploy && go run ./cmd/flywheel-image \
+		--rootfs "$ROOTFS" --add "$LOCAL_DIR/llama-server=/usr/local/lib/flywheel/llama-server" \
+		--binary "$OUT/flywheel" --version "$VERSION" --revision "$REV" --arch "$ARCH" \
+		--licenses "${LICENSES:-NOASSERTION}" --tag "${LOCAL_TAG:-flywheel-local:$VERSION}" --tmp "$OUT" \
+		--oci-layout "$OUT/local-oci" --docker-archive "$OUT/flywheel-local.tar")
+	echo "    local image in $((SECONDS - lstart)) s"
+	if [ "$CHECK" -eq 1 ]; then
+		echo "==> run the local image's programs in its unpacked root file system (chroot)"
+		(cd deploy && FLYWHEEL_LOCAL_IMAGE="$OUT/local-oci" go test -count=1 -v -timeout 30m -run 'TestLocalImageRunsInChroot' ./image)
+	fi
 fi
