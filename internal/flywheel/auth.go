@@ -66,7 +66,26 @@ type Token struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 	ExpiresAt  *time.Time `json:"expires_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
+	// Source says who manages the token: TokenSourceCLI (created with
+	// "flywheel tokens create") or TokenSourceFile (server.auth.tokens_file).
+	Source TokenSource `json:"source"`
 }
+
+// TokenSource says who manages a token.
+type TokenSource string
+
+// Sources of tokens.
+const (
+	// TokenSourceCLI is a token created with "flywheel tokens create".
+	TokenSourceCLI TokenSource = "cli"
+	// TokenSourceFile is a token listed in server.auth.tokens_file (a
+	// mounted Secret): the file adds, changes and revokes it.
+	TokenSourceFile TokenSource = "file"
+)
+
+// Managed reports whether the tokens file manages t (it cannot be revoked
+// by hand: remove it from the file instead).
+func (t *Token) Managed() bool { return t.Source == TokenSourceFile }
 
 // Usable returns nil when t may authenticate a request at now, or an
 // EUNAUTHORIZED error saying why not.
@@ -109,6 +128,9 @@ type TokenStore interface {
 	CreateToken(ctx context.Context, t *Token) error
 	// GetToken returns the token with the id, or ErrNotFound.
 	GetToken(ctx context.Context, id string) (*Token, error)
+	// GetFileTokenByHash returns the token of the tokens file whose secret
+	// has the hash, or ErrNotFound.
+	GetFileTokenByHash(ctx context.Context, hash string) (*Token, error)
 	// ListTokens returns every token, oldest first.
 	ListTokens(ctx context.Context) ([]Token, error)
 	// RevokeToken marks a token revoked at the time given (ErrNotFound when

@@ -3,24 +3,27 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
 
-const tokenColumns = `id, name, scope, hash, created_at, last_used_at, expires_at, revoked_at`
+const tokenColumns = `id, name, scope, hash, created_at, last_used_at, expires_at, revoked_at, source`
 
 func scanToken(row interface{ Scan(...any) error }) (*flywheel.Token, error) {
 	var (
 		t                      flywheel.Token
-		scope                  string
+		scope, source          string
 		used, expires, revoked sql.NullTime
 	)
-	if err := row.Scan(&t.ID, &t.Name, &scope, &t.Hash, &t.CreatedAt, &used, &expires, &revoked); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &scope, &t.Hash, &t.CreatedAt, &used, &expires, &revoked, &source); err != nil {
 		return nil, err
 	}
-	t.Scope = flywheel.Scope(scope)
+	t.Scope, t.Source = flywheel.Scope(scope), flywheel.TokenSource(source)
 	t.CreatedAt = t.CreatedAt.UTC()
 	t.LastUsedAt, t.ExpiresAt, t.RevokedAt = timePtr(used), timePtr(expires), timePtr(revoked)
 	return &t, nil
@@ -31,8 +34,12 @@ func (q *Queries) CreateToken(ctx context.Context, t *flywheel.Token) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = q.Now()
 	}
-	_, err := q.exec(ctx, `INSERT INTO api_tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, string(t.Scope), t.Hash, t.CreatedAt.UTC(), nullTime(t.LastUsedAt), nullTime(t.ExpiresAt), nullTime(t.RevokedAt))
+	if t.Source == "" {
+		t.Source = flywheel.TokenSourceCLI
+	}
+	_, err := q.exec(ctx, `INSERT INTO api_tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, string(t.Scope), t.Hash, t.CreatedAt.UTC(), nullTime(t.LastUsedAt), nullTime(t.ExpiresAt), nullTime(t.RevokedAt),
+		string(t.Source))
 	if err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
@@ -44,6 +51,18 @@ func (q *Queries) GetToken(ctx context.Context, id string) (*flywheel.Token, err
 	t, err := scanToken(q.queryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE id = ?`, id))
 	if err != nil {
 		return nil, notFound(err, "token "+id)
+	}
+	return t, nil
+}
+
+// GetFileTokenByHash returns the tokens file's token whose secret has the
+// hash (the hash is of a secret the caller sent, so the lookup's timing
+// tells nothing about stored secrets).
+func (q *Queries) GetFileTokenByHash(ctx context.Context, hash string) (*flywheel.Token, error) {
+	t, err := scanToken(q.queryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE hash = ? AND source = ?`,
+		hash, string(flywheel.TokenSourceFile)))
+	if err != nil {
+		return nil, notFound(err, "token")
 	}
 	return t, nil
 }
@@ -134,6 +153,106 @@ func (q *Queries) DeleteExpiredSessions(ctx context.Context, before time.Time) (
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
+}
+
+// FileTokensSync is what SyncFileTokens changed, by token id.
+type FileTokensSync struct {
+	// Added are tokens new to the database, or listed again after removal.
+	Added []string
+	// Changed are tokens whose secret or scope changed; a changed secret
+	// ends the token's dashboard sessions.
+	Changed []string
+	// Revoked are tokens of the file no longer listed in it.
+	Revoked []string
+	// Unchanged counts listed tokens stored as they are.
+	Unchanged int
+}
+
+// SyncFileTokens makes the database's file tokens (source file) those of
+// tokens (from flywheel.ParseTokensFile): it inserts new ones, updates the
+// secret and scope of changed ones, and revokes those no longer listed,
+// in one transaction. Running it again with the same tokens changes
+// nothing, and several processes may run it at once: rows are upserted on
+// their id (derived from the name), so none is stored twice.
+func (s *Store) SyncFileTokens(ctx context.Context, tokens []flywheel.Token, at time.Time) (FileTokensSync, error) {
+	// The same order in every process: concurrent syncs lock rows alike.
+	tokens = slices.Clone(tokens)
+	slices.SortFunc(tokens, func(a, b flywheel.Token) int { return strings.Compare(a.ID, b.ID) })
+	var res FileTokensSync
+	err := s.InTx(ctx, func(q *Queries) error {
+		res = FileTokensSync{}
+		listed := make([]any, 0, len(tokens))
+		for i := range tokens {
+			t := &tokens[i]
+			if t.Source != flywheel.TokenSourceFile || t.ID != flywheel.FileTokenID(t.Name) || t.Hash == "" {
+				return fmt.Errorf("sync file tokens: token %q is not a tokens file's token", t.Name)
+			}
+			listed = append(listed, t.ID)
+			old, err := scanToken(q.queryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE id = ?`, t.ID))
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				old = nil
+			case err != nil:
+				return fmt.Errorf("read token %s: %w", t.ID, err)
+			}
+			if old != nil && old.Hash == t.Hash && old.Scope == t.Scope && old.RevokedAt == nil && old.Name == t.Name &&
+				old.Source == flywheel.TokenSourceFile {
+				res.Unchanged++
+				continue
+			}
+			// A concurrent sync may have inserted the row since it was
+			// read: the upsert then updates it in place.
+			if _, err := q.exec(ctx, `INSERT INTO api_tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, ?)
+				ON CONFLICT (id) DO UPDATE SET name = excluded.name, scope = excluded.scope, hash = excluded.hash,
+				expires_at = NULL, revoked_at = NULL, source = excluded.source`,
+				t.ID, t.Name, string(t.Scope), t.Hash, at.UTC(), string(flywheel.TokenSourceFile)); err != nil {
+				return fmt.Errorf("store token %s: %w", t.ID, err)
+			}
+			switch {
+			case old == nil || old.RevokedAt != nil:
+				res.Added = append(res.Added, t.ID)
+			default:
+				res.Changed = append(res.Changed, t.ID)
+			}
+			if old != nil && old.Hash != t.Hash {
+				if _, err := q.exec(ctx, `DELETE FROM ui_sessions WHERE token_id = ?`, t.ID); err != nil {
+					return fmt.Errorf("end sessions of token %s: %w", t.ID, err)
+				}
+			}
+		}
+		query := `SELECT id FROM api_tokens WHERE source = ? AND revoked_at IS NULL`
+		args := []any{string(flywheel.TokenSourceFile)}
+		if len(listed) > 0 {
+			query += ` AND id NOT IN (?` + strings.Repeat(", ?", len(listed)-1) + `)`
+			args = append(args, listed...)
+		}
+		rows, err := q.query(ctx, query+` ORDER BY id`, args...)
+		if err != nil {
+			return fmt.Errorf("find removed file tokens: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				_ = rows.Close()
+				return fmt.Errorf("scan token id: %w", err)
+			}
+			res.Revoked = append(res.Revoked, id)
+		}
+		_ = rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("find removed file tokens: %w", err)
+		}
+		for _, id := range res.Revoked {
+			if err := q.RevokeToken(ctx, id, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return FileTokensSync{}, err
+	}
+	return res, nil
 }
 
 var _ flywheel.TokenStore = (*Store)(nil)
