@@ -31,7 +31,11 @@ func newTokensCommand(g *globals) *cobra.Command {
   ingest  only POST /api/logs and the capture proxy /v1/* (a production app's token)
 
 A token's secret is printed once, when it is created; only its SHA-256 hash is stored.
-These commands work on the database directly (same --db, --data-dir and --config as serve).`,
+These commands work on the database directly (same --db, --data-dir and --config as serve).
+
+Tokens can also be managed by a file, server.auth.tokens_file (a mounted Kubernetes Secret):
+one "NAME SCOPE SECRET" line each, synced at every start of serve and worker. "tokens list"
+shows them with source "file"; change or remove them in the file, not with "tokens revoke".`,
 	}
 	cmd.AddCommand(newTokensCreateCommand(g), newTokensListCommand(g), newTokensRevokeCommand(g))
 	return cmd
@@ -154,7 +158,7 @@ func newTokensListCommand(g *globals) *cobra.Command {
 			}
 			now := time.Now()
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tCREATED\tLAST USED\tEXPIRES\tSTATE")
+			fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tSOURCE\tCREATED\tLAST USED\tEXPIRES\tSTATE")
 			for _, t := range tokens {
 				state := "active"
 				switch {
@@ -167,7 +171,7 @@ func newTokensListCommand(g *globals) *cobra.Command {
 				if t.LastUsedAt != nil {
 					used = t.LastUsedAt.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Scope, t.CreatedAt.UTC().Format(time.RFC3339), used,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Scope, t.Source, t.CreatedAt.UTC().Format(time.RFC3339), used,
 					expiry(t.ExpiresAt), state)
 			}
 			return tw.Flush()
@@ -193,6 +197,10 @@ func newTokensRevokeCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			if t, err := s.GetToken(ctx, id); err == nil && t.Managed() {
+				return fmt.Errorf("token %s is managed by the tokens file (server.auth.tokens_file): remove its line "+
+					"%q from the file (or its Secret) and restart or wait for serve to read it again; it is then revoked", id, t.Name)
+			}
 			if err := s.RevokeToken(ctx, id, time.Now().UTC()); err != nil {
 				if errors.Is(err, flywheel.ErrNotFound) {
 					return fmt.Errorf("no token has the id %q ('flywheel tokens list' shows them)", id)

@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -49,6 +50,9 @@ type Options struct {
 	Platform flywheel.Platform
 	// Getenv reads the environment (default os.Getenv).
 	Getenv func(string) string
+	// TokensFileInterval is how often serve re-reads
+	// server.auth.tokens_file (0: TokensFileIntervalDefault).
+	TokensFileInterval time.Duration
 }
 
 // App is a running flywheel process.
@@ -64,8 +68,10 @@ type App struct {
 	lock     *os.File
 	bgCancel context.CancelFunc
 	bgDone   chan struct{}
-	capture  *capture.Proxy
-	tls      *tls.Config // nil: plain HTTP
+	// tokensDone closes when the tokens file's watch has stopped.
+	tokensDone chan struct{}
+	capture    *capture.Proxy
+	tls        *tls.Config // nil: plain HTTP
 }
 
 // Open connects to the database, migrates it, and builds every part. Call
@@ -100,6 +106,14 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 	if _, err := engine.Migrate(ctx, a.Store); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	var tokens *tokensFile
+	if cfg.Server.Auth.TokensFile != "" {
+		tokens = &tokensFile{path: cfg.Server.Auth.TokensFile, store: a.Store, logger: logger.With("component", "auth")}
+		if err := tokens.sync(ctx); err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
 	if opts.Platform != nil {
 		a.Platform = opts.Platform
@@ -196,6 +210,13 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 			go func() {
 				defer close(a.bgDone)
 				_ = a.capture.Run(bg)
+			}()
+		}
+		if tokens != nil {
+			a.tokensDone = make(chan struct{})
+			go func() {
+				defer close(a.tokensDone)
+				tokens.watch(bg, cmp.Or(opts.TokensFileInterval, TokensFileIntervalDefault))
 			}()
 		}
 		authn := server.NewAuth(server.AuthOptions{Store: a.Store, Enabled: cfg.Server.AuthEnabled(),
@@ -322,6 +343,9 @@ func (a *App) Close() {
 	a.bgCancel()
 	if a.bgDone != nil {
 		<-a.bgDone
+	}
+	if a.tokensDone != nil {
+		<-a.tokensDone
 	}
 	if a.Engine != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

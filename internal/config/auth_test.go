@@ -37,6 +37,9 @@ func TestServerAuth(t *testing.T) {
 		{name: "TLSHalf", yaml: "server: {tls_cert_file: cert.pem}", problems: []string{"server.tls_key_file"}},
 		{name: "TLSOtherHalf", yaml: "server: {tls_key_file: key.pem}", problems: []string{"server.tls_cert_file"}},
 		{name: "ShortSession", yaml: "server: {auth: {session_ttl: 5s}}", problems: []string{"server.auth.session_ttl"}},
+		{name: "TokensFile", yaml: "server: {addr: 0.0.0.0:8000, auth: {tokens_file: /etc/flywheel/tokens}}", auth: true},
+		{name: "TokensFileAuthOff", yaml: "server: {addr: 127.0.0.1:8000, auth: {tokens_file: /etc/flywheel/tokens}}",
+			problems: []string{"server.auth.tokens_file"}, message: "set server.auth.enabled: true"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -58,4 +61,15 @@ func TestServerAuth(t *testing.T) {
 	require.Equal(t, 12*time.Hour, c.Server.Auth.SessionTTL)
 	require.False(t, c.Server.Auth.MetricsPublic)
 	require.False(t, c.Server.TLS())
+}
+
+func TestTokensFileEnv(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("server: {addr: 0.0.0.0:8000, auth: {tokens_file: /from/file}}"),
+		envOf(map[string]string{"HOME": "/home/test", EnvTokensFile: "/from/env"}))
+	require.NoError(t, err)
+	require.Equal(t, "/from/env", c.Server.Auth.TokensFile)
+	c, err = Parse([]byte("server: {addr: 0.0.0.0:8000, auth: {tokens_file: /from/file}}"), testEnv())
+	require.NoError(t, err)
+	require.Equal(t, "/from/file", c.Server.Auth.TokensFile)
 }

@@ -172,6 +172,10 @@ type AuthConfig struct {
 	MetricsPublic bool `yaml:"metrics_public"`
 	// SessionTTL is how long a dashboard login lasts.
 	SessionTTL time.Duration `yaml:"session_ttl"`
+	// TokensFile names a file of managed API tokens ("NAME SCOPE SECRET"
+	// lines, such as a mounted Kubernetes Secret), synced to the database
+	// at every start of serve and worker; see flywheel.ParseTokensFile.
+	TokensFile string `yaml:"tokens_file"`
 }
 
 // SessionTTLDefault is how long a dashboard login lasts by default.

@@ -18,6 +18,8 @@ const (
 	EnvDatabaseURL = "FLYWHEEL_DATABASE_URL"
 	EnvDataDir     = "FLYWHEEL_DATA_DIR"
 	EnvAddr        = "FLYWHEEL_ADDR"
+	// EnvTokensFile sets server.auth.tokens_file.
+	EnvTokensFile = "FLYWHEEL_TOKENS_FILE"
 	// EnvLocalDir sets platform.local.install_dir; EnvCache is its older
 	// name, still read.
 	EnvLocalDir = "FLYWHEEL_LOCAL_DIR"
@@ -188,6 +190,9 @@ func (c *Config) applyEnv(env func(string) string) {
 	}
 	if v := env(EnvAddr); v != "" {
 		c.Server.Addr = v
+	}
+	if v := env(EnvTokensFile); v != "" {
+		c.Server.Auth.TokensFile = v
 	}
 	if v := first(EnvLocalDir, EnvCache); v != "" {
 		c.Platform.Local.InstallDir = v

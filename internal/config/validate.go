@@ -517,6 +517,10 @@ func (c *Config) validateServerAuth(p *problems) {
 			"start, cancel and delete runs; turn auth on (remove server.auth.enabled: false), listen on 127.0.0.1, "+
 			"or set server.insecure_no_auth: true to accept that", s.Addr)
 	}
+	if s.Auth.TokensFile != "" && !s.AuthEnabled() {
+		p.add("server.auth.tokens_file", "is set while authentication is off (server.addr %q is loopback or server.auth.enabled "+
+			"is false), so its tokens would never be asked for; set server.auth.enabled: true", s.Addr)
+	}
 	if s.Auth.SessionTTL < time.Minute {
 		p.add("server.auth.session_ttl", "must be at least 1m (got %s)", s.Auth.SessionTTL)
 	}

@@ -1,0 +1,69 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/store"
+)
+
+// TokensFileIntervalDefault is how often serve reads server.auth.tokens_file
+// again, so that a rotated Secret takes effect without a restart.
+const TokensFileIntervalDefault = 30 * time.Second
+
+// tokensFile syncs the tokens of server.auth.tokens_file to the store.
+type tokensFile struct {
+	path   string
+	store  *store.Store
+	logger *slog.Logger
+	last   [sha256.Size]byte // of the content last synced
+}
+
+// sync reads the file and, when its content changed since the last sync,
+// stores its tokens. Errors name the file and the bad lines, never a secret.
+func (f *tokensFile) sync(ctx context.Context) error {
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return fmt.Errorf("server.auth.tokens_file: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	if sum == f.last {
+		return nil
+	}
+	toks, err := flywheel.ParseTokensFile(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("server.auth.tokens_file %s: %w", f.path, err)
+	}
+	res, err := f.store.SyncFileTokens(ctx, toks, time.Now())
+	if err != nil {
+		return fmt.Errorf("server.auth.tokens_file %s: %w", f.path, err)
+	}
+	f.last = sum
+	f.logger.InfoContext(ctx, "API tokens synced from the tokens file", slog.String("file", f.path),
+		slog.Any("added", res.Added), slog.Any("changed", res.Changed), slog.Any("revoked", res.Revoked),
+		slog.Int("unchanged", res.Unchanged))
+	return nil
+}
+
+// watch syncs the file every interval until ctx ends. A file that became
+// unreadable or bad is logged and the tokens synced before stay in force.
+func (f *tokensFile) watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := f.sync(ctx); err != nil && ctx.Err() == nil {
+				f.logger.ErrorContext(ctx, "Tokens file not applied; the tokens synced before stay in force", slog.Any("error", err))
+			}
+		}
+	}
+}
