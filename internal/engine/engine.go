@@ -109,6 +109,12 @@ type Options struct {
 	Embedded bool
 	// FetchPollInterval is how often idle workers look for jobs.
 	FetchPollInterval time.Duration
+	// FetchCooldown is the least time between two fetches of jobs (default
+	// 1 ms, River's minimum). A fetch follows each completed job and each
+	// new job inserted while workers are free (at most one per cooldown),
+	// so the cooldown bounds how soon a stage's successor starts; it costs
+	// nothing while idle, when workers fetch only every FetchPollInterval.
+	FetchCooldown time.Duration
 	// ProcessID names this process in the ledger and in River.
 	ProcessID string
 	Now       func() time.Time
@@ -197,6 +203,10 @@ func New(opts Options) (*Engine, error) {
 	if opts.FetchPollInterval <= 0 {
 		opts.FetchPollInterval = 200 * time.Millisecond
 	}
+	if opts.FetchCooldown <= 0 {
+		opts.FetchCooldown = river.FetchCooldownMin
+	}
+	opts.FetchCooldown = min(opts.FetchCooldown, opts.FetchPollInterval)
 	if opts.ProcessID == "" {
 		host, _ := os.Hostname()
 		opts.ProcessID = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), opts.Now().UnixNano()%1_000_000)
@@ -233,7 +243,7 @@ func New(opts Options) (*Engine, error) {
 		RescueStuckJobsAfter: opts.RescueAfter,
 		JobTimeout:           -1, // per stage, from Worker.Timeout
 		FetchPollInterval:    opts.FetchPollInterval,
-		FetchCooldown:        min(opts.FetchPollInterval, 50*time.Millisecond),
+		FetchCooldown:        opts.FetchCooldown,
 		MaxAttempts:          opts.Retry.MaxAttempts,
 	}
 	if opts.Workers > 0 {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -242,13 +243,14 @@ func (e *Engine) completeOnce(ctx context.Context, job *river.Job[StageArgs], re
 }
 
 // advance enqueues every stage of the run whose dependencies are done, and
-// skips those a failed dependency rules out, until nothing changes.
+// skips those a failed dependency rules out, until nothing changes. The
+// stages that became ready are enqueued with one insert of their River jobs.
 func (e *Engine) advance(ctx context.Context, q *store.Queries, runID string) error {
-	run, err := q.GetRun(ctx, runID)
+	finished, err := q.RunFinished(ctx, runID)
 	if err != nil {
 		return err
 	}
-	if run.FinishedAt != nil {
+	if finished {
 		return nil
 	}
 	for range 100 {
@@ -261,6 +263,7 @@ func (e *Engine) advance(ctx context.Context, q *store.Queries, runID string) er
 			return nil
 		}
 		skippedAny := false
+		var ready []stageKey
 		for _, d := range decisions {
 			if d.Skip {
 				if _, err := q.FinishStage(ctx, runID, d.Key.Candidate, d.Key.Name, flywheel.StageSkipped, d.Reason, nil); err != nil {
@@ -269,9 +272,10 @@ func (e *Engine) advance(ctx context.Context, q *store.Queries, runID string) er
 				skippedAny = true
 				continue
 			}
-			if err := e.enqueue(ctx, q, runID, d.Key.Candidate, d.Key.Name); err != nil {
-				return err
-			}
+			ready = append(ready, stageKey{candidate: d.Key.Candidate, name: d.Key.Name})
+		}
+		if err := e.enqueueMany(ctx, q, runID, ready); err != nil {
+			return err
 		}
 		if !skippedAny {
 			return nil
@@ -280,19 +284,54 @@ func (e *Engine) advance(ctx context.Context, q *store.Queries, runID string) er
 	return fmt.Errorf("advance run %s: the DAG did not settle", runID)
 }
 
+// stageKey names one stage of a run.
+type stageKey struct {
+	candidate string
+	name      flywheel.StageName
+}
+
 func (e *Engine) enqueue(ctx context.Context, q *store.Queries, runID, candidate string, name flywheel.StageName) error {
-	queue := QueueStages
-	maxAttempts := e.opts.Retry.MaxAttempts
-	if name == flywheel.StageCleanup {
-		queue, maxAttempts = QueueCleanup, max(maxAttempts, 25)
+	return e.enqueueMany(ctx, q, runID, []stageKey{{candidate: candidate, name: name}})
+}
+
+// enqueueMany inserts the River jobs of a run's stages in one statement and
+// moves the stages to queued with their job ids.
+func (e *Engine) enqueueMany(ctx context.Context, q *store.Queries, runID string, keys []stageKey) error {
+	if len(keys) == 0 {
+		return nil
 	}
-	res, err := e.client.InsertTx(ctx, q.Tx(), StageArgs{RunID: runID, Candidate: candidate, Stage: name},
-		&river.InsertOpts{Queue: queue, MaxAttempts: maxAttempts, Tags: []string{"run-" + runID}})
+	params := make([]river.InsertManyParams, len(keys))
+	for i, k := range keys {
+		queue := QueueStages
+		maxAttempts := e.opts.Retry.MaxAttempts
+		if k.name == flywheel.StageCleanup {
+			queue, maxAttempts = QueueCleanup, max(maxAttempts, 25)
+		}
+		params[i] = river.InsertManyParams{Args: StageArgs{RunID: runID, Candidate: k.candidate, Stage: k.name},
+			InsertOpts: &river.InsertOpts{Queue: queue, MaxAttempts: maxAttempts, Tags: []string{"run-" + runID}}}
+	}
+	res, err := e.client.InsertManyTx(ctx, q.Tx(), params)
 	if err != nil {
-		return fmt.Errorf("enqueue %s: %w", name, err)
+		return fmt.Errorf("enqueue %s: %w", keys[0].name, err)
 	}
-	if _, err := q.QueueStage(ctx, runID, candidate, name, res.Job.ID); err != nil {
-		return err
+	// The jobs are matched to their stages by their arguments: River does
+	// not promise to return them in the order given.
+	ids := make(map[stageKey]int64, len(res))
+	for _, r := range res {
+		var a StageArgs
+		if err := json.Unmarshal(r.Job.EncodedArgs, &a); err != nil {
+			return fmt.Errorf("enqueue stages of run %s: job %d: %w", runID, r.Job.ID, err)
+		}
+		ids[stageKey{candidate: a.Candidate, name: a.Stage}] = r.Job.ID
+	}
+	for _, k := range keys {
+		id, ok := ids[k]
+		if !ok {
+			return fmt.Errorf("enqueue stages of run %s: River returned no job for stage %s of %q", runID, k.name, k.candidate)
+		}
+		if _, err := q.QueueStage(ctx, runID, k.candidate, k.name, id); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -94,6 +94,18 @@ func (q *Queries) GetRun(ctx context.Context, id string) (*flywheel.Run, error) 
 	return r, q.attachDatasets(ctx, r)
 }
 
+// RunFinished reports whether a run has ended (its finished_at is set),
+// reading that column only; the error wraps flywheel.ErrNotFound when the
+// run is absent. A stage transition asks it where GetRun would also read
+// every column and the run's datasets.
+func (q *Queries) RunFinished(ctx context.Context, id string) (bool, error) {
+	var finished sql.NullTime
+	if err := q.queryRow(ctx, `SELECT finished_at FROM flywheel_runs WHERE id = ?`, id).Scan(&finished); err != nil {
+		return false, notFound(err, "run "+id)
+	}
+	return finished.Valid, nil
+}
+
 // GetRunByIdempotencyKey returns the run created with key.
 func (q *Queries) GetRunByIdempotencyKey(ctx context.Context, key string) (*flywheel.Run, error) {
 	r, err := scanRun(q.queryRow(ctx, `SELECT `+runColumns+` FROM flywheel_runs WHERE idempotency_key = ?`, key))
