@@ -269,6 +269,71 @@ func TestChartMinimal(t *testing.T) {
 	require.Len(t, np.Spec.Ingress, 1)
 	require.Equal(t, "http", np.Spec.Ingress[0].Ports[0].Port.String())
 	require.Contains(t, r.notes, "tokens create")
+	require.Empty(t, cfg.Server.Auth.TokensFile)
+	for _, spec := range []corev1.PodSpec{api.Spec.Template.Spec, w.Spec.Template.Spec} {
+		for _, v := range spec.Volumes {
+			require.NotEqual(t, "tokens", v.Name, "no tokens Secret: nothing mounted")
+		}
+	}
+}
+
+// checkTokensSecret checks that every pod that reads the config (API,
+// worker, and the single mode's init container) mounts the tokens Secret's key read-only where server.auth.tokens_file
+// points, as a whole volume (a subPath mount would never see a rotation),
+// and that the notes explain it.
+func checkTokensSecret(t *testing.T, r rendered, name, key string) {
+	t.Helper()
+	specs := map[string]corev1.PodSpec{}
+	for _, d := range []string{"Deployment/fw-flywheel-api", "Deployment/fw-flywheel-worker"} {
+		if _, ok := r.objects[d]; ok {
+			specs[d] = get[appsv1.Deployment](t, r, d).Spec.Template.Spec
+		}
+	}
+	if _, ok := r.objects["Job/fw-flywheel-migrate-1"]; ok {
+		// The migrations hook reads no config: it needs only the database Secret.
+		for _, v := range get[batchv1.Job](t, r, "Job/fw-flywheel-migrate-1").Spec.Template.Spec.Volumes {
+			require.NotEqual(t, "tokens", v.Name)
+		}
+	}
+	require.NotEmpty(t, specs)
+	for where, spec := range specs {
+		var vol *corev1.Volume
+		for i := range spec.Volumes {
+			if spec.Volumes[i].Name == "tokens" {
+				vol = &spec.Volumes[i]
+			}
+		}
+		require.NotNil(t, vol, "%s mounts the tokens Secret", where)
+		require.NotNil(t, vol.Secret, where)
+		require.Equal(t, name, vol.Secret.SecretName, where)
+		require.Equal(t, []corev1.KeyToPath{{Key: key, Path: "tokens"}}, vol.Secret.Items, where)
+		require.EqualValues(t, 0o440, *vol.Secret.DefaultMode, where)
+		for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
+			var found bool
+			for _, m := range c.VolumeMounts {
+				if m.Name == "tokens" {
+					found = true
+					require.Equal(t, "/etc/flywheel-tokens", m.MountPath, "%s/%s", where, c.Name)
+					require.True(t, m.ReadOnly, "%s/%s", where, c.Name)
+					require.Empty(t, m.SubPath, "%s/%s: a subPath mount is never updated", where, c.Name)
+				}
+			}
+			require.True(t, found, "%s/%s mounts tokens", where, c.Name)
+		}
+	}
+	require.Contains(t, r.notes, "API tokens come from the Secret "+name+", key "+key)
+	require.Contains(t, r.notes, "openssl rand -hex 32")
+	require.NotContains(t, r.notes, "exec deploy/")
+}
+
+// The single-host mode (local platform) takes the tokens Secret too, with
+// its own key name.
+func TestChartTokensSecretSingle(t *testing.T) {
+	r, err := render(t, "local.yaml", map[string]any{"auth": map[string]any{"tokensSecret": map[string]any{"name": "my-tokens", "key": "api-tokens"}}})
+	require.NoError(t, err)
+	cfg := checkConfig(t, r, "")
+	require.Equal(t, "/etc/flywheel-tokens/tokens", cfg.Server.Auth.TokensFile)
+	checkTokensSecret(t, r, "my-tokens", "api-tokens")
 }
 
 func TestChartProduction(t *testing.T) {
@@ -284,6 +349,10 @@ func TestChartProduction(t *testing.T) {
 	cfg := checkConfig(t, r, "postgres://u:p@db:5432/flywheel")
 	require.Len(t, cfg.NIMs, 2)
 	require.Contains(t, cfg.Server.AllowedHosts, "flywheel.example.com")
+	require.Equal(t, "/etc/flywheel-tokens/tokens", cfg.Server.Auth.TokensFile)
+	checkTokensSecret(t, r, "flywheel-tokens", "tokens")
+	require.Contains(t, r.notes, "The ServiceMonitor sends the secret under key token of the same Secret")
+	t.Logf("notes:\n%s", r.notes)
 
 	api := get[appsv1.Deployment](t, r, "Deployment/fw-flywheel-api")
 	checkPod(t, "api", api.Spec.Template.Spec, "registry.example.com/flywheel:0.1.0")
@@ -301,7 +370,9 @@ func TestChartProduction(t *testing.T) {
 
 	sm := get[serviceMonitor](t, r, "ServiceMonitor/fw-flywheel")
 	require.Equal(t, "/metrics", sm.Spec.Endpoints[0].Path)
-	require.Equal(t, "flywheel-metrics-token", sm.Spec.Endpoints[0].Authorization.Credentials.Name)
+	// The ServiceMonitor's read token is the "token" key of the tokens Secret.
+	require.Equal(t, "flywheel-tokens", sm.Spec.Endpoints[0].Authorization.Credentials.Name)
+	require.Equal(t, "token", sm.Spec.Endpoints[0].Authorization.Credentials.Key)
 	require.Equal(t, "prometheus", sm.Labels["release"])
 	require.Equal(t, "api", sm.Spec.Selector.MatchLabels["app.kubernetes.io/component"])
 	np := get[networkingv1.NetworkPolicy](t, r, "NetworkPolicy/fw-flywheel")

@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,8 +12,10 @@ import (
 	"github.com/flywheel-go/flywheel/internal/store"
 )
 
-// TokensFileIntervalDefault is how often serve reads server.auth.tokens_file
-// again, so that a rotated Secret takes effect without a restart.
+// TokensFileIntervalDefault is how often serve syncs server.auth.tokens_file
+// again, so that a rotated Secret takes effect without a restart. It syncs
+// even when the file did not change here: another process (a worker that
+// started with a file not yet updated) may have synced an older one.
 const TokensFileIntervalDefault = 30 * time.Second
 
 // tokensFile syncs the tokens of server.auth.tokens_file to the store.
@@ -22,19 +23,15 @@ type tokensFile struct {
 	path   string
 	store  *store.Store
 	logger *slog.Logger
-	last   [sha256.Size]byte // of the content last synced
+	synced bool // once at least
 }
 
-// sync reads the file and, when its content changed since the last sync,
-// stores its tokens. Errors name the file and the bad lines, never a secret.
+// sync reads the file and stores its tokens; it logs what changed. Errors
+// name the file and the bad lines, never a secret.
 func (f *tokensFile) sync(ctx context.Context) error {
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		return fmt.Errorf("server.auth.tokens_file: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	if sum == f.last {
-		return nil
 	}
 	toks, err := flywheel.ParseTokensFile(bytes.NewReader(data))
 	if err != nil {
@@ -44,7 +41,10 @@ func (f *tokensFile) sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server.auth.tokens_file %s: %w", f.path, err)
 	}
-	f.last = sum
+	if f.synced && len(res.Added)+len(res.Changed)+len(res.Revoked) == 0 {
+		return nil
+	}
+	f.synced = true
 	f.logger.InfoContext(ctx, "API tokens synced from the tokens file", slog.String("file", f.path),
 		slog.Any("added", res.Added), slog.Any("changed", res.Changed), slog.Any("revoked", res.Revoked),
 		slog.Int("unchanged", res.Unchanged))

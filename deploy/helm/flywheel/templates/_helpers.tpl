@@ -75,6 +75,16 @@ envFrom:
     name: {{ include "flywheel.fullname" . }}
 - name: tmp
   emptyDir: {}
+{{- with .Values.auth.tokensSecret.name }}
+# The whole volume, not a subPath: the kubelet then updates a rotated Secret in place.
+- name: tokens
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+    items:
+      - key: {{ $.Values.auth.tokensSecret.key }}
+        path: tokens
+{{- end }}
 - name: data
 {{- if eq .Values.mode "single" }}
   persistentVolumeClaim:
@@ -93,9 +103,16 @@ envFrom:
   readOnly: true
 - name: tmp
   mountPath: /tmp
+{{- if .Values.auth.tokensSecret.name }}
+- name: tokens
+  mountPath: {{ include "flywheel.tokensDir" . }}
+  readOnly: true
+{{- end }}
 - name: data
   mountPath: /data
 {{- end -}}
+
+{{- define "flywheel.tokensDir" -}}/etc/flywheel-tokens{{- end -}}
 
 {{/* The config file: the values' config with the keys the chart owns. */}}
 {{- define "flywheel.config" -}}
@@ -106,6 +123,11 @@ envFrom:
 {{- $hosts = concat $hosts (list $name (printf "%s.%s" $name .Release.Namespace) (printf "%s.%s.svc" $name .Release.Namespace) (printf "%s.%s.svc.cluster.local" $name .Release.Namespace)) -}}
 {{- range .Values.ingress.hosts }}{{ $hosts = append $hosts .host }}{{ end -}}
 {{- $_ := set $server "allowed_hosts" (uniq $hosts) -}}
+{{- if .Values.auth.tokensSecret.name -}}
+{{- $auth := get $server "auth" | default dict -}}
+{{- $_ := set $auth "tokens_file" (printf "%s/tokens" (include "flywheel.tokensDir" .)) -}}
+{{- $_ = set $server "auth" $auth -}}
+{{- end -}}
 {{- $_ = set $server "addr" (printf "0.0.0.0:%v" .Values.service.port) -}}
 {{- $_ = set $cfg "server" $server -}}
 {{- $_ = set $cfg "data_dir" "/data" -}}
