@@ -128,6 +128,17 @@ func TestSyncFileTokens(t *testing.T) {
 				require.Nil(t, p.RevokedAt)
 			})
 
+			t.Run("RenameKeepsSecret", func(t *testing.T) {
+				at := t0.Add(5 * time.Hour)
+				res, err := s.SyncFileTokens(ctx, fileTokens(t, "prometheus read "+secretOf("prom", 3)), at)
+				require.NoError(t, err)
+				require.Equal(t, store.FileTokensSync{Added: []string{"file-prometheus"}, Revoked: []string{"file-prom"}}, res)
+				got, err := s.GetFileTokenByHash(ctx, flywheel.HashSecret(secretOf("prom", 3)))
+				require.NoError(t, err)
+				require.Equal(t, "file-prometheus", got.ID, "the active token of the secret, not the revoked old name")
+				require.Nil(t, got.RevokedAt)
+			})
+
 			t.Run("RefusesOtherTokens", func(t *testing.T) {
 				_, err := s.SyncFileTokens(ctx, []flywheel.Token{*cli}, t0)
 				require.ErrorContains(t, err, "not a tokens file's token")

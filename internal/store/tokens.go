@@ -59,7 +59,10 @@ func (q *Queries) GetToken(ctx context.Context, id string) (*flywheel.Token, err
 // hash (the hash is of a secret the caller sent, so the lookup's timing
 // tells nothing about stored secrets).
 func (q *Queries) GetFileTokenByHash(ctx context.Context, hash string) (*flywheel.Token, error) {
-	t, err := scanToken(q.queryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE hash = ? AND source = ?`,
+	// A renamed line keeps its secret: the revoked row of the old name has
+	// the same hash, and the active one wins.
+	t, err := scanToken(q.queryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE hash = ? AND source = ?
+		ORDER BY CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END, created_at DESC, id LIMIT 1`,
 		hash, string(flywheel.TokenSourceFile)))
 	if err != nil {
 		return nil, notFound(err, "token")
