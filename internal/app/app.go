@@ -108,7 +108,8 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
 	var tokens *tokensFile
-	if cfg.Server.Auth.TokensFile != "" {
+	if cfg.Server.Auth.TokensFile != "" && (opts.API || opts.Workers) {
+		// serve and worker: the tokens of the file are synced at start.
 		tokens = &tokensFile{path: cfg.Server.Auth.TokensFile, store: a.Store, logger: logger.With("component", "auth")}
 		if err := tokens.sync(ctx); err != nil {
 			a.Close()
