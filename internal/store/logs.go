@@ -166,25 +166,7 @@ func (q *Queries) NewestRecords(ctx context.Context, workloadID, clientID string
 		query += ` LIMIT ?`
 		args = append(args, limit)
 	}
-	rows, err := q.query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read log records: %w", err)
-	}
-	defer rows.Close()
-	var out []flywheel.LogRecord
-	for rows.Next() {
-		var (
-			r             flywheel.LogRecord
-			request, resp string
-		)
-		if err := rows.Scan(&r.ID, &r.WorkloadID, &r.ClientID, &r.Timestamp, &request, &resp); err != nil {
-			return nil, fmt.Errorf("scan log record: %w", err)
-		}
-		r.Timestamp = r.Timestamp.UTC()
-		r.Request, r.Response = []byte(request), []byte(resp)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return q.scanLogs(ctx, query, args...)
 }
 
 // CountLogs counts the stored records of a workload and client ("" for all).
