@@ -38,3 +38,35 @@ func TestRunFinished(t *testing.T) {
 		})
 	}
 }
+
+// TestBeginStageAttemptReturnsStoredRow checks that the stage row the
+// update returns is the one stored (times included) on both databases, and
+// that a done stage is reported as such with its row.
+func TestBeginStageAttemptReturnsStoredRow(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			s := storetest.Open(t, d)
+			r := newRun(t, s.Queries, time.Now().UTC(), "w")
+			require.NoError(t, s.InsertStages(ctx, []flywheel.Stage{{RunID: r.ID, Candidate: "n1", Name: flywheel.StageInitialize,
+				Status: flywheel.StagePending, Deps: []flywheel.StageDep{}}}))
+			got, open, err := s.BeginStageAttempt(ctx, r.ID, "n1", flywheel.StageInitialize, 2)
+			require.NoError(t, err)
+			require.True(t, open)
+			require.Equal(t, flywheel.StageRunning, got.Status)
+			require.Equal(t, 2, got.Attempts)
+			require.NotNil(t, got.StartedAt)
+			stored, err := s.GetStage(ctx, r.ID, "n1", flywheel.StageInitialize)
+			require.NoError(t, err)
+			require.Equal(t, stored, got)
+
+			_, err = s.FinishStage(ctx, r.ID, "n1", flywheel.StageInitialize, flywheel.StageSucceeded, "", nil)
+			require.NoError(t, err)
+			got, open, err = s.BeginStageAttempt(ctx, r.ID, "n1", flywheel.StageInitialize, 3)
+			require.NoError(t, err)
+			require.False(t, open)
+			require.Equal(t, flywheel.StageSucceeded, got.Status)
+			require.Equal(t, 2, got.Attempts, "a done stage's attempts are left alone")
+		})
+	}
+}

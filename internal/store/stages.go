@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
@@ -97,18 +98,21 @@ func (q *Queries) SetStageJob(ctx context.Context, runID, candidate string, name
 
 // BeginStageAttempt marks a stage running, records the attempt number and sets its
 // durable start time on the first attempt. It returns the updated stage, and
-// false when the stage is already done.
+// false when the stage is already done. The update returns the stage's row,
+// so an open stage costs one statement; a done one is read after.
 func (q *Queries) BeginStageAttempt(ctx context.Context, runID, candidate string, name flywheel.StageName, attempt int) (*flywheel.Stage, bool, error) {
-	res, err := q.exec(ctx, `UPDATE stages SET status = 'running', attempts = CASE WHEN attempts > ? THEN attempts ELSE ? END,
+	s, err := scanStage(q.queryRow(ctx, `UPDATE stages SET status = 'running', attempts = CASE WHEN attempts > ? THEN attempts ELSE ? END,
 		started_at = COALESCE(started_at, ?)
-		WHERE run_id = ? AND candidate = ? AND name = ? AND status IN ('pending', 'queued', 'running')`,
-		attempt, attempt, q.Now(), runID, candidate, string(name))
-	ok, err := affected(res, err, "begin stage attempt")
-	if err != nil {
-		return nil, false, err
+		WHERE run_id = ? AND candidate = ? AND name = ? AND status IN ('pending', 'queued', 'running')
+		RETURNING `+stageColumns, attempt, attempt, q.Now(), runID, candidate, string(name)))
+	if err == nil {
+		return s, true, nil
 	}
-	s, err := q.GetStage(ctx, runID, candidate, name)
-	return s, ok, err
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, false, fmt.Errorf("begin stage attempt: %w", err)
+	}
+	s, err = q.GetStage(ctx, runID, candidate, name)
+	return s, false, err
 }
 
 // FinishStage ends a stage unless it already ended; it reports whether it did.
