@@ -54,6 +54,6 @@ func TestServeTokensFile(t *testing.T) {
 	}
 	fresh["FLYWHEEL_DATA_DIR"] = t.TempDir() // not the running serve's database
 	_, _, err = flywheelCmd(ctx, fresh, "--config", cfg, "serve")
-	require.ErrorContains(t, err, `line 2: token "monitoring": unknown scope "reader"`)
+	require.ErrorContains(t, err, "line 2: the scope is not read, write, admin or ingest")
 	require.NotContains(t, err.Error(), secret)
 }

@@ -37,7 +37,8 @@ func FileTokenID(name string) string { return FileTokenIDPrefix + name }
 // with "openssl rand -hex 32"). Blank lines and lines starting with # are
 // skipped. It returns the tokens with their id (FileTokenID), hash and
 // source set, never their secrets. Every bad line is reported, by line
-// number, in one joined error; no error message repeats a secret.
+// number, in one joined error; no error message repeats any field of a
+// line, since a secret may have been written in the wrong place.
 func ParseTokensFile(r io.Reader) ([]Token, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 64*1024)
@@ -68,19 +69,19 @@ func ParseTokensFile(r io.Reader) ([]Token, error) {
 			bad("%v", err)
 			ok = false
 		} else if first, dup := names[name]; dup {
-			bad("the name %q is used on line %d already", name, first)
+			bad("the name is used on line %d already", first)
 			ok = false
 		}
 		sco, err := ParseScope(scope)
 		if err != nil {
-			bad("token %q: %s", name, ErrorMessage(err))
+			bad("the scope is not read, write, admin or ingest")
 			ok = false
 		}
 		if err := checkFileSecret(secret); err != nil {
-			bad("token %q: %v", name, err)
+			bad("%v", err)
 			ok = false
 		} else if first, dup := secrets[secret]; dup {
-			bad("token %q: the secret is the same as on line %d; give each token its own", name, first)
+			bad("the secret is the same as on line %d; give each token its own", first)
 			ok = false
 		}
 		if !ok {
@@ -104,11 +105,11 @@ func ParseTokensFile(r io.Reader) ([]Token, error) {
 
 func checkFileTokenName(name string) error {
 	if len(name) > FileTokenNameMaxLen {
-		return fmt.Errorf("the name is %d characters; at most %d", len(name), FileTokenNameMaxLen)
+		return fmt.Errorf("the name has %d characters; at most %d", len(name), FileTokenNameMaxLen)
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("the name %q may only have letters, digits, '.', '_' and '-'", name)
+			return errors.New("the name may only have letters, digits, '.', '_' and '-'")
 		}
 	}
 	return nil

@@ -42,9 +42,10 @@ func TestParseTokensFileErrors(t *testing.T) {
 	}{
 		{"TwoFields", "app read", "has 2 fields"},
 		{"FourFields", "app read " + hexSecret + " extra", "has 4 fields"},
-		{"BadScope", "app owner " + hexSecret, `unknown scope "owner"`},
+		{"BadScope", "app owner " + hexSecret, "the scope is not read, write, admin or ingest"},
 		{"BadName", "my/app read " + hexSecret, "may only have letters"},
-		{"LongName", strings.Repeat("n", 65) + " read " + hexSecret, "at most 64"},
+		{"LongName", strings.Repeat("n", 65) + " read " + hexSecret, "the name has 65 characters; at most 64"},
+		{"SecretFirst", hexSecret + " read app", "the secret has 3 characters"},
 		{"Short", "app read 0123456789abcdef0123456789abcd", "has 30 characters; it needs at least 32"},
 		{"Placeholder", "app read " + strings.Repeat("changeme", 5), "looks like a placeholder"},
 		{"CLIPrefix", "app read fw_0123456789abcdef_" + hexSecret, `starts with "fw_"`},
@@ -69,8 +70,8 @@ func TestParseTokensFileErrors(t *testing.T) {
 		require.Error(t, err)
 		msg := err.Error()
 		require.Contains(t, msg, "line 1: ")
-		require.Contains(t, msg, `line 3: the name "b" is used on line 2 already`)
-		require.Contains(t, msg, "line 4: token \"c\": the secret is the same as on line 2")
+		require.Contains(t, msg, "line 3: the name is used on line 2 already")
+		require.Contains(t, msg, "line 4: the secret is the same as on line 2")
 		require.NotContains(t, msg, "line 2:")
 		require.NotContains(t, msg, "short-secret")
 		require.NotContains(t, msg, b64Secret[:12])
