@@ -11,7 +11,7 @@ import (
 
 const (
 	hexSecret = "3f9a0c5be1d24f7788a6c0e9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9" // 64 hex, as openssl rand -hex 32
-	b64Secret = "q2Vx0m7fQ+Jk1c/8TzR4nLpW3aYb6HdE5sGiUoNvXlA="                      // 44, as openssl rand -base64 32
+	b64Secret = "q2Vx0m7fQ+Jk1c/8TzR4nLpW3aYb6HdE5sGiUoNvXlA="                     // 44, as openssl rand -base64 32
 )
 
 func TestParseTokensFile(t *testing.T) {
