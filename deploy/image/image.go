@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"sort"
@@ -102,13 +103,7 @@ func CheckStatic(path string) error {
 // CA certificates, writable /tmp and /data), then the binary, so that a
 // new version changes only the second layer.
 func Build(s Spec) (v1.Image, error) {
-	if s.Version == "" || s.Source == "" || s.Licenses == "" {
-		return nil, errors.New("image spec: version, source and licenses are required")
-	}
-	if s.Arch == "" {
-		s.Arch = "amd64"
-	}
-	if err := CheckStatic(s.Binary); err != nil {
+	if err := s.check(); err != nil {
 		return nil, err
 	}
 	certs, err := os.ReadFile(s.CACerts)
@@ -146,6 +141,36 @@ func Build(s Spec) (v1.Image, error) {
 		}
 		layers = append(layers, l)
 	}
+	history := []v1.History{
+		{Created: v1.Time{Time: mtime}, CreatedBy: "flywheel-image: base (users, CA certificates, /tmp, /data)"},
+		{Created: v1.Time{Time: mtime}, CreatedBy: "flywheel-image: " + BinaryPath},
+	}
+	return assemble(s, s.Labels(), layers, history, BinaryPath, []string{
+		"PATH=/",
+		"HOME=" + HomeDir,
+		"FLYWHEEL_DATA_DIR=" + DataDir,
+		"SSL_CERT_FILE=" + CACertsPath,
+	})
+}
+
+// check returns an error unless the spec names a version, source and
+// licenses and its binary is static; it defaults Arch to amd64.
+func (s *Spec) check() error {
+	if s.Version == "" || s.Source == "" || s.Licenses == "" {
+		return errors.New("image spec: version, source and licenses are required")
+	}
+	if s.Arch == "" {
+		s.Arch = "amd64"
+	}
+	return CheckStatic(s.Binary)
+}
+
+// assemble returns the OCI image of the layers with its configuration: the
+// nonroot user, the entrypoint with "serve", the data directory as working
+// directory and volume, the API's port, env, the labels (also as manifest
+// annotations) and one history entry a layer.
+func assemble(s Spec, labels map[string]string, layers []v1.Layer, history []v1.History, entrypoint string, env []string) (v1.Image, error) {
+	mtime := s.Created.UTC()
 	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), layers...)
 	if err != nil {
 		return nil, fmt.Errorf("append layers: %w", err)
@@ -161,30 +186,22 @@ func Build(s Spec) (v1.Image, error) {
 	cf.Created = v1.Time{Time: mtime}
 	cf.Author = s.Source
 	cf.Config = v1.Config{
-		User:       fmt.Sprintf("%d:%d", UID, GID),
-		Entrypoint: []string{BinaryPath},
-		Cmd:        []string{"serve"},
-		WorkingDir: DataDir,
-		Env: []string{
-			"PATH=/",
-			"HOME=" + HomeDir,
-			"FLYWHEEL_DATA_DIR=" + DataDir,
-			"SSL_CERT_FILE=" + CACertsPath,
-		},
+		User:         fmt.Sprintf("%d:%d", UID, GID),
+		Entrypoint:   []string{entrypoint},
+		Cmd:          []string{"serve"},
+		WorkingDir:   DataDir,
+		Env:          env,
 		ExposedPorts: map[string]struct{}{fmt.Sprintf("%d/tcp", Port): {}},
 		Volumes:      map[string]struct{}{DataDir: {}},
-		Labels:       s.Labels(),
+		Labels:       labels,
 		StopSignal:   "SIGTERM",
 	}
-	cf.History = []v1.History{
-		{Created: v1.Time{Time: mtime}, CreatedBy: "flywheel-image: base (users, CA certificates, /tmp, /data)"},
-		{Created: v1.Time{Time: mtime}, CreatedBy: "flywheel-image: " + BinaryPath},
-	}
+	cf.History = history
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, fmt.Errorf("set config: %w", err)
 	}
-	return mutate.Annotations(img, s.Labels()).(v1.Image), nil
+	return mutate.Annotations(img, maps.Clone(labels)).(v1.Image), nil
 }
 
 type entry struct {

@@ -3,7 +3,6 @@ package image
 import (
 	"archive/tar"
 	"compress/gzip"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -73,13 +70,7 @@ func (s LocalSpec) Labels() map[string]string {
 // TempDir, compressed once; files keep their owners and modes, times are
 // Created, so the same inputs give the same digest.
 func BuildLocal(s LocalSpec) (v1.Image, error) {
-	if s.Version == "" || s.Source == "" || s.Licenses == "" {
-		return nil, errors.New("image spec: version, source and licenses are required")
-	}
-	if s.Arch == "" {
-		s.Arch = "amd64"
-	}
-	if err := CheckStatic(s.Binary); err != nil {
+	if err := s.check(); err != nil {
 		return nil, err
 	}
 	for _, need := range []string{"etc/passwd", "usr/bin/python3"} {
@@ -127,44 +118,14 @@ func BuildLocal(s LocalSpec) (v1.Image, error) {
 	layers = append(layers, binLayer)
 	history = append(history, v1.History{Created: v1.Time{Time: mtime}, CreatedBy: "flywheel-image: " + LocalBinaryPath})
 
-	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), layers...)
-	if err != nil {
-		return nil, fmt.Errorf("append layers: %w", err)
-	}
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	cf = cf.DeepCopy()
-	cf.Architecture = s.Arch
-	cf.OS = "linux"
-	cf.Created = v1.Time{Time: mtime}
-	cf.Author = s.Source
-	cf.Config = v1.Config{
-		User:       fmt.Sprintf("%d:%d", UID, GID),
-		Entrypoint: []string{LocalBinaryPath},
-		Cmd:        []string{"serve"},
-		WorkingDir: DataDir,
-		Env: []string{
-			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			"HOME=" + HomeDir,
-			"FLYWHEEL_DATA_DIR=" + DataDir,
-			"FLYWHEEL_LOCAL_DIR=" + LocalInstallDir,
-			"SSL_CERT_FILE=" + CACertsPath,
-			"LANG=C.UTF-8",
-		},
-		ExposedPorts: map[string]struct{}{fmt.Sprintf("%d/tcp", Port): {}},
-		Volumes:      map[string]struct{}{DataDir: {}},
-		Labels:       s.Labels(),
-		StopSignal:   "SIGTERM",
-	}
-	cf.History = history
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		return nil, fmt.Errorf("set config: %w", err)
-	}
-	return mutate.Annotations(img, s.Labels()).(v1.Image), nil
+	return assemble(s.Spec, s.Labels(), layers, history, LocalBinaryPath, []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=" + HomeDir,
+		"FLYWHEEL_DATA_DIR=" + DataDir,
+		"FLYWHEEL_LOCAL_DIR=" + LocalInstallDir,
+		"SSL_CERT_FILE=" + CACertsPath,
+		"LANG=C.UTF-8",
+	})
 }
 
 // withParents returns e preceded by the directories above p (root-owned,
