@@ -209,22 +209,8 @@ func (w *jsonWalker) object(path string) {
 			key = key[:64] + "…"
 		}
 		w.value(joinPath(path, key))
-		w.space()
-		if w.done() {
+		if w.next('}') {
 			return
-		}
-		if w.pos >= len(w.in) {
-			w.syntax = true
-			return
-		}
-		switch w.in[w.pos] {
-		case ',':
-			w.pos++
-		case '}':
-			w.pos++
-			return
-		default:
-			w.syntax = true
 		}
 	}
 }
@@ -243,24 +229,35 @@ func (w *jsonWalker) array(path string) {
 	}
 	for i := 0; !w.done(); i++ {
 		w.value(path + "[" + strconv.Itoa(i) + "]")
-		w.space()
-		if w.done() {
+		if w.next(']') {
 			return
-		}
-		if w.pos >= len(w.in) {
-			w.syntax = true
-			return
-		}
-		switch w.in[w.pos] {
-		case ',':
-			w.pos++
-		case ']':
-			w.pos++
-			return
-		default:
-			w.syntax = true
 		}
 	}
+}
+
+// next reads the separator after a member or element: it skips a comma and
+// returns false while more follow; it returns true at closer (which it
+// skips), at the end of the input or on anything else (both syntax errors),
+// or when the walk is done.
+func (w *jsonWalker) next(closer byte) bool {
+	w.space()
+	if w.done() {
+		return true
+	}
+	if w.pos >= len(w.in) {
+		w.syntax = true
+		return true
+	}
+	switch w.in[w.pos] {
+	case ',':
+		w.pos++
+		return false
+	case closer:
+		w.pos++
+		return true
+	}
+	w.syntax = true
+	return true
 }
 
 // string checks the string at pos and returns its text as written (for

@@ -26,6 +26,14 @@ func TestCheckJSON(t *testing.T) {
 		{name: "NotJSON", raw: "{\"a\":\xff", reason: "invalid JSON"},
 		{name: "TruncatedAfterBadByte", raw: "[1,\"\\u0000", path: "[1]", reason: "NUL"},
 		{name: "Deep", raw: strings.Repeat("[", 20000) + "\xff", reason: "invalid JSON"},
+		{name: "MissingCommaInObject", raw: "{\"a\":1 \"b\":\"\xff\"}", reason: "invalid JSON"},
+		{name: "MissingCommaInArray", raw: "[1 \"\xff\"]", reason: "invalid JSON"},
+		{name: "WrongCloserOfObject", raw: "{\"a\":1]\xff", reason: "invalid JSON"},
+		{name: "WrongCloserOfArray", raw: "[1}\xff", reason: "invalid JSON"},
+		{name: "UnclosedObject", raw: "{\"a\":1,\"\xff\":2", path: "(key)", reason: "not valid UTF-8"},
+		{name: "UnclosedArray", raw: "[1,\"\xff\"", path: "[1]", reason: "not valid UTF-8"},
+		{name: "TrailingBadByteAfterClose", raw: "[1,2]\xff"},
+		{name: "NULAfterSeparator", raw: `[{"a":1},["x","\u0000"]]`, path: "[1][1]", reason: "NUL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
