@@ -197,13 +197,8 @@ func inputMessages(raw json.RawMessage) ([]chatMessage, error) {
 // list of chat parts (text, image_url). Parts with no chat equivalent
 // (files, audio) are left out.
 func contentToChat(raw json.RawMessage) any {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	if isJSONString(raw) {
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		return s
+	if v, ok := nullOrString(raw); ok {
+		return v
 	}
 	var parts []respContentPart
 	if err := json.Unmarshal(raw, &parts); err != nil {
@@ -239,13 +234,8 @@ func contentToChat(raw json.RawMessage) any {
 // function choice {type: "function", name} to {type: "function",
 // function: {name}}; others (built-in tools, allowed_tools) are dropped.
 func toolChoiceToChat(raw json.RawMessage) any {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	if isJSONString(raw) {
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		return s
+	if v, ok := nullOrString(raw); ok {
+		return v
 	}
 	var tc struct {
 		Type string `json:"type"`
@@ -527,6 +517,20 @@ func (s *responsesStream) result() (json.RawMessage, bool) {
 		return nil, false
 	}
 	return full, true
+}
+
+// nullOrString returns nil and true for an absent or null raw, the string
+// and true for a JSON string, and false for anything else.
+func nullOrString(raw json.RawMessage) (any, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, true
+	}
+	if isJSONString(raw) {
+		var s string
+		_ = json.Unmarshal(raw, &s)
+		return s, true
+	}
+	return nil, false
 }
 
 func isJSONString(raw json.RawMessage) bool {
