@@ -368,9 +368,7 @@ func bfclList(param string, value pyVal, possible []pyVal) bfclResult {
 		case pyList:
 			elems = a.list
 		case pyStr:
-			for _, r := range a.s {
-				elems = append(elems, pyVal{kind: pyStr, s: string(r)})
-			}
+			elems = pyChars(a.s)
 		case pyDict:
 			if len(a.keys) > 0 {
 				continue // BFCL raises on such an answer
@@ -458,6 +456,16 @@ func bfclContainsOmit(v pyVal) bool {
 	return false
 }
 
+// pyChars returns the list of s's characters as Python strings, as
+// Python's list(s) does (nil for "").
+func pyChars(s string) []pyVal {
+	var out []pyVal
+	for _, r := range s {
+		out = append(out, pyVal{kind: pyStr, s: string(r)})
+	}
+	return out
+}
+
 // bfclListDict is BFCL's list_dict_checker: the dictionaries must match
 // one acceptable list's, in order.
 func bfclListDict(param string, value pyVal, possible []pyVal) bfclResult {
@@ -468,9 +476,7 @@ func bfclListDict(param string, value pyVal, possible []pyVal) bfclResult {
 		case pyList:
 			alts = a.list
 		case pyStr:
-			for _, r := range a.s {
-				alts = append(alts, pyVal{kind: pyStr, s: string(r)})
-			}
+			alts = pyChars(a.s)
 		default:
 			continue // BFCL raises on such an answer
 		}
