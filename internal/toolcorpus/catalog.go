@@ -91,7 +91,9 @@ func genDate(r *rand.Rand) any {
 func genPhone(r *rand.Rand) any {
 	return fmt.Sprintf("+%d %03d %03d %04d", 1+r.IntN(98), r.IntN(1000), r.IntN(1000), r.IntN(10000))
 }
-func genTitle(r *rand.Rand) any { return title(word(r, 2, 3)) + " " + word(r, 2, 3) + " " + word(r, 1, 3) }
+func genTitle(r *rand.Rand) any {
+	return title(word(r, 2, 3)) + " " + word(r, 2, 3) + " " + word(r, 1, 3)
+}
 func genCode(prefix string) func(r *rand.Rand) any {
 	return func(r *rand.Rand) any {
 		return fmt.Sprintf("%s-%05d-%c%c", prefix, r.IntN(100000), 'A'+rune(r.IntN(26)), 'A'+rune(r.IntN(26)))
@@ -170,7 +172,7 @@ var (
 	pPublic = boolean("public", "Whether it is visible to everyone.",
 		[]string{"visible to everyone", "made public", "as a public one"},
 		[]string{"kept private", "not public", "as a private one"})
-	pTags = array("tags", "Labels to attach.", genWord, "tagged {}", "with the labels {}", "labelled {}")
+	pTags      = array("tags", "Labels to attach.", genWord, "tagged {}", "with the labels {}", "labelled {}")
 	pAttendees = array("attendees", "People to invite.", genPerson, "inviting {}", "with attendees {}", "together with {}")
 	pAddress   = object("address", "A postal address.", []param{
 		str("street", "Street and number.", func(r *rand.Rand) any { return fmt.Sprintf("%d %s Street", 1+r.IntN(999), title(word(r, 2, 3))) }),
