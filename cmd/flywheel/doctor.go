@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -30,9 +29,7 @@ func newDoctorCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(findings)
+				return g.printJSON(findings)
 			}
 			if len(findings) == 0 {
 				fmt.Fprintln(g.stdout, "No problems found.")

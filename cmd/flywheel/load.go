@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -118,9 +117,7 @@ func runLoad(ctx context.Context, g *globals, s flywheel.LogIngester, file strin
 		}
 	}
 	if asJSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if encErr := enc.Encode(sum); encErr != nil {
+		if encErr := g.printJSON(sum); encErr != nil {
 			return encErr
 		}
 	} else {

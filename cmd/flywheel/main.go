@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,13 @@ type globals struct {
 	getenv     func(string) string
 	stdout     io.Writer
 	stderr     io.Writer
+}
+
+// printJSON writes v to standard output as indented JSON.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {

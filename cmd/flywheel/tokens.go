@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -98,9 +97,7 @@ func newTokensCreateCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
+				return g.printJSON(struct {
 					*flywheel.Token
 					Secret string `json:"secret"`
 				}{t, secret})
@@ -148,9 +145,7 @@ func newTokensListCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(tokens)
+				return g.printJSON(tokens)
 			}
 			if len(tokens) == 0 {
 				fmt.Fprintln(g.stdout, "No tokens. Create one with 'flywheel tokens create --name NAME --scope SCOPE'.")
