@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flywheel-go/flywheel/internal/platform/nemo/nemotest"
+	"github.com/flywheel-go/flywheel/internal/toolcorpus"
 )
 
 func newDevCommand(g *globals) *cobra.Command {
@@ -78,8 +81,59 @@ resources created, deleted, cancelled and created twice per kind, what is still 
 	fl.DurationVar(&f.opts.JobStartAfter, "job-start-after", nemotest.JobStartAfterDefault, "time customization and evaluation jobs stay created, then pending")
 	fl.DurationVar(&f.opts.EpochDuration, "epoch-duration", nemotest.EpochDurationDefault, "duration of one fine-tuning epoch")
 	fl.DurationVar(&f.opts.EvalDuration, "eval-duration", nemotest.EvalDurationDefault, "duration of an evaluation job")
-	dev.AddCommand(fake)
+	dev.AddCommand(fake, newCorpusCommand())
 	return dev
+}
+
+// newCorpusCommand is `flywheel dev corpus`: the synthetic tool-calling
+// corpus, as JSONL in the blueprint's log format.
+func newCorpusCommand() *cobra.Command {
+	var (
+		n    int
+		seed uint64
+		out  string
+	)
+	cmd := &cobra.Command{
+		Use:   "corpus",
+		Short: "Write the synthetic tool-calling corpus (for pre-training) as JSONL logs",
+		Long: `Write N records of the synthetic tool-calling corpus in the blueprint's log format:
+hundreds of generated tool schemas, single calls, a choice among offered tools, parallel
+calls and plain-text answers when no tool fits, with every string argument copied from the
+request. The same --seed gives byte-identical output.`,
+		Example: `  flywheel dev corpus --n 20000 --seed 1 --out corpus.jsonl`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if n <= 0 {
+				return fmt.Errorf("--n: want a positive number of records, got %d", n)
+			}
+			w := cmd.OutOrStdout()
+			if out != "" && out != "-" {
+				f, err := os.Create(out)
+				if err != nil {
+					return fmt.Errorf("--out: %w", err)
+				}
+				defer f.Close()
+				bw := bufio.NewWriter(f)
+				if _, err := toolcorpus.WriteJSONL(bw, toolcorpus.Config{N: n, Seed: seed}); err != nil {
+					return fmt.Errorf("write %s: %w", out, err)
+				}
+				if err := bw.Flush(); err != nil {
+					return fmt.Errorf("write %s: %w", out, err)
+				}
+				if err := f.Close(); err != nil {
+					return fmt.Errorf("write %s: %w", out, err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d records to %s\n", n, out)
+				return nil
+			}
+			_, err := toolcorpus.WriteJSONL(w, toolcorpus.Config{N: n, Seed: seed})
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&n, "n", 10000, "number of records")
+	fl.Uint64Var(&seed, "seed", 1, "seed of every draw")
+	fl.StringVar(&out, "out", "", "output file (default standard output)")
+	return cmd
 }
 
 // fakeFlags are the nemo-fake flags that need checking before they become

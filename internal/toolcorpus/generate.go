@@ -374,7 +374,11 @@ func question(r *rand.Rand, calls []call) string {
 		default:
 			sb.WriteString([]string{"; ", ". Next, ", "; also "}[r.IntN(3)])
 		}
-		sb.WriteString(c.text)
+		t := c.text
+		if i > 0 && !strings.HasPrefix(t, "I ") && !strings.HasPrefix(t, "I'") {
+			t = strings.ToLower(t[:1]) + t[1:] // the openers start with an ASCII letter
+		}
+		sb.WriteString(t)
 	}
 	sb.WriteString(".")
 	return sb.String()

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flywheel-go/flywheel/internal/dataset"
+	"github.com/flywheel-go/flywheel/internal/ingest"
 )
 
 // parsed is one record read back from its JSON, the way a consumer sees it.
@@ -377,4 +378,23 @@ func BenchmarkGenerate(b *testing.B) {
 		n += len(exs)
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
+
+// TestJSONLLoads checks that every line of the written corpus is accepted
+// by the loader's parser and then by the dataset validation, unchanged.
+func TestJSONLLoads(t *testing.T) {
+	var buf bytes.Buffer
+	n, err := WriteJSONL(&buf, Config{N: 1000, Seed: 5})
+	require.NoError(t, err)
+	require.Equal(t, 1000, n)
+	opts := ingest.Options{}.WithDefaults()
+	lines := bytes.Split(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("\n"))
+	require.Len(t, lines, n)
+	for i, line := range lines {
+		rec, rej := ingest.ParseLine(line, i+1, opts)
+		require.Nil(t, rej, "line %d: %v", i+1, rej)
+		require.Equal(t, "tool-corpus", rec.WorkloadID)
+		_, ferr := dataset.Validate(rec)
+		require.Nil(t, ferr, "line %d: %v", i+1, ferr)
+	}
 }
