@@ -291,15 +291,8 @@ func (e *Engine) failStage(ctx context.Context, runID, candidate string, name fl
 	e.logger.ErrorContext(ctx, "Stage failed", "run_id", runID, "candidate", candidate, "stage", string(name), "error", msg)
 	e.metrics.outcomes.WithLabelValues(string(name), "failed").Inc()
 	return e.store.InTx(ctx, func(q *store.Queries) error {
-		if err := q.LockRun(ctx, runID); err != nil {
+		if owned, err := stageOwnedBy(ctx, q, runID, candidate, name, jobID); err != nil || !owned {
 			return err
-		}
-		cur, err := q.GetStage(ctx, runID, candidate, name)
-		if err != nil {
-			return err
-		}
-		if cur.Status.Done() || cur.JobID != jobID {
-			return nil
 		}
 		if _, err := q.FinishStage(ctx, runID, candidate, name, flywheel.StageFailed, msg, nil); err != nil {
 			return err
@@ -311,24 +304,30 @@ func (e *Engine) failStage(ctx context.Context, runID, candidate string, name fl
 	})
 }
 
+// stageOwnedBy locks the run and reports whether its stage is still the
+// one job jobID runs: not done, and not enqueued again meanwhile.
+func stageOwnedBy(ctx context.Context, q *store.Queries, runID, candidate string, name flywheel.StageName, jobID int64) (bool, error) {
+	if err := q.LockRun(ctx, runID); err != nil {
+		return false, err
+	}
+	cur, err := q.GetStage(ctx, runID, candidate, name)
+	if err != nil {
+		return false, err
+	}
+	return !cur.Status.Done() && cur.JobID == jobID, nil
+}
+
 // requeueStage enqueues again a stage whose job completed without it or
 // disappeared (stages are idempotent). A stage of a run that ended meanwhile
 // is cancelled instead, except the run's cleanup.
 func (e *Engine) requeueStage(ctx context.Context, runID, candidate string, name flywheel.StageName, jobID int64) error {
 	return e.store.InTx(ctx, func(q *store.Queries) error {
-		if err := q.LockRun(ctx, runID); err != nil {
+		if owned, err := stageOwnedBy(ctx, q, runID, candidate, name, jobID); err != nil || !owned {
 			return err
 		}
 		run, err := q.GetRun(ctx, runID)
 		if err != nil {
 			return err
-		}
-		cur, err := q.GetStage(ctx, runID, candidate, name)
-		if err != nil {
-			return err
-		}
-		if cur.Status.Done() || cur.JobID != jobID {
-			return nil
 		}
 		if run.FinishedAt != nil && name != flywheel.StageCleanup {
 			_, err := q.FinishStage(ctx, runID, candidate, name, flywheel.StageCancelled, "run "+string(run.Status), nil)
