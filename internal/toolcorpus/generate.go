@@ -82,12 +82,26 @@ type Example struct {
 
 // Generate returns cfg.N records. It fails only on a bad configuration.
 func Generate(cfg Config) ([]Example, error) {
-	cfg, cum, err := cfg.normalise()
+	out := make([]Example, 0, max(cfg.N, 0))
+	err := Each(cfg, func(ex Example) error {
+		out = append(out, ex)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+// Each generates cfg.N records one at a time and hands each to fn, in
+// order, holding none of them after fn returns; it stops at fn's first
+// error and returns it.
+func Each(cfg Config, fn func(Example) error) error {
+	cfg, cum, err := cfg.normalise()
+	if err != nil {
+		return err
+	}
 	r := rand.New(rand.NewPCG(cfg.Seed, 0x7c0a905))
-	out := make([]Example, 0, cfg.N)
 	for i := range cfg.N {
 		u := r.Float64()
 		shape := Shapes[len(Shapes)-1]
@@ -99,39 +113,44 @@ func Generate(cfg Config) ([]Example, error) {
 		}
 		rec, err := record(r, shape, i, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("record %d: %w", i, err)
+			return fmt.Errorf("record %d: %w", i, err)
 		}
-		out = append(out, Example{Shape: shape, Record: rec})
+		if err := fn(Example{Shape: shape, Record: rec}); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // WriteJSONL writes the records of cfg to w, one JSON object a line, and
-// returns how many it wrote.
+// returns how many records it generated. Memory stays constant whatever
+// cfg.N.
 func WriteJSONL(w io.Writer, cfg Config) (int, error) {
-	exs, err := Generate(cfg)
-	if err != nil {
-		return 0, err
-	}
 	var buf bytes.Buffer
-	for i, ex := range exs {
+	n := 0
+	err := Each(cfg, func(ex Example) error {
 		b, err := json.Marshal(ex.Record)
 		if err != nil {
-			return i, fmt.Errorf("record %d: %w", i, err)
+			return fmt.Errorf("record %d: %w", n, err)
 		}
 		buf.Write(b)
 		buf.WriteByte('\n')
 		if buf.Len() > 1<<20 {
 			if _, err := w.Write(buf.Bytes()); err != nil {
-				return i, err
+				return err
 			}
 			buf.Reset()
 		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return n, err
 	}
 	if _, err := w.Write(buf.Bytes()); err != nil {
-		return len(exs), err
+		return n, err
 	}
-	return len(exs), nil
+	return n, nil
 }
 
 func (cfg Config) normalise() (Config, []float64, error) {

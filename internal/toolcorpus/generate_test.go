@@ -398,3 +398,45 @@ func TestJSONLLoads(t *testing.T) {
 		require.Nil(t, ferr, "line %d: %v", i+1, ferr)
 	}
 }
+
+// TestPhrasings checks that one intent is asked for in many ways: with the
+// argument values masked, the requests for one tool still differ.
+func TestPhrasings(t *testing.T) {
+	var exs []Example
+	require.NoError(t, Each(Config{N: 20000, Seed: 8, Mix: map[Shape]float64{Single: 1}}, func(ex Example) error {
+		exs = append(exs, ex)
+		return nil
+	}))
+	skeletons := map[string]map[string]bool{}
+	records := map[string]int{}
+	for _, ex := range exs {
+		p := parse(t, ex)
+		require.Len(t, p.calls, 1)
+		c := p.calls[0]
+		var generic any = map[string]any(c.args)
+		strs, err := validate("args", p.tools[c.name], generic)
+		require.NoError(t, err)
+		masked := p.user
+		for _, v := range append(strs, numbers(generic)...) {
+			masked = strings.ReplaceAll(masked, v, "<v>")
+		}
+		if skeletons[c.name] == nil {
+			skeletons[c.name] = map[string]bool{}
+		}
+		skeletons[c.name][masked] = true
+		records[c.name]++
+	}
+	checked, few := 0, 0
+	for name, n := range records {
+		if n < 30 {
+			continue
+		}
+		checked++
+		if len(skeletons[name]) < 10 {
+			few++
+			t.Logf("%s: %d requests, %d phrasings", name, n, len(skeletons[name]))
+		}
+	}
+	require.Greater(t, checked, 200)
+	require.Zero(t, few, "tools asked for in fewer than 10 ways")
+}
