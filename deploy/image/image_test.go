@@ -3,7 +3,6 @@ package image_test
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -40,6 +39,91 @@ func goBuild(t *testing.T, dir, pkg string) string {
 	return out
 }
 
+// helloBinary builds a small static program.
+func helloBinary(t *testing.T) string {
+	t.Helper()
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.21\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644))
+	return goBuild(t, src, ".")
+}
+
+// buildValid builds an image twice, checks that both have the same digest
+// and that, written to an OCI layout and read back, digests, sizes and diff
+// ids agree with the blobs, as a registry checks them; it returns the image.
+func buildValid(t *testing.T, build func() (v1.Image, error)) v1.Image {
+	t.Helper()
+	img, err := build()
+	require.NoError(t, err)
+	again, err := build()
+	require.NoError(t, err)
+	d1, err := img.Digest()
+	require.NoError(t, err)
+	d2, err := again.Digest()
+	require.NoError(t, err)
+	require.Equal(t, d1, d2, "the same inputs give the same image")
+	lp, err := layout.Write(t.TempDir(), empty.Index)
+	require.NoError(t, err)
+	require.NoError(t, lp.AppendImage(img))
+	back, err := lp.Image(d1)
+	require.NoError(t, err)
+	require.NoError(t, validate.Image(back))
+	return img
+}
+
+// serveUntilReady starts serve, waits until /readyz at addr answers 200,
+// stops it with SIGTERM and checks that it stops cleanly; it returns the
+// /readyz body.
+func serveUntilReady(t *testing.T, serve *exec.Cmd, addr string) string {
+	t.Helper()
+	var logs bytes.Buffer
+	serve.Stdout, serve.Stderr = &logs, &logs
+	require.NoError(t, serve.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	t.Cleanup(func() { _ = serve.Process.Kill() })
+
+	deadline := time.After(90 * time.Second)
+	var body string
+	for ready := false; !ready; {
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited before it was ready: %v\n%s", err, logs.String())
+		case <-deadline:
+			t.Fatalf("/readyz did not answer 200 in 90 s\n%s", logs.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if ready = resp.StatusCode == http.StatusOK; ready {
+			body = string(b)
+		}
+	}
+
+	require.NoError(t, serve.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "serve stops cleanly on SIGTERM\n%s", logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not stop within 60 s of SIGTERM\n%s", logs.String())
+	}
+	return body
+}
+
+// freeAddr returns a local TCP address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
 func testCerts(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "ca.crt")
@@ -73,32 +157,12 @@ type fsEntry struct {
 
 func TestImageBuild(t *testing.T) {
 	t.Parallel()
-	src := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.21\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644))
-	bin := goBuild(t, src, ".")
+	bin := helloBinary(t)
 	certs := testCerts(t)
 	spec := image.Spec{Binary: bin, CACerts: certs, Version: "1.2.3", Source: "https://example.com/flywheel",
 		Licenses: "Apache-2.0", Revision: "abc", Created: created}
 
-	img, err := image.Build(spec)
-	require.NoError(t, err)
-	again, err := image.Build(spec)
-	require.NoError(t, err)
-	d1, err := img.Digest()
-	require.NoError(t, err)
-	d2, err := again.Digest()
-	require.NoError(t, err)
-	require.Equal(t, d1, d2, "the same inputs give the same image")
-
-	// Written to an OCI layout and read back, digests, sizes and diff ids
-	// agree with the blobs, as a registry checks them.
-	lp, err := layout.Write(t.TempDir(), empty.Index)
-	require.NoError(t, err)
-	require.NoError(t, lp.AppendImage(img))
-	back, err := lp.Image(d1)
-	require.NoError(t, err)
-	require.NoError(t, validate.Image(back))
+	img := buildValid(t, func() (v1.Image, error) { return image.Build(spec) })
 	layers, err := img.Layers()
 	require.NoError(t, err)
 	require.Len(t, layers, 2)
@@ -157,16 +221,7 @@ func TestImageRunsFromUnpackedRootFS(t *testing.T) {
 	t.Parallel()
 	var img v1.Image
 	if dir := os.Getenv("FLYWHEEL_IMAGE"); dir != "" {
-		p, err := layout.FromPath(dir)
-		require.NoError(t, err, "FLYWHEEL_IMAGE=%s", dir)
-		idx, err := p.ImageIndex()
-		require.NoError(t, err)
-		im, err := idx.IndexManifest()
-		require.NoError(t, err)
-		require.Len(t, im.Manifests, 1)
-		img, err = p.Image(im.Manifests[0].Digest)
-		require.NoError(t, err)
-		require.NoError(t, validate.Image(img), "the layout's blobs match their digests")
+		img = readLayout(t, dir)
 	} else {
 		bin := goBuild(t, "../..", "./cmd/flywheel")
 		// The label is what the binary says, as scripts/image.sh does it.
@@ -213,50 +268,11 @@ func TestImageRunsFromUnpackedRootFS(t *testing.T) {
 	out = run("migrate", "--db", db)
 	require.Contains(t, out, "up to date")
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	var logs bytes.Buffer
+	addr := freeAddr(t)
 	serve := exec.Command(entry, "serve", "--addr", addr, "--db", db)
 	serve.Env = env
 	serve.Dir = root
-	serve.Stdout, serve.Stderr = &logs, &logs
-	require.NoError(t, serve.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	t.Cleanup(func() { _ = serve.Process.Kill() })
-
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	var body string
-	for body == "" {
-		select {
-		case err := <-exited:
-			t.Fatalf("serve exited before it was ready: %v\n%s", err, logs.String())
-		case <-ctx.Done():
-			t.Fatalf("/readyz did not answer 200 in 90 s\n%s", logs.String())
-		case <-time.After(200 * time.Millisecond):
-		}
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			body = string(b)
-		}
-	}
-	require.Contains(t, body, `"ready"`)
-
-	require.NoError(t, serve.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-exited:
-		require.NoError(t, err, "serve stops cleanly on SIGTERM\n%s", logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve did not stop within 60 s of SIGTERM\n%s", logs.String())
-	}
+	require.Contains(t, serveUntilReady(t, serve, addr), `"ready"`)
 }
 
 // unpack writes the image's flattened file system into a new directory.

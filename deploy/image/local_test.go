@@ -2,11 +2,8 @@ package image_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"errors"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -54,10 +49,7 @@ func fakeRootFS(t *testing.T) string {
 
 func TestLocalImageBuild(t *testing.T) {
 	t.Parallel()
-	src := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.21\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644))
-	bin := goBuild(t, src, ".")
+	bin := helloBinary(t)
 	root := fakeRootFS(t)
 	llama := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(llama, "llama-server"), []byte("\x7fELF"), 0o755))
@@ -70,23 +62,7 @@ func TestLocalImageBuild(t *testing.T) {
 		TempDir: t.TempDir(),
 	}
 
-	img, err := image.BuildLocal(spec)
-	require.NoError(t, err)
-	again, err := image.BuildLocal(spec)
-	require.NoError(t, err)
-	d1, err := img.Digest()
-	require.NoError(t, err)
-	d2, err := again.Digest()
-	require.NoError(t, err)
-	require.Equal(t, d1, d2, "the same inputs give the same image")
-
-	lp, err := layout.Write(t.TempDir(), empty.Index)
-	require.NoError(t, err)
-	require.NoError(t, lp.AppendImage(img))
-	back, err := lp.Image(d1)
-	require.NoError(t, err)
-	require.NoError(t, validate.Image(back))
-
+	img := buildValid(t, func() (v1.Image, error) { return image.BuildLocal(spec) })
 	layers, err := img.Layers()
 	require.NoError(t, err)
 	require.Len(t, layers, 3, "root file system, llama-server, binary")
@@ -125,10 +101,7 @@ func TestLocalImageBuild(t *testing.T) {
 
 func TestLocalImageRefusesBadInput(t *testing.T) {
 	t.Parallel()
-	src := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.21\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644))
-	bin := goBuild(t, src, ".")
+	bin := helloBinary(t)
 	base := image.Spec{Binary: bin, Version: "1", Source: "s", Licenses: "l", Created: created}
 
 	_, err := image.BuildLocal(image.LocalSpec{Spec: base, RootFS: t.TempDir()})
@@ -166,7 +139,7 @@ func TestLocalImageRunsInChroot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("chroot needs root")
 	}
-	img := readLayout(t, dir)
+	img := readLayout(t, dir, validate.Fast)
 	cf, err := img.ConfigFile()
 	require.NoError(t, err)
 	root := unpackAll(t, img)
@@ -225,47 +198,18 @@ func TestLocalImageRunsInChroot(t *testing.T) {
 	require.NotContains(t, out, "PROBLEM")
 
 	// The default command, serve, answers /readyz.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	var logs bytes.Buffer
+	addr := freeAddr(t)
 	serve := exec.Command(entry, append(cf.Config.Cmd, "--addr", addr, "--db", db)...)
 	serve.Env = cf.Config.Env
 	serve.Dir = cf.Config.WorkingDir
 	serve.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: uid, Gid: gid}}
-	serve.Stdout, serve.Stderr = &logs, &logs
-	require.NoError(t, serve.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	t.Cleanup(func() { _ = serve.Process.Kill() })
-	deadline := time.After(90 * time.Second)
-	for ready := false; !ready; {
-		select {
-		case err := <-exited:
-			t.Fatalf("serve exited before it was ready: %v\n%s", err, logs.String())
-		case <-deadline:
-			t.Fatalf("/readyz did not answer 200 in 90 s\n%s", logs.String())
-		case <-time.After(200 * time.Millisecond):
-		}
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			ready = resp.StatusCode == http.StatusOK
-			_ = resp.Body.Close()
-		}
-	}
-	require.NoError(t, serve.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-exited:
-		require.NoError(t, err, "serve stops cleanly on SIGTERM\n%s", logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve did not stop within 60 s of SIGTERM\n%s", logs.String())
-	}
+	serveUntilReady(t, serve, addr)
 	t.Logf("$ %s %s --addr %s --db %s: /readyz 200, stopped on SIGTERM", entry, strings.Join(cf.Config.Cmd, " "), addr, db)
 }
 
 // readLayout reads the one image of the OCI layout at dir and checks its
-// blobs against their digests.
-func readLayout(t *testing.T, dir string) v1.Image {
+// blobs against their digests (with opts, such as validate.Fast).
+func readLayout(t *testing.T, dir string, opts ...validate.Option) v1.Image {
 	t.Helper()
 	p, err := layout.FromPath(dir)
 	require.NoError(t, err, "OCI layout %s", dir)
@@ -276,7 +220,7 @@ func readLayout(t *testing.T, dir string) v1.Image {
 	require.Len(t, im.Manifests, 1)
 	img, err := p.Image(im.Manifests[0].Digest)
 	require.NoError(t, err)
-	require.NoError(t, validate.Image(img, validate.Fast), "the layout's blobs match their digests")
+	require.NoError(t, validate.Image(img, opts...), "the layout's blobs match their digests")
 	return img
 }
 
