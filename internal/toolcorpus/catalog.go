@@ -174,6 +174,7 @@ var (
 		[]string{"kept private", "not public", "as a private one"})
 	pTags      = array("tags", "Labels to attach.", genWord, "tagged {}", "with the labels {}", "labelled {}")
 	pAttendees = array("attendees", "People to invite.", genPerson, "inviting {}", "with attendees {}", "together with {}")
+	pSeats     = array("seats", "Seat numbers.", genInt(1, 480), "in seats {}", "seat numbers {}", "taking seats {}")
 	pAddress   = object("address", "A postal address.", []param{
 		str("street", "Street and number.", func(r *rand.Rand) any { return fmt.Sprintf("%d %s Street", 1+r.IntN(999), title(word(r, 2, 3))) }),
 		str("city", "City name.", genPlace),
@@ -198,7 +199,7 @@ var domains = []domain{
 	{"invoice", "invoices", "INV", []param{pAmount, pCurrency, pDue, pOwner, pNote, pNotify, pTags}},
 	{"shipment", "shipments", "SHP", []param{pAddress, pWeight, pUrgent, pQuantity, pDate, pContact, pNote}},
 	{"support_ticket", "support tickets", "TCK", []param{pPriority, pOwner, pEmail, pNote, pTags, pNotify, pStatus}},
-	{"flight", "flights", "FLT", []param{pCity, pDate, pClass, pCount, pPrice, pContact, pUrgent}},
+	{"flight", "flights", "FLT", []param{pCity, pDate, pClass, pCount, pPrice, pContact, pUrgent, pSeats}},
 	{"hotel_room", "hotel rooms", "HTL", []param{pCity, pWindow, pCount, pPrice, pCurrency, pNote, pContact}},
 	{"meeting", "meetings", "MTG", []param{pDate, pAttendees, pCity, pNote, pPublic, pNotify, pOwner}},
 	{"customer", "customers", "CUS", []param{pContact, pPhone, pAddress, pTags, pStatus, pNote, pPublic}},
@@ -215,7 +216,7 @@ var domains = []domain{
 	{"course", "courses", "CRS", []param{pOwner, pWindow, pCount, pPublic, pPrice, pTags, pNote}},
 	{"insurance_claim", "insurance claims", "CLM", []param{pAmount, pCurrency, pDate, pContact, pPriority, pNote, pStatus}},
 	{"vehicle", "vehicles", "VEH", []param{pOwner, pCity, pWeight, pStatus, pPhone, pNote, pTags}},
-	{"event_ticket", "event tickets", "EVT", []param{pCity, pDate, pCount, pPrice, pEmail, pClass, pNotify}},
+	{"event_ticket", "event tickets", "EVT", []param{pCity, pDate, pCount, pPrice, pEmail, pClass, pNotify, pSeats}},
 	{"subscription", "subscriptions", "SUB", []param{pEmail, pAmount, pCurrency, pDue, pStatus, pNotify, pFormat}},
 	{"lab_sample", "lab samples", "LAB", []param{pOwner, pDate, pWeight, pPriority, pUnit, pNote, pTags}},
 	{"parking_permit", "parking permits", "PRK", []param{pOwner, pCity, pWindow, pPhone, pAmount, pCurrency, pStatus}},

@@ -231,10 +231,13 @@ func TestCatalogue(t *testing.T) {
 				typ = "enum"
 			}
 			types[typ]++
+			if typ == "array" {
+				types["array of "+s["items"].(map[string]any)["type"].(string)]++
+			}
 		}
 		require.NotEmpty(t, def["required"], "tool %s", tl.name)
 	}
-	for _, typ := range []string{"string", "integer", "number", "boolean", "enum", "array", "object"} {
+	for _, typ := range []string{"string", "integer", "number", "boolean", "enum", "array", "object", "array of string", "array of integer"} {
 		require.Positive(t, types[typ], "no parameter of type %s", typ)
 	}
 }
