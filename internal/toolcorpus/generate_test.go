@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -442,4 +443,27 @@ func TestPhrasings(t *testing.T) {
 	}
 	require.Greater(t, checked, 200)
 	require.Zero(t, few, "tools asked for in fewer than 10 ways")
+}
+
+// TestNoToolFits checks that a plain-text answer is given only when the
+// request is about nothing the offered tools act on.
+func TestNoToolFits(t *testing.T) {
+	exs, err := Generate(Config{N: 2000, Seed: 12, Mix: map[Shape]float64{NoTool: 1}})
+	require.NoError(t, err)
+	for i, ex := range exs {
+		p := parse(t, ex)
+		require.Empty(t, p.calls)
+		require.NotEmpty(t, p.content, "record %d", i)
+		for name := range p.tools {
+			var domain string
+			for k := range tools {
+				if tools[k].name == name {
+					domain = strings.ReplaceAll(tools[k].domain.name, "_", " ")
+				}
+			}
+			require.NotEmpty(t, domain, "record %d: unknown tool %s", i, name)
+			re := regexp.MustCompile(`(?i)\b` + regexp.QuoteMeta(domain) + `s?\b`)
+			require.False(t, re.MatchString(p.user), "record %d: %q is about %s, which tool %s acts on", i, p.user, domain, name)
+		}
+	}
 }
