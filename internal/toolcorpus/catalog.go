@@ -243,7 +243,7 @@ var verbs = []verb{
 	{"summarize", "Summarize %ss matching the fields.", []string{"Summarize the %ss", "Give me a summary of %ss", "Report on the %ss", "Overview of %ss", "Tally the %ss"}, false},
 }
 
-// Catalog builds the tools: every domain crossed with every verb, each with
+// catalog builds the tools: every domain crossed with every verb, each with
 // its own subset of the domain's parameters, drawn from a fixed seed so the
 // catalogue is the same whatever seed the records use.
 func catalog() []tool {
