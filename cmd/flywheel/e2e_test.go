@@ -121,7 +121,7 @@ func childEnv() []string {
 // start runs the flywheel binary with args in its own
 // process group with its output in a log file. Cleanup kills the whole
 // group with SIGKILL and, when the test failed, prints the log's end.
-func start(t *testing.T, logDir, name string, args ...string) *child {
+func start(t testing.TB, logDir, name string, args ...string) *child {
 	t.Helper()
 	bin := os.Getenv(binaryEnv)
 	require.NotEmpty(t, bin, "binary built by TestMain")

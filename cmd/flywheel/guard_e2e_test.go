@@ -10,13 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,7 +41,7 @@ func startGuardedServe(t testing.TB, extra string) (string, *child, *apiClient) 
 	require.NoError(t, l.Close())
 	args := []string{"serve", "--addr", addr, "--workers", "0", "--config", cfg, "--data-dir", dataDir,
 		"--db", "sqlite:" + filepath.Join(dataDir, "flywheel.db")}
-	serve := startTB(t, dir, "serve", args...)
+	serve := start(t, dir, "serve", args...)
 	c := &apiClient{base: "http://" + addr, http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -265,35 +263,6 @@ func slowUpload(base string, n, size, rate int) (api.LogsResponse, int, error) {
 		return api.LogsResponse{}, 0, err
 	}
 	return out, lines, nil
-}
-
-// startTB is start for tests and benchmarks.
-func startTB(t testing.TB, logDir, name string, args ...string) *child {
-	t.Helper()
-	bin := os.Getenv(binaryEnv)
-	require.NotEmpty(t, bin, "binary built by TestMain")
-	logPath := filepath.Join(logDir, name+".log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	require.NoError(t, err)
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = childEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start(), "start %s", name)
-	f.Close()
-	c := &child{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		c.killGroup()
-		<-c.done
-		if t.Failed() {
-			t.Logf("--- end of %s log ---\n%s", name, tailFile(logPath, 6000))
-		}
-	})
-	return c
 }
 
 // procStatusKB reads a kB field of /proc/<pid>/status.
