@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flywheel-go/flywheel/api"
-	"github.com/flywheel-go/flywheel/internal/app"
 	"github.com/flywheel-go/flywheel/internal/client"
 	"github.com/flywheel-go/flywheel/internal/config"
 	"github.com/flywheel-go/flywheel/internal/demo"
@@ -169,27 +167,6 @@ func TestDiskFullSQLite(t *testing.T) {
 	t.Logf("disk full for %s; ready %s after space returned; every run ended %s after",
 		freedAt.Sub(filledAt).Round(time.Millisecond), readyAfter.Round(time.Millisecond), endedAfter.Round(time.Millisecond))
 	t.Logf("failures logged: %v", logs.snapshot())
-}
-
-// startLogged is bundle.start with the app logging to logger.
-func startLogged(t *testing.T, b *bundle, logger *slog.Logger) {
-	t.Helper()
-	ctx := context.Background()
-	a, err := app.Open(ctx, b.cfg, logger, app.Options{Workers: true, API: true, Getenv: noEnv})
-	require.NoError(t, err)
-	srv := httptest.NewServer(a.Handler)
-	var once sync.Once
-	b.stop = func() {
-		once.Do(func() {
-			srv.Close()
-			a.Close()
-		})
-	}
-	t.Cleanup(b.stop)
-	require.NoError(t, a.Start(ctx))
-	b.app = a
-	b.api, err = client.New(srv.URL, nil)
-	require.NoError(t, err)
 }
 
 // logCounts counts log records of level WARN and above by message.

@@ -84,11 +84,17 @@ func setup(t testing.TB, d store.Dialect, so setupOpts) *bundle {
 // stop closes it again; the test's end stops it too.
 func (b *bundle) start(t testing.TB) {
 	t.Helper()
+	startLogged(t, b, testLogger(t))
+}
+
+// startLogged is bundle.start with the app logging to logger.
+func startLogged(t testing.TB, b *bundle, logger *slog.Logger) {
+	t.Helper()
 	ctx := context.Background()
-	a, err := app.Open(ctx, b.cfg, testLogger(t), app.Options{Workers: true, API: true, Getenv: noEnv})
+	a, err := app.Open(ctx, b.cfg, logger, app.Options{Workers: true, API: true, Getenv: noEnv})
 	require.NoError(t, err)
-	var once sync.Once
 	srv := httptest.NewServer(a.Handler)
+	var once sync.Once
 	b.stop = func() {
 		once.Do(func() {
 			srv.Close()
