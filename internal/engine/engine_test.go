@@ -51,6 +51,19 @@ func setup(t *testing.T, d store.Dialect, so setupOpts) *testBundle {
 	return setupB(t, d, so)
 }
 
+// openMigrated opens the store at url, closed when the test ends, and
+// migrates it.
+func openMigrated(t testing.TB, url string) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := store.Open(ctx, url, store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = engine.Migrate(ctx, s)
+	require.NoError(t, err)
+	return s
+}
+
 func setupB(t testing.TB, d store.Dialect, so setupOpts) *testBundle {
 	t.Helper()
 	ctx := context.Background()
@@ -58,11 +71,7 @@ func setupB(t testing.TB, d store.Dialect, so setupOpts) *testBundle {
 	if url == "" {
 		url = storetest.URL(t, d)
 	}
-	s, err := store.Open(ctx, url, store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	_, err = engine.Migrate(ctx, s)
-	require.NoError(t, err)
+	s := openMigrated(t, url)
 	b := &testBundle{store: s, platform: &flywheeltest.Platform{DeployPolls: 1, CustomizationPolls: 2},
 		builder: &flywheeltest.Builder{}, evaluator: &flywheeltest.Evaluator{}}
 	if so.candidates == nil {

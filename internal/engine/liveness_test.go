@@ -296,11 +296,7 @@ func TestCompletionFailureRetriesTheStage(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d store.Dialect) {
 		ctx := context.Background()
 		url := storetest.URL(t, d)
-		s, err := store.Open(ctx, url, store.Options{})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = s.Close() })
-		_, err = engine.Migrate(ctx, s)
-		require.NoError(t, err)
+		s := openMigrated(t, url)
 		heal := injectCommitFailure(t, s, flywheel.StageCreateDatasets)
 
 		b := setup(t, d, setupOpts{dbURL: url, candidates: oneCandidate()})
@@ -331,11 +327,7 @@ func TestCompletionThatNeverCommitsFailsTheRunTruthfully(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d store.Dialect) {
 		ctx := context.Background()
 		url := storetest.URL(t, d)
-		s, err := store.Open(ctx, url, store.Options{})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = s.Close() })
-		_, err = engine.Migrate(ctx, s)
-		require.NoError(t, err)
+		s := openMigrated(t, url)
 		injectCommitFailure(t, s, flywheel.StageCreateDatasets)
 
 		b := setup(t, d, setupOpts{dbURL: url, candidates: oneCandidate(), mutate: func(b *testBundle) {
