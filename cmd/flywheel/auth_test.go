@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,35 +19,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/flywheel-go/flywheel/internal/flywheeltest"
 )
-
-// syncBuffer is a bytes.Buffer a running command and the test may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // flywheelCmd runs the flywheel command in this process with env as its
 // whole environment.
 func flywheelCmd(ctx context.Context, env map[string]string, args ...string) (string, string, error) {
-	var stdout, stderr syncBuffer
+	var stdout, stderr flywheeltest.SyncBuffer
 	root := newRoot(&stdout, &stderr, func(k string) string { return env[k] })
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -165,7 +147,7 @@ func TestServeInsecureNoAuthWarns(t *testing.T) {
 	env := authEnv(t)
 	cfg := endpointConfig(t, "server: {auth: {enabled: false}, insecure_no_auth: true}\n")
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr flywheeltest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		root := newRoot(io.Discard, &stderr, func(k string) string { return env[k] })
@@ -210,7 +192,7 @@ func startServe(t *testing.T, env map[string]string, cfg, base string, client *h
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var stderr syncBuffer
+	var stderr flywheeltest.SyncBuffer
 	go func() {
 		root := newRoot(io.Discard, &stderr, func(k string) string { return env[k] })
 		root.SetArgs([]string{"--config", cfg, "serve", "--workers", "1"})

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flywheel-go/flywheel/internal/capture"
+	"github.com/flywheel-go/flywheel/internal/flywheeltest"
 	"github.com/flywheel-go/flywheel/internal/store/storetest"
 )
 
@@ -33,7 +34,7 @@ func TestProxyIsolatesBadRecords(t *testing.T) {
 			s := storetest.Open(t, d)
 			upstream := httptest.NewServer(jsonReply(http.StatusOK, chatResp))
 			t.Cleanup(upstream.Close)
-			var logs syncBuffer
+			var logs flywheeltest.SyncBuffer
 			b := &testBundle{reg: prometheus.NewRegistry()}
 			p, err := capture.New(capture.Config{
 				UpstreamURL: upstream.URL, Ingester: s, Registerer: b.reg,
@@ -119,22 +120,4 @@ func TestProxyIsolatesBadRecords(t *testing.T) {
 			t.Logf("%s: %d calls, %d stored, %d rejected", d, n, stored, int(records(capture.ResultRejected)))
 		})
 	}
-}
-
-// syncBuffer is a strings.Builder safe for the proxy's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

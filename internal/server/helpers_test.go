@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,33 +16,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/flywheeltest"
 	"github.com/flywheel-go/flywheel/internal/server"
 	"github.com/flywheel-go/flywheel/internal/server/servertest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type testBundle struct {
 	jobs     *servertest.JobService
 	logs     *servertest.LogIngester
 	registry *prometheus.Registry
-	logBuf   *syncBuffer
+	logBuf   *flywheeltest.SyncBuffer
 	opts     server.Options
 }
 
@@ -57,7 +38,7 @@ func setup(t *testing.T) *testBundle {
 		jobs:     &servertest.JobService{},
 		logs:     &servertest.LogIngester{},
 		registry: prometheus.NewRegistry(),
-		logBuf:   &syncBuffer{},
+		logBuf:   &flywheeltest.SyncBuffer{},
 	}
 	b.jobs.CreateJobFunc = func(_ context.Context, req flywheel.CreateJobRequest) (*flywheel.Run, error) {
 		return &flywheel.Run{ID: "run-1", WorkloadID: req.WorkloadID, ClientID: req.ClientID, Status: flywheel.RunPending, StartedAt: start}, nil
