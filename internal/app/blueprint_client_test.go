@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/flywheel-go/flywheel/internal/app"
-	"github.com/flywheel-go/flywheel/internal/flywheeltest"
 	"github.com/flywheel-go/flywheel/internal/openai/openaitest"
 )
 
@@ -67,16 +63,11 @@ func TestBlueprintPythonClient(t *testing.T) {
 	cfg.Engine.PollInterval = 10 * time.Millisecond
 	cfg.NIMs = cfg.NIMs[:1]
 	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{API: true, Workers: true,
-		Platform: &endpointPlatform{Platform: &flywheeltest.Platform{}, url: model.URL}})
-	require.NoError(t, err)
-	defer a.Close()
-	require.NoError(t, a.Start(ctx))
-	srv := httptest.NewServer(a.Handler)
-	defer srv.Close()
+	base, stop := serveWithEndpoint(t, cfg, model.URL)
+	defer stop()
 
 	for _, logs := range []string{blueprintLogs("bp-client", "", 100), blueprintLogs("bp-client-slow", "slow: ", 100)} {
-		resp, err := http.Post(srv.URL+"/api/logs", "application/x-ndjson", strings.NewReader(logs))
+		resp, err := http.Post(base+"/api/logs", "application/x-ndjson", strings.NewReader(logs))
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -85,7 +76,7 @@ func TestBlueprintPythonClient(t *testing.T) {
 
 	runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, python, "testdata/blueprint_client.py", srv.URL, "bp-client", "bp-client-slow", "acme")
+	cmd := exec.CommandContext(runCtx, python, "testdata/blueprint_client.py", base, "bp-client", "bp-client-slow", "acme")
 	out, err = cmd.CombinedOutput()
 	t.Logf("blueprint client:\n%s", out)
 	require.NoError(t, err, "the blueprint's client flows failed:\n%s", out)

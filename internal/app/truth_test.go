@@ -54,6 +54,26 @@ func toolLogs(n int) string {
 	return b.String()
 }
 
+// serveWithEndpoint opens and starts the app on cfg with a fake platform
+// whose deployments answer at modelURL, and serves its API at base; stop
+// closes the server, then the app.
+func serveWithEndpoint(t *testing.T, cfg *config.Config, modelURL string) (base string, stop func()) {
+	t.Helper()
+	ctx := context.Background()
+	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{API: true, Workers: true,
+		Platform: &endpointPlatform{Platform: &flywheeltest.Platform{}, url: modelURL}})
+	require.NoError(t, err)
+	if err := a.Start(ctx); err != nil {
+		a.Close()
+		require.NoError(t, err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	return srv.URL, func() {
+		srv.Close()
+		a.Close()
+	}
+}
+
 // runAgainst runs one job of 200 logged records (60 held out for
 // evaluation) whose candidates are all served by model, with the judge at
 // judgeURL ("": none), and returns the API's job detail.
@@ -69,21 +89,15 @@ func runAgainst(t *testing.T, model *openaitest.Server, judgeURL string) api.Job
 		cfg.Judge = flywheel.JudgeConfig{DeploymentType: flywheel.DeploymentTypeRemote, URL: judgeURL, ModelName: "judge"}
 	}
 	require.False(t, judgeURL == "" && cfg.HasJudge(), "the default config has no judge")
-	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{API: true, Workers: true,
-		Platform: &endpointPlatform{Platform: &flywheeltest.Platform{}, url: model.URL}})
-	require.NoError(t, err)
-	defer a.Close()
-	require.NoError(t, a.Start(ctx))
-	srv := httptest.NewServer(a.Handler)
-	defer srv.Close()
+	base, stop := serveWithEndpoint(t, cfg, model.URL)
+	defer stop()
 
-	resp, err := http.Post(srv.URL+"/api/logs", "application/x-ndjson", strings.NewReader(toolLogs(200)))
+	resp, err := http.Post(base+"/api/logs", "application/x-ndjson", strings.NewReader(toolLogs(200)))
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	resp, err = http.Post(srv.URL+"/api/jobs", "application/json", bytes.NewBufferString(`{"workload_id":"truth","client_id":"acme"}`))
+	resp, err = http.Post(base+"/api/jobs", "application/json", bytes.NewBufferString(`{"workload_id":"truth","client_id":"acme"}`))
 	require.NoError(t, err)
 	var created api.JobResponse
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&created))
@@ -91,7 +105,7 @@ func runAgainst(t *testing.T, model *openaitest.Server, judgeURL string) api.Job
 
 	var d api.JobDetailResponse
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(srv.URL + "/api/jobs/" + created.ID)
+		resp, err := http.Get(base + "/api/jobs/" + created.ID)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		d = api.JobDetailResponse{}
