@@ -156,6 +156,9 @@ func TestServeInsecureNoAuthWarns(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "AUTHENTICATION IS OFF") }, 30*time.Second, 20*time.Millisecond)
 	require.Contains(t, stderr.String(), `"level":"WARN"`)
+	// Stop it once it serves: a cancel during start-up ends with the
+	// start-up's context error, which is not what this test is about.
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "Flywheel started") }, 30*time.Second, 20*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
 }
