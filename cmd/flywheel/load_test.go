@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,28 +16,8 @@ import (
 	"github.com/flywheel-go/flywheel/internal/ingest"
 	"github.com/flywheel-go/flywheel/internal/store"
 	"github.com/flywheel-go/flywheel/internal/store/storetest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
-
-// isolationLines is a JSONL input of 3,000 lines where line 10 holds a NUL
-// escape in a message, line 1500 raw invalid UTF-8 and line 2999 a
-// 100,000-byte workload id.
-func isolationLines() string {
-	var b strings.Builder
-	for i := 1; i <= 3000; i++ {
-		content, workload := fmt.Sprintf("question %d", i), "w"
-		switch i {
-		case 10:
-			content = `before\u0000after`
-		case 1500:
-			content = "bad \xff\xfe bytes"
-		case 2999:
-			workload = strings.Repeat("w", 100_000)
-		}
-		fmt.Fprintf(&b, `{"workload_id":"%s","client_id":"c","timestamp":1746000037,"request":{"model":"m","messages":[{"role":"user","content":"%s"}]},"response":{"choices":[{"message":{"role":"assistant","content":"ok %d"}}]}}`+"\n",
-			workload, content, i)
-	}
-	return b.String()
-}
 
 // TestLoadIsolatesBadLines loads 3,000 lines, three of which no database
 // can store, on each database: 2,997 are stored and the three reported
@@ -47,7 +26,7 @@ func TestLoadIsolatesBadLines(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "logs.jsonl")
-	require.NoError(t, os.WriteFile(file, []byte(isolationLines()), 0o600))
+	require.NoError(t, os.WriteFile(file, []byte(testcorpus.BadLines(3000, 10, 1500, 2999)), 0o600))
 	for _, d := range storetest.Dialects() {
 		t.Run(storetest.Name(d), func(t *testing.T) {
 			t.Parallel()

@@ -12,29 +12,8 @@ import (
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/ingest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
-
-// BadLines returns a JSONL input of n lines in which line nul holds a NUL
-// escape in a message, line badUTF8 raw invalid UTF-8 in a message and
-// line long a 100,000-byte workload id; every other line is good and
-// distinct.
-func badLines(n, nul, badUTF8, long int) string {
-	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		content, workload := fmt.Sprintf("question %d", i), "w"
-		switch i {
-		case nul:
-			content = `before\u0000after`
-		case badUTF8:
-			content = "bad \xff\xfe bytes"
-		case long:
-			workload = strings.Repeat("w", 100_000)
-		}
-		fmt.Fprintf(&b, `{"workload_id":"%s","client_id":"c","timestamp":1746000037,"request":{"model":"m","messages":[{"role":"user","content":"%s"}]},"response":{"choices":[{"message":{"role":"assistant","content":"ok %d"}}]}}`+"\n",
-			workload, content, i)
-	}
-	return b.String()
-}
 
 func TestParseLineRefusesWhatADatabaseCannotStore(t *testing.T) {
 	t.Parallel()
@@ -42,11 +21,11 @@ func TestParseLineRefusesWhatADatabaseCannotStore(t *testing.T) {
 		name, line, field, reason string
 		opts                      func(o *ingest.Options)
 	}{
-		{name: "NULInMessage", line: strings.Split(badLines(1, 1, 0, 0), "\n")[0],
+		{name: "NULInMessage", line: strings.Split(testcorpus.BadLines(1, 1, 0, 0), "\n")[0],
 			field: "request.messages[0].content", reason: "NUL"},
-		{name: "InvalidUTF8InMessage", line: strings.Split(badLines(1, 0, 1, 0), "\n")[0],
+		{name: "InvalidUTF8InMessage", line: strings.Split(testcorpus.BadLines(1, 0, 1, 0), "\n")[0],
 			field: "request.messages[0].content", reason: "not valid UTF-8"},
-		{name: "LongWorkloadID", line: strings.Split(badLines(1, 0, 0, 1), "\n")[0],
+		{name: "LongWorkloadID", line: strings.Split(testcorpus.BadLines(1, 0, 0, 1), "\n")[0],
 			field: "workload_id", reason: "longer than 255 bytes (100000)"},
 		{name: "NULInClientID", line: `{"workload_id":"w","client_id":"c\u0000","request":{},"response":{}}`,
 			field: "client_id", reason: "NUL"},
@@ -101,7 +80,7 @@ func TestLoadIsolatesRecords(t *testing.T) {
 	t.Run("ParserRejectsThreeOf3000", func(t *testing.T) {
 		t.Parallel()
 		ing := newMemIngester()
-		s, err := ingest.Load(context.Background(), strings.NewReader(badLines(3000, 10, 1500, 2999)), opts(), ing, nil)
+		s, err := ingest.Load(context.Background(), strings.NewReader(testcorpus.BadLines(3000, 10, 1500, 2999)), opts(), ing, nil)
 		require.NoError(t, err)
 		require.Equal(t, 3000, s.Lines)
 		require.Equal(t, 2997, s.Loaded)

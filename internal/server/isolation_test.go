@@ -13,28 +13,8 @@ import (
 	"github.com/flywheel-go/flywheel/api"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/store/storetest"
+	"github.com/flywheel-go/flywheel/internal/testcorpus"
 )
-
-// isolationBody is a 3,000-line NDJSON body where line 10 holds a NUL
-// escape in a message, line 1500 raw invalid UTF-8 and line 2999 a
-// 100,000-byte workload id.
-func isolationBody() string {
-	var b strings.Builder
-	for i := 1; i <= 3000; i++ {
-		content, workload := fmt.Sprintf("question %d", i), "w"
-		switch i {
-		case 10:
-			content = `before\u0000after`
-		case 1500:
-			content = "bad \xff\xfe bytes"
-		case 2999:
-			workload = strings.Repeat("w", 100_000)
-		}
-		fmt.Fprintf(&b, `{"workload_id":"%s","client_id":"c","timestamp":1746000037,"request":{"model":"m","messages":[{"role":"user","content":"%s"}]},"response":{"choices":[{"message":{"role":"assistant","content":"ok %d"}}]}}`+"\n",
-			workload, content, i)
-	}
-	return b.String()
-}
 
 // TestLogsIsolateBadLines posts the 3,000-line body to a real store on each
 // database: 2,997 are stored and the 3 others rejected with their lines,
@@ -42,7 +22,7 @@ func isolationBody() string {
 // parser that checks nothing).
 func TestLogsIsolateBadLines(t *testing.T) {
 	t.Parallel()
-	body := isolationBody()
+	body := testcorpus.BadLines(3000, 10, 1500, 2999)
 	for _, d := range storetest.Dialects() {
 		for _, parser := range []string{"Default", "StoreOnly"} {
 			t.Run(storetest.Name(d)+parser, func(t *testing.T) {
