@@ -134,6 +134,32 @@ type Config struct {
 	// DrainTimeout bounds storing the queued records once Run's ctx ends
 	// (default DrainTimeoutDefault).
 	DrainTimeout time.Duration
+
+	// Routes, when set, gives the active promotions: chat completions of a
+	// promoted workload and client go to the candidate as the promotion's
+	// mode says (see route.go). Nil routes everything to the upstream.
+	Routes Routes
+	// Recorder receives the requests answered by both production and a
+	// promoted candidate, for online scoring (nil: none are kept).
+	Recorder flywheel.OnlineRecorder
+	// RouteRefresh is how often the routes are reloaded (default
+	// RouteRefreshDefault); RefreshRoutes reloads them at once.
+	RouteRefresh time.Duration
+	// CandidateAPIKey, when set, is sent to promoted candidates as
+	// "Authorization: Bearer <key>".
+	CandidateAPIKey string
+	// ShadowQueueSize bounds the copies waiting to be sent to the other
+	// model (default ShadowQueueSizeDefault; when full they are dropped
+	// and counted); ShadowWorkers send them (default ShadowWorkersDefault).
+	ShadowQueueSize int
+	ShadowWorkers   int
+	// ReferenceShareCanary and ReferenceShareFull are the shares (0–1) of
+	// the requests a candidate answers that production also answers, in
+	// the background, as the reference for online scoring (defaults
+	// ReferenceShareCanaryDefault and ReferenceShareFullDefault; a
+	// negative share sends none).
+	ReferenceShareCanary float64
+	ReferenceShareFull   float64
 }
 
 // Proxy is the capture proxy, an http.Handler. Run its recorder with Run.
@@ -153,6 +179,7 @@ type Proxy struct {
 	maxBody    int64
 	drain      time.Duration
 	metrics    metrics
+	gw         gateway
 }
 
 type metrics struct {
@@ -223,8 +250,10 @@ func New(cfg Config) (*Proxy, error) {
 	for _, r := range []string{ResultRecorded, ResultDuplicate, ResultRejected, ResultStoreFailed, ResultQueueFull, ResultMissingIDs, ResultNotRecorded} {
 		p.metrics.records.WithLabelValues(r)
 	}
+	p.gw.init(cfg)
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.metrics.requests, p.metrics.records, p.metrics.queue} {
+		for _, c := range []prometheus.Collector{p.metrics.requests, p.metrics.records, p.metrics.queue,
+			p.gw.routed, p.gw.shadow, p.gw.fallback} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register capture metrics: %w", err)
 			}
@@ -313,13 +342,34 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "read request body: "+err.Error())
 		return
 	}
+	wid := cmp.Or(r.Header.Get(HeaderWorkloadID), p.defaultWID)
+	cid := cmp.Or(r.Header.Get(HeaderClientID), p.defaultCID)
+	if k == chatKind && wid != "" && cid != "" {
+		if rt := p.gw.lookup(wid, cid); rt != nil {
+			p.serveRouted(w, r, body, rt, start)
+			return
+		}
+	}
+	p.forward(w, r, k, body, start, wid, cid)
+}
+
+// forward sends a recorded call upstream (production), relays the answer
+// and queues its record. It returns the answer when it was complete and
+// successful.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, k kind, body []byte, start time.Time, wid, cid string) (json.RawMessage, bool) {
 	resp, ok := p.send(w, r, bytes.NewReader(body), int64(len(body)), false)
 	if !ok {
 		p.count(ResultNotRecorded)
-		return
+		return nil, false
 	}
 	defer resp.Body.Close()
 	p.writeHeader(w, resp)
+	return p.relayAndRecord(w, r, resp, k, body, start, wid, cid)
+}
+
+// relayAndRecord relays an answer to the caller and queues the record of
+// the call; it returns the answer when it was complete and successful.
+func (p *Proxy) relayAndRecord(w http.ResponseWriter, r *http.Request, resp *http.Response, k kind, body []byte, start time.Time, wid, cid string) (json.RawMessage, bool) {
 
 	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
 	var answer json.RawMessage
@@ -335,17 +385,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok2xx || !complete {
 		p.count(ResultNotRecorded)
-		return
+		return nil, false
 	}
-	wid := cmp.Or(r.Header.Get(HeaderWorkloadID), p.defaultWID)
-	cid := cmp.Or(r.Header.Get(HeaderClientID), p.defaultCID)
 	if wid == "" || cid == "" {
 		p.count(ResultMissingIDs)
-		return
+		return answer, true
 	}
 	if !json.Valid(body) || !isObject(body) || !isObject(answer) {
 		p.count(ResultNotRecorded)
-		return
+		return nil, false
 	}
 	if k == responsesKind {
 		req, err := responsesRequestToChat(body)
@@ -355,7 +403,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			p.logger.DebugContext(r.Context(), "Responses API call not recorded", slog.String("error", err.Error()))
 			p.count(ResultNotRecorded)
-			return
+			return nil, false
 		}
 		body = req
 	}
@@ -371,6 +419,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.count(ResultQueueFull)
 	}
+	return answer, true
 }
 
 // passThrough forwards a call that is not recorded: the request body is
@@ -567,6 +616,8 @@ func (p *Proxy) relayStream(w http.ResponseWriter, body io.Reader, keep bool, si
 // Run stores queued records until ctx ends, then stores what is still
 // queued (within Config.DrainTimeout) and returns nil. Run it once.
 func (p *Proxy) Run(ctx context.Context) error {
+	stop := p.runGateway(ctx)
+	defer stop()
 	batch := make([]flywheel.LogRecord, 0, p.batchSize)
 	for {
 		select {
