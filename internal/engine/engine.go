@@ -104,6 +104,13 @@ type Options struct {
 	// every RetentionInterval (default an hour) by the leader.
 	Retention         store.Retention
 	RetentionInterval time.Duration
+	// ScheduleInterval is how often the leader checks the schedules
+	// (0: ScheduleIntervalDefault); a cron time that comes sooner gets a
+	// check of its own.
+	ScheduleInterval time.Duration
+	// Agreement reads the online agreement of agreement_below triggers
+	// (nil: they never fire and report flywheel.AgreementUnavailable).
+	Agreement flywheel.AgreementReader
 	// Embedded marks the single-process SQLite mode: at start, stages left
 	// running by a previous (crashed) incarnation are resumed at once.
 	Embedded bool
@@ -143,6 +150,8 @@ type Engine struct {
 	started  bool
 	stopHB   context.CancelFunc
 	hbDone   chan struct{}
+	// wake is the in-process wake-up of the schedule check.
+	wake scheduleTimer
 
 	listener *pgxpool.Pool // Postgres only
 }
@@ -204,6 +213,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.ReaperInterval <= 0 {
 		opts.ReaperInterval = 30 * time.Second
 	}
+	if opts.ScheduleInterval <= 0 {
+		opts.ScheduleInterval = ScheduleIntervalDefault
+	}
 	if opts.FetchPollInterval <= 0 {
 		opts.FetchPollInterval = 200 * time.Millisecond
 	}
@@ -243,6 +255,9 @@ func New(opts Options) (*Engine, error) {
 	if err := river.AddWorkerSafely(workers, &retentionWorker{e: e}); err != nil {
 		return nil, err
 	}
+	if err := river.AddWorkerSafely(workers, &scheduleWorker{e: e}); err != nil {
+		return nil, err
+	}
 	cfg := &river.Config{
 		ID:                   opts.ProcessID,
 		Workers:              workers,
@@ -269,6 +284,9 @@ func New(opts Options) (*Engine, error) {
 			river.NewPeriodicJob(river.PeriodicInterval(opts.LivenessInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return LivenessArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true, ID: "liveness"}),
+			river.NewPeriodicJob(river.PeriodicInterval(opts.ScheduleInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return ScheduleArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true, ID: "schedules"}),
 		}
 		if retains(opts.Retention) {
 			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cmp.Or(opts.RetentionInterval, time.Hour)),
@@ -375,6 +393,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		return nil
 	}
+	e.stopWakeUps()
 	var err error
 	if e.opts.Workers > 0 {
 		err = e.client.Stop(ctx)

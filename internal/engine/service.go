@@ -19,6 +19,11 @@ import (
 // CreateJob records a pending run with its candidates and DAG and enqueues
 // its first stage, in one transaction.
 func (e *Engine) CreateJob(ctx context.Context, req flywheel.CreateJobRequest) (*flywheel.Run, error) {
+	if req.Manifest != nil {
+		if fields := manifestFields(&req); len(fields) > 0 {
+			return nil, &flywheel.Error{Code: flywheel.EUNPROCESSABLE, Message: fields[0].Msg, Fields: fields}
+		}
+	}
 	if fields := validateRequest(req); len(fields) > 0 {
 		return nil, &flywheel.Error{Code: flywheel.EUNPROCESSABLE, Message: fields[0].Msg, Fields: fields}
 	}
@@ -30,41 +35,11 @@ func (e *Engine) CreateJob(ctx context.Context, req flywheel.CreateJobRequest) (
 			return nil, err
 		}
 	}
-	now := e.now().UTC()
-	spec := e.opts.Spec
-	spec.DataSplit = req.DataSplitConfig.Merge(spec.DataSplit)
-	if len(spec.Candidates) == 0 {
-		return nil, flywheel.Errorf(flywheel.EINVALID, "No candidate models are configured (nims is empty)")
+	run, err := e.newRun(req)
+	if err != nil {
+		return nil, err
 	}
-	run := &flywheel.Run{ID: store.NewID(now), WorkloadID: req.WorkloadID, ClientID: req.ClientID, Status: flywheel.RunPending,
-		StartedAt: now, Datasets: []flywheel.Dataset{}, Spec: spec, IdempotencyKey: req.IdempotencyKey}
-	err := e.store.InTx(ctx, func(q *store.Queries) error {
-		if err := q.CreateRun(ctx, run); err != nil {
-			return err
-		}
-		if req.IdempotencyKey != "" {
-			if err := q.SetIdempotencyHash(ctx, run.ID, reqHash); err != nil {
-				return err
-			}
-		}
-		var cands []dag.Candidate
-		for i, c := range spec.Candidates {
-			n := &flywheel.NIMRun{ID: store.NewID(now), RunID: run.ID, ModelName: c.ModelName, Position: i,
-				Status: flywheel.NIMPending, DeploymentStatus: flywheel.DeploymentPending}
-			if err := q.CreateNIM(ctx, n); err != nil {
-				return err
-			}
-			cands = append(cands, dag.Candidate{ID: n.ID, CustomizationEnabled: c.CustomizationEnabled})
-		}
-		stages := dag.Build(run.ID, cands, e.opts.DeploymentBudget)
-		for i := range stages {
-			stages[i].TimeLimitSeconds = e.limit(stages[i].Name).Hard.Seconds()
-		}
-		if err := q.InsertStages(ctx, stages); err != nil {
-			return err
-		}
-		return e.advance(ctx, q, run.ID)
-	})
+	err = e.store.InTx(ctx, func(q *store.Queries) error { return e.insertRunTx(ctx, q, run, reqHash) })
 	if errors.Is(err, store.ErrDuplicateKey) {
 		return e.runForKey(ctx, req.IdempotencyKey, reqHash)
 	}
@@ -72,8 +47,54 @@ func (e *Engine) CreateJob(ctx context.Context, req flywheel.CreateJobRequest) (
 		return nil, fmt.Errorf("create job: %w", err)
 	}
 	e.logger.InfoContext(ctx, "Job created", "run_id", run.ID, "workload_id", run.WorkloadID, "client_id", run.ClientID,
-		"candidates", len(spec.Candidates))
+		"candidates", len(run.Spec.Candidates))
 	return run, nil
+}
+
+// newRun returns a pending run of req on the engine's configuration,
+// without touching the database.
+func (e *Engine) newRun(req flywheel.CreateJobRequest) (*flywheel.Run, error) {
+	now := e.now().UTC()
+	spec := e.opts.Spec
+	spec.DataSplit = req.DataSplitConfig.Merge(spec.DataSplit)
+	if req.Manifest != nil {
+		spec = manifestSpec(req.Manifest)
+	}
+	if len(spec.Candidates) == 0 {
+		return nil, flywheel.Errorf(flywheel.EINVALID, "No candidate models are configured (nims is empty)")
+	}
+	return &flywheel.Run{ID: store.NewID(now), WorkloadID: req.WorkloadID, ClientID: req.ClientID, Status: flywheel.RunPending,
+		StartedAt: now, Datasets: []flywheel.Dataset{}, Spec: spec, IdempotencyKey: req.IdempotencyKey}, nil
+}
+
+// insertRunTx records run with its candidates and DAG and enqueues its
+// first stage in q's transaction; reqHash is kept with an idempotency key.
+func (e *Engine) insertRunTx(ctx context.Context, q *store.Queries, run *flywheel.Run, reqHash string) error {
+	if err := q.CreateRun(ctx, run); err != nil {
+		return err
+	}
+	if run.IdempotencyKey != "" {
+		if err := q.SetIdempotencyHash(ctx, run.ID, reqHash); err != nil {
+			return err
+		}
+	}
+	var cands []dag.Candidate
+	for i, c := range run.Spec.Candidates {
+		n := &flywheel.NIMRun{ID: store.NewID(run.StartedAt), RunID: run.ID, ModelName: c.ModelName, Position: i,
+			Status: flywheel.NIMPending, DeploymentStatus: flywheel.DeploymentPending}
+		if err := q.CreateNIM(ctx, n); err != nil {
+			return err
+		}
+		cands = append(cands, dag.Candidate{ID: n.ID, CustomizationEnabled: c.CustomizationEnabled})
+	}
+	stages := dag.Build(run.ID, cands, e.opts.DeploymentBudget)
+	for i := range stages {
+		stages[i].TimeLimitSeconds = e.limit(stages[i].Name).Hard.Seconds()
+	}
+	if err := q.InsertStages(ctx, stages); err != nil {
+		return err
+	}
+	return e.advance(ctx, q, run.ID)
 }
 
 // runForKey returns the run created with an idempotency key, or ECONFLICT
@@ -105,7 +126,8 @@ func requestHash(req flywheel.CreateJobRequest) string {
 		WorkloadID string                      `json:"workload_id"`
 		ClientID   string                      `json:"client_id"`
 		DataSplit  *flywheel.DataSplitOverride `json:"data_split_config"`
-	}{req.WorkloadID, req.ClientID, ds})
+		Manifest   *flywheel.Manifest          `json:"manifest,omitempty"`
+	}{req.WorkloadID, req.ClientID, ds, req.Manifest})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
