@@ -493,13 +493,7 @@ func (w *worker) process(ctx context.Context, j job) outcome {
 		o.failure, o.class = classifyFailure(err)
 		o.err = fmt.Sprintf("line %d: %v", j.line, err)
 		o.permanent = errors.Is(err, flywheel.ErrPermanent)
-		if tooling {
-			for _, m := range []metric{mFunctionName, mNameAndArgs, mCallP, mCallR, mCallF1, mArgP, mArgR, mArgF1, mAST} {
-				o.scores[m] = 0
-			}
-		} else {
-			o.scores[mExact], o.scores[mTokenF1], o.scores[mRougeL] = 0, 0, 0
-		}
+		failedScores(&o.scores, tooling)
 		return o
 	}
 	o.latencyMS = float32(resp.Latency.Seconds() * 1000)
@@ -522,20 +516,11 @@ func (w *worker) process(ctx context.Context, j job) outcome {
 
 func (w *worker) scoreTools(ctx context.Context, rec *parsedRecord, pred openai.Message, o *outcome) {
 	calls := ParseCalls(pred.ToolCalls)
-	s := ScoreToolCalls(calls, rec.refCalls)
-	o.scores[mFunctionName] = float32(s.FunctionName)
-	o.scores[mNameAndArgs] = float32(s.NameAndArgs)
-	o.scores[mCallP], o.scores[mCallR], o.scores[mCallF1] = float32(s.CallPrecision), float32(s.CallRecall), float32(s.CallF1)
-	o.scores[mArgP], o.scores[mArgR], o.scores[mArgF1] = float32(s.ArgPrecision), float32(s.ArgRecall), float32(s.ArgF1)
 	answer, ok := w.r.opts.Answers[rec.responseID]
 	if !ok {
 		answer = w.r.opts.ToolCallChecker.AnswerFromCalls(rec.tools, rec.refCalls)
 	}
-	ch := w.r.opts.ToolCallChecker.Check(rec.tools, calls, answer)
-	o.scores[mAST] = 0
-	if ch.Valid {
-		o.scores[mAST] = 1
-	} else {
+	if ch := toolScores(&o.scores, w.r.opts.ToolCallChecker, rec.tools, rec.refCalls, answer, calls); !ch.Valid {
 		o.class, o.err = ch.Class, ch.Detail
 	}
 	if w.judge != nil {

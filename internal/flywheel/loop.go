@@ -108,6 +108,8 @@ type OnlineStats struct {
 	ClientID    string `json:"client_id"`
 	Model       string `json:"model"`
 	PromotionID string `json:"promotion_id,omitempty"`
+	// Active says whether PromotionID is the workload's active promotion.
+	Active bool `json:"active"`
 	// N is the number of scored samples in the window; Errors counts the
 	// candidate's failed answers among them.
 	N      int `json:"n"`
