@@ -72,3 +72,15 @@ type PromotionService interface {
 // RollbackReasonManual is the reason of a rollback asked for through the
 // API without one.
 const RollbackReasonManual = "rolled back by hand"
+
+// CandidateServer is implemented by platforms where serving a promoted
+// candidate takes more than Deploy: NeMo serves a customized model through
+// the NIM of its base model, which has to be deployed first. Platforms
+// without it serve a promotion with Deploy (the request's Adapter set for
+// the customized variant).
+type CandidateServer interface {
+	// ServeCandidate starts (or finds, for a Key it has seen) what serves
+	// req's candidate and returns its state without waiting for it to be
+	// ready; Undeploy of the returned ID stops it.
+	ServeCandidate(ctx context.Context, req DeployRequest) (Deployment, error)
+}

@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,8 +25,9 @@ import (
 
 // Limits and defaults of the API.
 const (
-	// MaxJobBodyBytes caps the body of POST /api/jobs.
-	MaxJobBodyBytes = 1 << 20
+	// MaxJobBodyBytes caps the body of POST /api/jobs (a run's manifest
+	// lists every record of its datasets: about 80 bytes each).
+	MaxJobBodyBytes = 32 << 20
 	// MaxLogBodyBytesDefault caps the body of POST /api/logs.
 	MaxLogBodyBytesDefault = 32 << 20
 	// LogBatchSizeDefault is how many records POST /api/logs stores at once.
@@ -64,6 +66,9 @@ type LogParseFunc func(line []byte, lineNo int) (flywheel.LogRecord, *api.LogLin
 type Options struct {
 	// Jobs serves the /api/jobs and /api/evaluations endpoints and /readyz.
 	Jobs flywheel.JobService
+	// Manifests serves GET /api/jobs/{job_id}/manifest; without it the
+	// endpoint answers 503.
+	Manifests flywheel.ManifestReader
 	// Logs stores the records of POST /api/logs; without it the endpoint
 	// answers 503.
 	Logs flywheel.LogIngester
@@ -72,6 +77,15 @@ type Options struct {
 	Audit flywheel.AuditLog
 	// LogDeleter serves DELETE /api/logs; without it the endpoint answers 503.
 	LogDeleter flywheel.LogDeleter
+	// Schedules serves /api/schedules; without it those endpoints answer
+	// 503.
+	Schedules flywheel.ScheduleService
+	// History serves GET /api/workloads, a workload's history and GET
+	// /api/jobs/compare; without it they answer 503.
+	History flywheel.HistoryService
+	// Promotions serves POST /api/jobs/{job_id}/promote and
+	// /api/promotions; without it they answer 503.
+	Promotions flywheel.PromotionService
 	// Redactor, when set, redacts the records of POST /api/logs before
 	// they are stored.
 	Redactor *redact.Redactor
@@ -194,7 +208,16 @@ func New(opts Options) *Server {
 		allowed[rt.path] = append(allowed[rt.path], rt.method)
 	}
 	for _, path := range order {
-		s.mux.Handle(path, methodNotAllowed(allowed[path]))
+		// One 405 pattern per other method, not one without a method: a
+		// literal path beside a wildcard one (GET /api/jobs/compare and
+		// GET /api/jobs/{job_id}) cannot take a pattern of every method.
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+			http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace} {
+			if slices.Contains(allowed[path], m) || (m == http.MethodHead && slices.Contains(allowed[path], http.MethodGet)) {
+				continue
+			}
+			s.mux.Handle(m+" "+path, methodNotAllowed(allowed[path]))
+		}
 	}
 	for _, m := range s.mounts() {
 		s.mux.Handle(m.prefix, m.handler)
@@ -220,13 +243,25 @@ func (s *Server) routes() []route {
 	return []route{
 		{http.MethodPost, "/api/jobs", s.createJob},
 		{http.MethodGet, "/api/jobs", s.listJobs},
+		{http.MethodGet, "/api/jobs/compare", s.compareJobs},
 		{http.MethodGet, "/api/jobs/{job_id}", s.getJob},
 		{http.MethodDelete, "/api/jobs/{job_id}", s.deleteJob},
 		{http.MethodPost, "/api/jobs/{job_id}/cancel", s.cancelJob},
+		{http.MethodGet, "/api/jobs/{job_id}/manifest", s.getManifest},
+		{http.MethodPost, "/api/jobs/{job_id}/promote", s.promoteJob},
+		{http.MethodGet, "/api/promotions", s.listPromotions},
+		{http.MethodGet, "/api/promotions/{promotion_id}", s.getPromotion},
+		{http.MethodPost, "/api/promotions/{promotion_id}/rollback", s.rollbackPromotion},
 		{http.MethodGet, "/api/evaluations/{evaluation_id}/items", s.listItems},
+		{http.MethodGet, "/api/workloads", s.listWorkloads},
+		{http.MethodGet, "/api/workloads/{workload_id}/history", s.workloadHistory},
 		{http.MethodPost, "/api/logs", s.ingestLogs},
 		{http.MethodDelete, "/api/logs", s.deleteLogs},
 		{http.MethodGet, "/api/audit", s.listAudit},
+		{http.MethodGet, "/api/schedules", s.listSchedules},
+		{http.MethodPost, "/api/schedules", s.createSchedule},
+		{http.MethodGet, "/api/schedules/{schedule_id}", s.getSchedule},
+		{http.MethodDelete, "/api/schedules/{schedule_id}", s.deleteSchedule},
 		{http.MethodGet, "/healthz", s.healthz},
 		{http.MethodGet, "/readyz", s.readyz},
 		{http.MethodGet, "/metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}).ServeHTTP},
