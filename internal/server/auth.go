@@ -246,6 +246,7 @@ func (s *Server) accessRules() []accessRule {
 		{"GET /api/jobs/compare", accessRead()},
 		{"GET /api/workloads", accessRead()},
 		{"GET /api/workloads/{workload_id}/history", accessRead()},
+		{"GET /api/workloads/{workload_id}/online", accessRead()},
 		{"POST /api/jobs", accessWrite()},
 		{"POST /api/jobs/{job_id}/cancel", accessWrite()},
 		{"POST /api/jobs/{job_id}/promote", accessAdmin()},

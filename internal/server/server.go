@@ -86,6 +86,9 @@ type Options struct {
 	// Promotions serves POST /api/jobs/{job_id}/promote and
 	// /api/promotions; without it they answer 503.
 	Promotions flywheel.PromotionService
+	// Online serves GET /api/workloads/{workload_id}/online; without it
+	// that endpoint answers 503.
+	Online flywheel.OnlineReporter
 	// Redactor, when set, redacts the records of POST /api/logs before
 	// they are stored.
 	Redactor *redact.Redactor
@@ -255,6 +258,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/api/evaluations/{evaluation_id}/items", s.listItems},
 		{http.MethodGet, "/api/workloads", s.listWorkloads},
 		{http.MethodGet, "/api/workloads/{workload_id}/history", s.workloadHistory},
+		{http.MethodGet, "/api/workloads/{workload_id}/online", s.workloadOnline},
 		{http.MethodPost, "/api/logs", s.ingestLogs},
 		{http.MethodDelete, "/api/logs", s.deleteLogs},
 		{http.MethodGet, "/api/audit", s.listAudit},
