@@ -27,10 +27,12 @@ import (
 	"github.com/flywheel-go/flywheel/internal/engine"
 	"github.com/flywheel-go/flywheel/internal/eval"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/history"
 	"github.com/flywheel-go/flywheel/internal/mlflow"
 	"github.com/flywheel-go/flywheel/internal/openai"
 	"github.com/flywheel-go/flywheel/internal/platform/endpoint"
 	"github.com/flywheel-go/flywheel/internal/platform/nemo"
+	"github.com/flywheel-go/flywheel/internal/promote"
 	"github.com/flywheel-go/flywheel/internal/server"
 	"github.com/flywheel-go/flywheel/internal/stage"
 	"github.com/flywheel-go/flywheel/internal/store"
@@ -71,7 +73,12 @@ type App struct {
 	// tokensDone closes when the tokens file's watch has stopped.
 	tokensDone chan struct{}
 	capture    *capture.Proxy
-	tls        *tls.Config // nil: plain HTTP
+	// Promotions promotes candidates and rolls them back (API processes).
+	Promotions *promote.Service
+	// recorder, when set before the gateway is built, receives the
+	// requests both production and a promoted candidate answered.
+	recorder flywheel.OnlineRecorder
+	tls      *tls.Config // nil: plain HTTP
 }
 
 // Open connects to the database, migrates it, and builds every part. Call
@@ -144,7 +151,8 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		Recommender: &recommender{store: a.Store, cfg: cfg},
 		Logger:      logger.With("component", "stage"),
 		Settings: stage.Settings{PollInterval: cfg.Engine.PollInterval, StallTimeout: cfg.Engine.StallTimeout,
-			MaxConcurrentRuns: cfg.Engine.MaxConcurrentRuns, DataDir: cfg.DataDir, JudgeAPIKey: cfg.Judge.APIKey},
+			MaxConcurrentRuns: cfg.Engine.MaxConcurrentRuns, DataDir: cfg.DataDir, JudgeAPIKey: cfg.Judge.APIKey,
+			Version: Version},
 	}
 	if cfg.MLflow.Enabled {
 		exp, err := mlflow.New(mlflow.Options{TrackingURI: cfg.MLflow.TrackingURI, ExperimentPrefix: cfg.MLflow.ExperimentNamePrefix,
@@ -174,6 +182,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		RescueAfter: cfg.Engine.RescueAfter, LeaseTTL: cfg.Engine.LeaseTTL, Embedded: embedded && opts.Workers,
 		HeartbeatInterval: cfg.Engine.HeartbeatInterval, DeadAfter: cfg.Engine.DeadAfter,
 		StrandedAfter: cfg.Engine.StrandedAfter, LivenessInterval: cfg.Engine.LivenessInterval,
+		ScheduleInterval: cfg.Engine.ScheduleInterval,
 	})
 	if err != nil {
 		a.Close()
@@ -197,11 +206,14 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 			a.Close()
 			return nil, err
 		}
+		a.Promotions = a.newPromotions(cfg, logger)
 		var captureHandler http.Handler
 		if cfg.Capture.UpstreamURL != "" {
-			a.capture, err = capture.New(capture.Config{UpstreamURL: cfg.Capture.UpstreamURL, APIKey: cfg.Capture.UpstreamAPIKey,
+			cc := capture.Config{UpstreamURL: cfg.Capture.UpstreamURL, APIKey: cfg.Capture.UpstreamAPIKey,
 				ForwardAuthorization: cfg.Capture.ForwardAuthorization, Ingester: a.Store, Registerer: a.Registry, Redactor: redactor,
-				Logger: logger.With("component", "capture")})
+				Logger: logger.With("component", "capture")}
+			a.gatewayRouting(cfg, opts.Getenv, &cc)
+			a.capture, err = capture.New(cc)
 			if err != nil {
 				a.Close()
 				return nil, fmt.Errorf("capture proxy: %w", err)
@@ -213,6 +225,9 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 				_ = a.capture.Run(bg)
 			}()
 		}
+		if err := a.Promotions.Start(bg); err != nil {
+			logger.WarnContext(ctx, "Active promotions not resumed", slog.Any("error", err))
+		}
 		if tokens != nil {
 			a.tokensDone = make(chan struct{})
 			go func() {
@@ -223,13 +238,15 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		authn := server.NewAuth(server.AuthOptions{Store: a.Store, Enabled: cfg.Server.AuthEnabled(),
 			SessionTTL: cfg.Server.Auth.SessionTTL, Logger: logger.With("component", "auth")})
 		jobs := auditedJobs{JobService: a.Engine, audit: a.Store, logger: logger}
+		hist := &history.Service{Store: a.Store}
 		a.Handler = server.New(server.Options{
-			Jobs: jobs, Logs: a.Store, Redactor: redactor, Audit: a.Store, LogDeleter: a.Store,
+			Jobs: jobs, Manifests: a.Engine, Schedules: a.Engine, Logs: a.Store, Redactor: redactor, Audit: a.Store, LogDeleter: a.Store,
 			Registry: a.Registry, RiverUI: riverUI, Capture: captureHandler,
 			AllowedHosts: cfg.Server.AllowedHosts, ListenAddr: cfg.Server.Addr,
-			UI:     ui.New(ui.Options{Jobs: jobs, Audit: a.Store, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
+			UI:     ui.New(ui.Options{Jobs: jobs, Audit: a.Store, History: hist, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
 			Logger: logger, Version: Version, Auth: authn, MetricsPublic: cfg.Server.Auth.MetricsPublic,
-			BlueprintJobList: cfg.Server.BlueprintJobList,
+			BlueprintJobList: cfg.Server.BlueprintJobList, Promotions: a.Promotions,
+			History: hist,
 		})
 	}
 	return a, nil
@@ -267,6 +284,8 @@ func (a *App) evaluator(cfg *config.Config, logger *slog.Logger) (flywheel.Evalu
 		Concurrency: cfg.Eval.Concurrency, Timeout: cfg.Eval.RequestTimeout, MaxRetries: cfg.Eval.MaxRetries,
 		ToolCallChecker: eval.ToolCallChecker(cfg.Eval.ToolCallChecker),
 		Logger:          logger.With("component", "eval"),
+		Prices: eval.Prices{CPUHourUSD: cfg.Cost.CPUHourUSD, CPUThreads: cfg.Platform.Local.Threads,
+			ProductionInputUSDPerMTok: cfg.Cost.ProductionInputUSDPerMTok, ProductionOutputUSDPerMTok: cfg.Cost.ProductionOutputUSDPerMTok},
 	}
 	if cfg.Eval.MaxTokens > 0 {
 		n := cfg.Eval.MaxTokens
@@ -342,6 +361,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 // proxy's queue and closes the database.
 func (a *App) Close() {
 	a.bgCancel()
+	if a.Promotions != nil {
+		a.Promotions.Close()
+	}
 	if a.bgDone != nil {
 		<-a.bgDone
 	}

@@ -40,6 +40,8 @@ type Config struct {
 	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
 	Capture       CaptureConfig       `yaml:"capture"`
 	Logs          LogsConfig          `yaml:"logs"`
+	Online        OnlineConfig        `yaml:"online"`
+	Cost          CostConfig          `yaml:"cost"`
 }
 
 // LogsConfig governs the stored production traffic (logs): redaction at
@@ -282,6 +284,9 @@ type EngineConfig struct {
 	StrandedAfter time.Duration `yaml:"stranded_after"`
 	// LivenessInterval is how often the leader runs the liveness check.
 	LivenessInterval time.Duration `yaml:"liveness_interval"`
+	// ScheduleInterval is how often the leader checks the schedules (a
+	// cron time that comes sooner is checked at that time).
+	ScheduleInterval time.Duration `yaml:"schedule_interval"`
 }
 
 // StageLimit is a stage's time limits. Hard is the overall limit, measured
@@ -369,6 +374,8 @@ type CaptureConfig struct {
 	ForwardAuthorization bool `yaml:"forward_authorization"`
 	// UpstreamAPIKey comes from CAPTURE_UPSTREAM_API_KEY, then OPENAI_API_KEY.
 	UpstreamAPIKey string `yaml:"-"`
+	// Promotion tunes the routing of promoted workloads.
+	Promotion PromotionRouting `yaml:"promotion"`
 }
 
 // Defaults of our own keys.
@@ -393,6 +400,7 @@ const (
 	DeadAfterDefault              = 30 * time.Second
 	StrandedAfterDefault          = 20 * time.Second
 	LivenessIntervalDefault       = 5 * time.Second
+	ScheduleIntervalDefault       = 30 * time.Second
 	EvalConcurrencyDefault        = 8
 	EvalRequestTimeoutDefault     = 60 * time.Second
 	EvalMaxRetriesDefault         = 3
@@ -488,8 +496,9 @@ func Default() *Config {
 			BatchSize:      16,
 			LearningRate:   1e-4,
 		},
-		LoRA: flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1},
-		Logs: LogsConfig{RetentionInterval: RetentionIntervalDefault},
+		LoRA:   flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1},
+		Logs:   LogsConfig{RetentionInterval: RetentionIntervalDefault},
+		Online: OnlineDefault(),
 		Server: ServerConfig{Addr: AddrDefault, Auth: AuthConfig{SessionTTL: SessionTTLDefault},
 			ReadHeaderTimeout: ReadHeaderTimeoutDefault, ReadTimeout: ReadTimeoutDefault, IdleTimeout: IdleTimeoutDefault},
 		Platform: PlatformConfig{
@@ -520,6 +529,7 @@ func Default() *Config {
 			DeadAfter:         DeadAfterDefault,
 			StrandedAfter:     StrandedAfterDefault,
 			LivenessInterval:  LivenessIntervalDefault,
+			ScheduleInterval:  ScheduleIntervalDefault,
 		},
 		Eval: EvalConfig{
 			Backend:              EvalBackendInProcess,
@@ -534,6 +544,7 @@ func Default() *Config {
 			},
 		},
 		Elasticsearch: ElasticsearchConfig{Index: ElasticsearchIndexDefault},
+		Cost:          CostDefaults(),
 	}
 }
 

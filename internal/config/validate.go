@@ -139,6 +139,8 @@ func (c *Config) Validate() error {
 	c.validateTraining(&p)
 	c.validateOwn(&p)
 	c.validateLogs(&p)
+	c.validateOnline(&p)
+	c.validateCost(&p)
 	return errors.Join(p.errs...)
 }
 
@@ -404,6 +406,7 @@ func (c *Config) validateOwn(p *problems) {
 		{"engine.dead_after", e.DeadAfter},
 		{"engine.stranded_after", e.StrandedAfter},
 		{"engine.liveness_interval", e.LivenessInterval},
+		{"engine.schedule_interval", e.ScheduleInterval},
 		{"eval.request_timeout", c.Eval.RequestTimeout},
 	}
 	for _, d := range durations {
@@ -441,6 +444,7 @@ func (c *Config) validateOwn(p *problems) {
 		p.required("elasticsearch.index", "elasticsearch.url is set")
 	}
 	p.httpURL("capture.upstream_url", c.Capture.UpstreamURL)
+	c.validatePromotion(p)
 	if c.Capture.ForwardAuthorization && c.Server.AuthEnabled() {
 		p.add("capture.forward_authorization", "cannot be used with authentication on: callers send their Flywheel token "+
 			"in Authorization, which must not reach the upstream; set the upstream key (CAPTURE_UPSTREAM_API_KEY) instead")
