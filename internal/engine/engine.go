@@ -111,6 +111,11 @@ type Options struct {
 	// Agreement reads the online agreement of agreement_below triggers
 	// (nil: they never fire and report flywheel.AgreementUnavailable).
 	Agreement flywheel.AgreementReader
+	// Online checks the active promotions' online agreement every
+	// OnlineCheckInterval (0: OnlineCheckIntervalDefault), on the leader;
+	// nil never does.
+	Online              OnlineChecker
+	OnlineCheckInterval time.Duration
 	// Embedded marks the single-process SQLite mode: at start, stages left
 	// running by a previous (crashed) incarnation are resumed at once.
 	Embedded bool
@@ -258,6 +263,9 @@ func New(opts Options) (*Engine, error) {
 	if err := river.AddWorkerSafely(workers, &scheduleWorker{e: e}); err != nil {
 		return nil, err
 	}
+	if err := river.AddWorkerSafely(workers, &onlineWorker{e: e}); err != nil {
+		return nil, err
+	}
 	cfg := &river.Config{
 		ID:                   opts.ProcessID,
 		Workers:              workers,
@@ -292,6 +300,9 @@ func New(opts Options) (*Engine, error) {
 			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cmp.Or(opts.RetentionInterval, time.Hour)),
 				func() (river.JobArgs, *river.InsertOpts) { return RetentionArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true, ID: "retention"}))
+		}
+		if opts.Online != nil {
+			cfg.PeriodicJobs = append(cfg.PeriodicJobs, onlinePeriodicJob(opts.OnlineCheckInterval))
 		}
 	}
 	var err error
