@@ -15,7 +15,9 @@ const auditPageSize = 100
 
 // auditActions are the actions the audit page filters on.
 var auditActions = []string{flywheel.AuditJobCreated, flywheel.AuditJobCancelled, flywheel.AuditJobDeleted, flywheel.AuditJobPurged,
-	flywheel.AuditLogsIngested, flywheel.AuditLogsDeleted, flywheel.AuditLogsExpired, flywheel.AuditLogsRedacted}
+	flywheel.AuditLogsIngested, flywheel.AuditLogsDeleted, flywheel.AuditLogsExpired, flywheel.AuditLogsRedacted,
+	flywheel.AuditScheduleCreated, flywheel.AuditScheduleDeleted, flywheel.AuditScheduleFired, flywheel.AuditScheduleSkipped,
+	flywheel.AuditScheduleFailed}
 
 type auditRow struct {
 	At      time.Time
