@@ -332,6 +332,13 @@ func (e *Engine) wakeUpAt(due time.Time) {
 	}
 	w.at = due
 	w.timer = time.AfterFunc(max(wait, 0), func() {
+		// Spent: a check that finds the schedule not quite due yet
+		// (clocks) arms it again.
+		w.mu.Lock()
+		if w.at.Equal(due) {
+			w.at = time.Time{}
+		}
+		w.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if _, err := e.CheckSchedules(ctx); err != nil {
