@@ -25,6 +25,9 @@ type demoFlags struct {
 	workload string
 	client   string
 	keep     bool
+	// bench runs the demo this many times on fresh data directories and
+	// reports each run's wall time and scores (0: one ordinary run).
+	bench int
 }
 
 func newDemoCommand(g *globals) *cobra.Command {
@@ -40,7 +43,12 @@ everything down, and print the results and the recommendation.
 
 Its data goes to <data dir>/demo unless --data-dir is given; while it runs, the API
 and dashboard are served (see the printed address). scripts/install-local.sh
-installs what it needs (scripts/demo.sh runs both).`,
+installs what it needs (scripts/demo.sh runs both).
+
+With --bench N it runs the demo N times, each on a fresh data directory with its
+output in that directory's demo.log, and prints each run's wall time, every
+candidate's function_name_and_args_accuracy with its 95% interval per evaluation,
+the recommendation, and whether all runs' scores are identical.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), g, f) },
 	}
 	cmd.Flags().IntVar(&f.records, "records", 800, "records of traffic to generate")
@@ -48,6 +56,7 @@ installs what it needs (scripts/demo.sh runs both).`,
 	cmd.Flags().StringVar(&f.workload, "workload-id", "demo-assistant", "workload id of the generated traffic")
 	cmd.Flags().StringVar(&f.client, "client-id", "demo", "client id of the generated traffic")
 	cmd.Flags().BoolVar(&f.keep, "keep-serving", false, "keep serving after the run ends (Ctrl-C to stop)")
+	cmd.Flags().IntVar(&f.bench, "bench", 0, "run the demo this many times on fresh data directories and report wall times, scores and whether they are identical")
 	return cmd
 }
 
@@ -76,17 +85,27 @@ func demoSettings(cfg *config.Config) {
 }
 
 func runDemo(ctx context.Context, g *globals, f demoFlags) error {
+	if f.bench != 0 {
+		return runDemoBench(ctx, g, f)
+	}
+	_, err := demoOnce(ctx, g, f)
+	return err
+}
+
+// demoOnce runs the demo once and returns the job's detail, also when the
+// job did not complete (with the error that says so).
+func demoOnce(ctx context.Context, g *globals, f demoFlags) (*flywheel.JobDetail, error) {
 	if g.dataDir == "" && g.getenv(config.EnvDataDir) == "" {
 		g.dataDir = filepath.Join(config.DefaultDataDir(g.getenv), "demo")
 	}
 	cfg, err := g.load()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if g.configPath == "" {
 		demoSettings(cfg)
 		if err := cfg.Validate(); err != nil {
-			return configError(err)
+			return nil, configError(err)
 		}
 	}
 	if g.logLevel == "" {
@@ -104,36 +123,36 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) error {
 
 	a, err := app.Open(ctx, cfg, logger, app.Options{Workers: true, API: true})
 	if err != nil {
-		return fmt.Errorf("%w\n(run scripts/install-local.sh first, or scripts/demo.sh, which runs both)", err)
+		return nil, fmt.Errorf("%w\n(run scripts/install-local.sh first, or scripts/demo.sh, which runs both)", err)
 	}
 	defer a.Close()
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	serveCtx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	go func() { _ = a.Serve(serveCtx, ln) }()
 	url := "http://" + ln.Addr().String()
 	if err := a.Start(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(out, "API and dashboard: %s/ui   (River: %s/ui/river)\n", url, url)
 
 	recs, err := demo.Records(f.records, 42, f.workload, f.client, time.Now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	inserted, dups, err := a.Store.InsertLogs(ctx, recs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(out, "Loaded %d records of %q traffic (%d already stored); like real traffic it repeats questions,\n"+
 		"and the job keeps one record per distinct question (its \"Records\" count)\n", inserted, f.workload, dups)
 
 	run, err := a.Engine.CreateJob(ctx, flywheel.CreateJobRequest{WorkloadID: f.workload, ClientID: f.client})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(out, "Job %s created; following it (Ctrl-C stops the demo; the job resumes on the next start)\n\n", run.ID)
 
@@ -147,11 +166,11 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) error {
 	watchErr := jobs("watch", run.ID)
 	fmt.Fprintln(out)
 	if err := jobs("get", run.ID, "-o", "table"); err != nil {
-		return err
+		return nil, err
 	}
 	final, err := a.Store.GetRun(ctx, run.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if st := final.Stats; st != nil {
 		fmt.Fprintf(out, "\nData: %d records read, %d duplicate questions dropped, %d invalid, %d filtered: %d kept (eval %d, train %d, val %d).\n",
@@ -163,13 +182,17 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) error {
 		fmt.Fprintf(out, "Serving on %s until Ctrl-C.\n", url)
 		<-ctx.Done()
 	}
+	detail, err := a.Engine.GetJob(ctx, run.ID)
+	if err != nil {
+		return nil, err
+	}
 	if final.Status != flywheel.RunCompleted {
 		if watchErr != nil {
-			return watchErr
+			return detail, watchErr
 		}
-		return fmt.Errorf("job ended %s: %s", final.Status, final.Error)
+		return detail, fmt.Errorf("job ended %s: %s", final.Status, final.Error)
 	}
-	return nil
+	return detail, nil
 }
 
 // selfName is how to run this binary again from the current directory: its

@@ -221,7 +221,8 @@ func writeDetail(w io.Writer, d api.JobDetailResponse, now time.Time) error {
 
 // formatSummary renders an evaluation summary in one line: items, answered
 // and failed counts by class, then latency and tokens over the answered
-// requests with their n ("n/a" when there is none), then cost.
+// requests with their n ("n/a" when there is none), then the cost per
+// request ("unknown" when no price applies) and production's.
 func formatSummary(s flywheel.EvalSummary) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d items, %d answered, %d errors", s.Items, s.Answered, s.Errors)
@@ -251,7 +252,17 @@ func formatSummary(s flywheel.EvalSummary) string {
 	} else {
 		fmt.Fprintf(&b, ", tokens n/a (n=%d)", s.TokensN)
 	}
-	fmt.Fprintf(&b, ", %.4f per 1k requests", s.CostPer1KReq)
+	if c, ok := s.CostPerRequest(); ok {
+		fmt.Fprintf(&b, ", cost %s/request", flywheel.FormatUSD(c))
+		if s.CostBasis != "" {
+			fmt.Fprintf(&b, " (%s)", s.CostBasis)
+		}
+	} else {
+		b.WriteString(", cost unknown")
+	}
+	if p := s.Production; p != nil && p.CostPer1KReq > 0 {
+		fmt.Fprintf(&b, " vs production %s/request", flywheel.FormatUSD(p.CostPer1KReq/1000))
+	}
 	return b.String()
 }
 

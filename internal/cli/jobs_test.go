@@ -196,7 +196,8 @@ func TestGet(t *testing.T) {
 			"flywheel-eval-bfcl-simple-1", "hf://datasets/dfwbp/flywheel-eval-bfcl-simple-1",
 			"Candidate 1: meta/llama-3.2-1b-instruct", "Candidate 2: meta/llama-3.2-3b-instruct",
 			"function_name_and_args_accuracy=0.910 [0.850, 0.950] n=100", "customized-eval",
-			"latency p50 120 ms / p95 340 ms", "dfwbp/customized-meta-llama-3.2-1b-instruct@cust-1",
+			"latency p50 120 ms / p95 340 ms", "cost $0.0004/request (tokens) vs production $0.00016/request",
+			"dfwbp/customized-meta-llama-3.2-1b-instruct@cust-1",
 			"start_customization", "attempt 1: connection reset", "1h0m0s",
 			"Recommendation: within 2 points of production",
 		} {

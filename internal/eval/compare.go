@@ -148,11 +148,15 @@ type RecommendConfig struct {
 
 // Recommend picks the cheapest candidate that is non-inferior to
 // production: the lower end of the 95% interval of its paired difference
-// from production is above −Margin. Cost is Summary.CostPer1KReq; ties go
-// to the higher mean, then to the earlier candidate. With no such
-// candidate, the recommendation names none and says why. Evidence lists
-// every candidate against production and the pick against each other
-// candidate.
+// from production is above −Margin. Cost is the summary's cost per request
+// (see flywheel.EvalSummary.CostPerRequest); a candidate whose cost is
+// unknown comes after every priced one, ties go to the higher mean, then
+// to the earlier candidate. The reason states the pick's score with its
+// interval, its cost per request against production's with where both
+// figures come from, and its median latency. With no such candidate, the
+// recommendation names none, says why and still states every candidate's
+// cost. Evidence lists every candidate against production and the pick
+// against each other candidate.
 func Recommend(cands []Candidate, cfg RecommendConfig) flywheel.Recommendation {
 	metric := cfg.Metric
 	if metric == "" {
@@ -169,47 +173,55 @@ func Recommend(cands []Candidate, cfg RecommendConfig) flywheel.Recommendation {
 		return rec
 	}
 	type verdict struct {
-		c    Candidate
-		cmp  Comparison
-		ok   bool
-		cost float64
+		c     Candidate
+		cmp   Comparison
+		cost  float64
+		known bool
 	}
 	var good []verdict
 	for _, c := range cands {
 		cp, err := CompareToProduction(c, metric, cfg.Bootstrap)
-		cost := c.Result.Summary.CostPer1KReq
 		if err != nil {
 			rec.Evidence = append(rec.Evidence, fmt.Sprintf("%s: no per-item %s scores; not compared", c.label(), metric))
 			continue
 		}
-		v := verdict{c: c, cmp: cp, cost: cost}
+		cost, known := c.Result.Summary.CostPerRequest()
+		v := verdict{c: c, cmp: cp, cost: cost, known: known}
+		costs := "cost " + shortCost(c.Result.Summary)
 		switch {
 		case cp.N < minItems:
-			rec.Evidence = append(rec.Evidence, fmt.Sprintf("%s; cost %.4f per 1k requests; too few items (%d < %d) for a verdict", cp, cost, cp.N, minItems))
+			rec.Evidence = append(rec.Evidence, fmt.Sprintf("%s; %s; too few items (%d < %d) for a verdict", cp, costs, cp.N, minItems))
 		case cp.Diff.CILow > -margin:
-			v.ok = true
-			rec.Evidence = append(rec.Evidence, fmt.Sprintf("%s; cost %.4f per 1k requests; non-inferior (CI low %+.4f > %+.4f)", cp, cost, cp.Diff.CILow, -margin))
-		default:
-			rec.Evidence = append(rec.Evidence, fmt.Sprintf("%s; cost %.4f per 1k requests; inferior or inconclusive (CI low %+.4f <= %+.4f)", cp, cost, cp.Diff.CILow, -margin))
-		}
-		if v.ok {
 			good = append(good, v)
+			rec.Evidence = append(rec.Evidence, fmt.Sprintf("%s; %s; non-inferior (CI low %+.4f > %+.4f)", cp, costs, cp.Diff.CILow, -margin))
+		default:
+			rec.Evidence = append(rec.Evidence, fmt.Sprintf("%s; %s; inferior or inconclusive (CI low %+.4f <= %+.4f)", cp, costs, cp.Diff.CILow, -margin))
 		}
 	}
+	prod := productionCost(cands)
+	if prod != nil && prod.CostPer1KReq > 0 {
+		p := prod.CostPer1KReq / 1000
+		rec.ProductionCostPerRequest = &p
+	}
 	if len(good) == 0 {
-		rec.Reason = fmt.Sprintf("no candidate is non-inferior to production on %s within a margin of %.4f", metric, margin)
+		rec.Reason = fmt.Sprintf("no candidate is non-inferior to production on %s within a margin of %.4f; %s", metric, margin, allCosts(cands, prod))
 		return rec
 	}
 	best := good[0]
 	for _, v := range good[1:] {
-		if v.cost < best.cost || (v.cost == best.cost && v.cmp.MeanA > best.cmp.MeanA) {
+		cheaper := v.known && (!best.known || v.cost < best.cost)
+		tie := v.known == best.known && v.cost == best.cost
+		if cheaper || (tie && v.cmp.MeanA > best.cmp.MeanA) {
 			best = v
 		}
 	}
 	rec.Candidate = best.c.Name
 	rec.EvalType = best.c.EvalType
-	rec.Reason = fmt.Sprintf("%s is the cheapest candidate (%.4f per 1k requests) whose %s is within %.4f of production: mean %.4f, difference %+.4f [95%% CI %+.4f, %+.4f] over %d items",
-		best.c.label(), best.cost, metric, margin, best.cmp.MeanA, best.cmp.Diff.Mean, best.cmp.Diff.CILow, best.cmp.Diff.CIHigh, best.cmp.N)
+	if best.known {
+		c := best.cost
+		rec.CostPerRequest = &c
+	}
+	rec.Reason = recommendReason(best.c, best.cmp, metric, margin, prod)
 	for _, c := range cands {
 		if c.Name == best.c.Name && c.EvalType == best.c.EvalType {
 			continue

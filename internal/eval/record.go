@@ -20,8 +20,10 @@ type parsedRecord struct {
 	// answers).
 	responseID string
 	ref        openai.Message
-	refCalls   []Call
-	tools      Tools
+	// refUsage is the usage the logged response reported, if any.
+	refUsage *openai.Usage
+	refCalls []Call
+	tools    Tools
 }
 
 // toolsCache shares parsed tool schemas between records that offer the
@@ -95,6 +97,7 @@ func parseRecord(line []byte, cache *toolsCache) (*parsedRecord, error) {
 	}
 	p.responseID = resp.ID
 	p.ref = resp.Choices[0].Message
+	p.refUsage = resp.Usage
 	p.refCalls = ParseCalls(p.ref.ToolCalls)
 	for _, c := range p.refCalls {
 		if c.ArgsErr != nil {

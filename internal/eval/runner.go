@@ -114,6 +114,9 @@ type Options struct {
 	// 1k requests is this price × the run's wall-clock hours / items ×
 	// 1000, which depends on the concurrency used.
 	PricePerHourByModel map[string]float64
+	// Prices prices candidates by their measured CPU time and production
+	// by its logged usage (see Prices).
+	Prices Prices
 	// ProgressInterval is the least time between progress reports.
 	ProgressInterval time.Duration
 	// Logger receives the runner's logs (the caller names the component);
@@ -243,8 +246,16 @@ type outcome struct {
 	latencyMS        float32
 	ttftMS           float32 // streamed replies only
 	prompt, complete int32
-	request          json.RawMessage
-	reference, pred  json.RawMessage
+	// computeMS is the server's own compute time (llama-server's timings);
+	// computed says whether the reply reported it.
+	computed  bool
+	computeMS float32
+	// refUsage says whether the logged response reported its usage, the
+	// production model's tokens refPrompt and refComplete.
+	refUsage               bool
+	refPrompt, refComplete int32
+	request                json.RawMessage
+	reference, pred        json.RawMessage
 }
 
 // Evaluate replays the dataset's records against req.Target and scores the
@@ -340,14 +351,12 @@ func (r *Runner) Evaluate(ctx context.Context, req flywheel.EvalRequest, progres
 		return flywheel.EvalResult{}, err
 	}
 	res, err := agg.result(req, r.opts.Bootstrap)
-	if err == nil && req.PricePer1KTokens == 0 && res.Summary.Items > 0 {
+	if err == nil {
 		perHour := req.PricePerHour
 		if perHour == 0 {
 			perHour = r.opts.PricePerHourByModel[req.Target.Model]
 		}
-		if perHour > 0 {
-			res.Summary.CostPer1KReq = perHour * time.Since(started).Hours() / float64(res.Summary.Items) * 1000
-		}
+		agg.costs.price(&res.Summary, req.PricePer1KTokens, perHour, time.Since(started), r.opts.Prices)
 	}
 	if err != nil {
 		return flywheel.EvalResult{}, fmt.Errorf("evaluate %s on %s: %w", req.Target.Model, path, err)
@@ -485,6 +494,9 @@ func (w *worker) process(ctx context.Context, j job) outcome {
 		o.request = body
 	}
 	o.reference = w.compact(rec.ref)
+	if u := rec.refUsage; u != nil {
+		o.refUsage, o.refPrompt, o.refComplete = true, int32(u.PromptTokens), int32(u.CompletionTokens)
+	}
 	resp, err := w.client.ChatRaw(ctx, body)
 	if err != nil {
 		// A failed request scores 0 like any wrong answer (a server that
@@ -503,6 +515,9 @@ func (w *worker) process(ctx context.Context, j job) outcome {
 	if resp.Usage != nil {
 		o.usage = true
 		o.prompt, o.complete = int32(resp.Usage.PromptTokens), int32(resp.Usage.CompletionTokens)
+	}
+	if resp.Timings != nil {
+		o.computed, o.computeMS = true, float32(resp.Timings.ComputeMS())
 	}
 	pred := resp.FirstMessage()
 	o.pred = w.compact(pred)
@@ -764,6 +779,7 @@ type aggregate struct {
 	prompt      int64
 	completion  int64
 	tokensN     int
+	costs       costFigures
 	answered    int
 	invalid     int
 	failures    flywheel.FailureCounts
@@ -852,6 +868,7 @@ func (a *aggregate) add(o outcome, evaluationID string) flywheel.ItemResult {
 		}
 	}
 	if !o.invalid {
+		a.costs.add(o)
 		item.Scores = make(map[string]float64, 8)
 		for m, v := range o.scores {
 			a.scores[m] = append(a.scores[m], v)
@@ -917,8 +934,6 @@ func (a *aggregate) result(req flywheel.EvalRequest, boot Bootstrap) (flywheel.E
 	if s.TokensN = a.tokensN; s.TokensN > 0 {
 		pt, ct := float64(a.prompt)/float64(a.tokensN), float64(a.completion)/float64(a.tokensN)
 		s.PromptTokens, s.CompletionTokens = &pt, &ct
-		// Price per 1k tokens × tokens per request = cost per 1k requests.
-		s.CostPer1KReq = req.PricePer1KTokens * (pt + ct)
 	}
 	if len(a.perTool) > 0 {
 		s.PerTool = make(map[string]flywheel.ScoreDetail, len(a.perTool))

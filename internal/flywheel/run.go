@@ -131,8 +131,23 @@ type EvalSummary struct {
 	PromptTokens     *float64               `json:"prompt_tokens_per_request"`
 	CompletionTokens *float64               `json:"completion_tokens_per_request"`
 	CostPer1KReq     float64                `json:"cost_per_1k_requests"`
-	ErrorClasses     map[string]int         `json:"error_classes,omitempty"`
-	PerTool          map[string]ScoreDetail `json:"per_tool,omitempty"`
+	// CostBasis says what CostPer1KReq is computed from (CostTokens,
+	// CostGPUHour or CostCPUTime); empty when no price applies, and then
+	// CostPer1KReq is 0 because the cost is unknown.
+	CostBasis string `json:"cost_basis,omitempty"`
+	// CostSource states the measured figures and the prices behind
+	// CostPer1KReq.
+	CostSource string `json:"cost_source,omitempty"`
+	// ComputeN is the number of replies that reported the server's own
+	// compute time (llama-server's timings); CPUSecondsPerRequest, that
+	// time × the server's threads per request, is over them.
+	ComputeN             int      `json:"compute_n,omitempty"`
+	CPUSecondsPerRequest *float64 `json:"cpu_seconds_per_request,omitempty"`
+	// Production is what the production model's logged answers to the
+	// same items cost, from the usage they logged.
+	Production   *ProductionCost        `json:"production,omitempty"`
+	ErrorClasses map[string]int         `json:"error_classes,omitempty"`
+	PerTool      map[string]ScoreDetail `json:"per_tool,omitempty"`
 }
 
 // FailureCounts counts the evaluated items that got no usable reply.
@@ -191,6 +206,10 @@ type Recommendation struct {
 	Margin    float64  `json:"margin"`
 	Reason    string   `json:"reason"`
 	Evidence  []string `json:"evidence,omitempty"`
+	// CostPerRequest is the recommended candidate's cost per request and
+	// ProductionCostPerRequest production's, in US dollars, when known.
+	CostPerRequest           *float64 `json:"cost_per_request,omitempty"`
+	ProductionCostPerRequest *float64 `json:"production_cost_per_request,omitempty"`
 }
 
 // LogRecord is one logged production chat completion (the 5-field schema).

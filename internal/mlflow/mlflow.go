@@ -263,7 +263,7 @@ type Metric struct {
 }
 
 func params(run *flywheel.Run, nim *flywheel.NIMRun, ev *flywheel.Evaluation) []kv {
-	return []kv{
+	ps := []kv{
 		{"model", nim.ModelName},
 		{"eval_type", string(ev.EvalType)},
 		{"workload_id", run.WorkloadID},
@@ -272,6 +272,20 @@ func params(run *flywheel.Run, nim *flywheel.NIMRun, ev *flywheel.Evaluation) []
 		{"evaluation_id", ev.ID},
 		{"nim_id", nim.ID},
 	}
+	// The cost figures' sources say what the cost metrics were computed
+	// from (measured figures and prices).
+	if s := ev.Summary; s != nil {
+		if s.CostBasis != "" {
+			ps = append(ps, kv{"cost_basis", s.CostBasis})
+		}
+		if s.CostSource != "" {
+			ps = append(ps, kv{"cost_source", s.CostSource})
+		}
+		if p := s.Production; p != nil {
+			ps = append(ps, kv{"production_cost_source", p.CostSource})
+		}
+	}
+	return ps
 }
 
 var badKeyChars = regexp.MustCompile(`[^A-Za-z0-9_\-. /]`)
@@ -328,6 +342,10 @@ func metrics(ev *flywheel.Evaluation, items []flywheel.ItemResult, now time.Time
 		addPtr("prompt_tokens_per_request", s.PromptTokens)
 		addPtr("completion_tokens_per_request", s.CompletionTokens)
 		add("cost_per_1k_requests", s.CostPer1KReq, 0)
+		addPtr("cpu_seconds_per_request", s.CPUSecondsPerRequest)
+		if p := s.Production; p != nil {
+			add("production_cost_per_1k_requests", p.CostPer1KReq, 0)
+		}
 		for _, c := range sortedKeys(s.ErrorClasses) {
 			add(metricKey("error_class", c), float64(s.ErrorClasses[c]), 0)
 		}

@@ -32,6 +32,8 @@ func TestDecodeChatResponse(t *testing.T) {
 		`{"id":"x","object":"chat.completion","created":5,"model":"m","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi \"there\"\n\u00e9"}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`,
 		`{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":{"a":[1,2]}}},{"index":1,"function":{"name":"g","arguments":"{\"b\":\"\\u00e9\"}"}}]}}],"usage":null}`,
 		`{"choices":[{"message":{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}},{"index":1,"message":{"content":"second"}}]}`,
+		`{"choices":[{"message":{"content":"hi"}}],"timings":{"prompt_n":3,"prompt_ms":1.5,"predicted_n":2,"predicted_ms":2.5,"predicted_per_second":800}}`,
+		`{"choices":[],"timings":null}`, `{"timings":{"prompt_ms":"x"}}`,
 		`{"choices":[]}`, `{}`, `{"choices":[null,{"message":null}]}`, `{"choices":[{"message":{"tool_calls":[null]}}]}`, `{"id":null,"created":null,"choices":null}`,
 		`[1]`, `{"choices":[{"message":{"content":5}}]}`, `{"choices":"x"}`, `{"id":`, `{"created":"x"}`,
 	} {

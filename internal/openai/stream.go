@@ -27,7 +27,8 @@ type chunk struct {
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *Usage `json:"usage"`
+	Usage   *Usage   `json:"usage"`
+	Timings *Timings `json:"timings"`
 }
 
 // streamChoice accumulates one choice of a streamed reply.
@@ -42,7 +43,7 @@ type streamChoice struct {
 // readStream reassembles server-sent chat completion chunks into one
 // ChatResponse: content deltas are concatenated, tool-call deltas are
 // merged by their index (id and name from the first delta, arguments
-// concatenated), and the last usage seen is kept.
+// concatenated), and the last usage and timings seen are kept.
 func readStream(r io.Reader, start time.Time) (*ChatResponse, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
@@ -74,6 +75,9 @@ func readStream(r io.Reader, start time.Time) (*ChatResponse, error) {
 		}
 		if ch.Usage != nil {
 			out.Usage = ch.Usage
+		}
+		if ch.Timings != nil {
+			out.Timings = ch.Timings
 		}
 		for _, c := range ch.Choices {
 			if c.Index < 0 || c.Index > 1024 {

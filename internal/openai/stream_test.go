@@ -42,6 +42,20 @@ func TestStreamReassembly(t *testing.T) {
 			},
 		},
 		{
+			// llama-server reports its compute time in the last chunk.
+			name: "Timings",
+			events: []string{
+				`{"choices":[{"index":0,"delta":{"content":"hi"}}]}`,
+				`{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"timings":{"prompt_n":12,"prompt_ms":3.5,"predicted_n":2,"predicted_ms":4.25}}`,
+				`[DONE]`,
+			},
+			check: func(t *testing.T, r *openai.ChatResponse) {
+				require.NotNil(t, r.Timings)
+				require.Equal(t, openai.Timings{PromptN: 12, PromptMS: 3.5, PredictedN: 2, PredictedMS: 4.25}, *r.Timings)
+				require.Equal(t, 7.75, r.Timings.ComputeMS())
+			},
+		},
+		{
 			name: "MultiLineDataAndUnicode",
 			events: []string{
 				"{\"choices\":[{\"index\":0,\n\"delta\":{\"content\":\"h\u00e9\"}}]}",

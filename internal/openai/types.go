@@ -173,6 +173,21 @@ type Usage struct {
 	TotalTokens      int `json:"total_tokens"`
 }
 
+// Timings is llama-server's report of the time it spent on one reply:
+// evaluating the prompt and generating the completion.
+type Timings struct {
+	PromptN     int     `json:"prompt_n"`
+	PromptMS    float64 `json:"prompt_ms"`
+	PredictedN  int     `json:"predicted_n"`
+	PredictedMS float64 `json:"predicted_ms"`
+}
+
+// ComputeMS returns the server's compute time for the reply: prompt
+// evaluation plus generation, in milliseconds.
+func (t Timings) ComputeMS() float64 {
+	return t.PromptMS + t.PredictedMS
+}
+
 // Choice is one alternative of a chat completion.
 type Choice struct {
 	Index        int     `json:"index"`
@@ -190,6 +205,9 @@ type ChatResponse struct {
 	Model   string   `json:"model"`
 	Choices []Choice `json:"choices"`
 	Usage   *Usage   `json:"usage,omitempty"`
+	// Timings is the server's own account of its compute time, which
+	// llama-server adds to its replies (nil from other servers).
+	Timings *Timings `json:"timings,omitempty"`
 
 	// Latency is the duration of the attempt that succeeded, from sending
 	// the request to reading the last byte of the reply.
@@ -302,6 +320,11 @@ func DecodeChatResponse(b []byte) (*ChatResponse, error) {
 			if !isNull(v) {
 				out.Usage = &Usage{}
 				err = json.Unmarshal(v, out.Usage)
+			}
+		case keyIs(k, "timings"):
+			if !isNull(v) {
+				out.Timings = &Timings{}
+				err = json.Unmarshal(v, out.Timings)
 			}
 		case keyIs(k, "choices"):
 			out.Choices, err = decodeChoices(v)

@@ -120,6 +120,12 @@ func evaluation(e flywheel.Evaluation) api.Evaluation {
 		s.PromptTokens = finitePtr(s.PromptTokens)
 		s.CompletionTokens = finitePtr(s.CompletionTokens)
 		s.CostPer1KReq = finite(s.CostPer1KReq)
+		s.CPUSecondsPerRequest = finitePtr(s.CPUSecondsPerRequest)
+		if p := s.Production; p != nil {
+			c := *p
+			c.PromptTokens, c.CompletionTokens, c.CostPer1KReq = finite(c.PromptTokens), finite(c.CompletionTokens), finite(c.CostPer1KReq)
+			s.Production = &c
+		}
 		if s.PerTool != nil {
 			pt := make(map[string]flywheel.ScoreDetail, len(s.PerTool))
 			for k, v := range s.PerTool {
@@ -172,6 +178,8 @@ func recommendation(r *flywheel.Recommendation) *flywheel.Recommendation {
 	}
 	c := *r
 	c.Margin = finite(c.Margin)
+	c.CostPerRequest = finitePtr(c.CostPerRequest)
+	c.ProductionCostPerRequest = finitePtr(c.ProductionCostPerRequest)
 	return &c
 }
 

@@ -77,6 +77,9 @@ type Reply struct {
 	Body []byte
 	// Delay is waited before replying (on top of Options.Latency).
 	Delay time.Duration
+	// Timings, when set, is sent as llama-server's compute-time report
+	// of a reply that is not streamed.
+	Timings *openai.Timings
 }
 
 // ChatFunc computes the reply to a chat request. It may be called
@@ -311,7 +314,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := openai.ChatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: req.Model,
-		Choices: []openai.Choice{{Message: rep.Message, FinishReason: rep.FinishReason}}, Usage: usage}
+		Choices: []openai.Choice{{Message: rep.Message, FinishReason: rep.FinishReason}}, Usage: usage, Timings: rep.Timings}
 	b, err := json.Marshal(resp)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "", err.Error())

@@ -126,7 +126,8 @@ func Detail(id string, status flywheel.RunStatus, start time.Time) *flywheel.Job
 	if status.Terminal() {
 		run.FinishedAt = at(600)
 		run.Recommendation = &flywheel.Recommendation{Candidate: "meta/llama-3.2-1b-instruct", EvalType: flywheel.EvalCustomized,
-			Metric: flywheel.ScoreFunctionNameAndArgs, Margin: -0.02, Reason: "within 2 points of production", Evidence: []string{"n=100"}}
+			Metric: flywheel.ScoreFunctionNameAndArgs, Margin: -0.02, Reason: "within 2 points of production", Evidence: []string{"n=100"},
+			CostPerRequest: ptr(0.0000021), ProductionCostPerRequest: ptr(0.00016)}
 	}
 	run.Spec.Judge = flywheel.JudgeConfig{DeploymentType: flywheel.DeploymentTypeRemote,
 		URL: "http://judge.example/v1/chat/completions", ModelName: "meta/llama-3.3-70b-instruct"}
@@ -140,6 +141,9 @@ func Detail(id string, status flywheel.RunStatus, start time.Time) *flywheel.Job
 			Details: map[string]flywheel.ScoreDetail{flywheel.ScoreFunctionNameAndArgs: detail},
 			Summary: &flywheel.EvalSummary{Items: 100, Answered: 99, Errors: 1, Failures: flywheel.FailureCounts{Timeout: 1},
 				LatencyN: 99, LatencyP50MS: ptr(120.0), LatencyP95MS: ptr(340.0), TokensN: 99, PromptTokens: ptr(210.0), CompletionTokens: ptr(31.0), CostPer1KReq: 0.4,
+				CostBasis: flywheel.CostTokens, CostSource: "210+31 tokens/request (n=99 replies) × $0.00166 per 1k tokens",
+				ComputeN: 99, CPUSecondsPerRequest: ptr(0.021),
+				Production:   &flywheel.ProductionCost{TokensN: 100, PromptTokens: 180, CompletionTokens: 24, CostPer1KReq: 0.16, CostSource: "180+24 logged tokens/request"},
 				ErrorClasses: map[string]int{"wrong_arguments": 9}, PerTool: map[string]flywheel.ScoreDetail{"calculate_triangle_area": detail}}},
 		{ID: id + "-e2", EvalType: flywheel.EvalICL, StartedAt: start.Add(time.Minute), FinishedAt: at(130), RuntimeSeconds: 70, Progress: 100,
 			Scores: map[string]float64{flywheel.ScoreFunctionName: 0.97, flywheel.ScoreFunctionNameAndArgs: 0.93}, NMPURI: ptr("http://nemo/v1/evaluation/jobs/eval-1"),
