@@ -78,6 +78,7 @@ type App struct {
 	// recorder, when set before the gateway is built, receives the
 	// requests both production and a promoted candidate answered.
 	recorder flywheel.OnlineRecorder
+	online   onlineParts
 	tls      *tls.Config // nil: plain HTTP
 }
 
@@ -163,6 +164,10 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		}
 		runner.Exporter = exp
 	}
+	if err := a.newOnline(cfg, logger); err != nil {
+		a.Close()
+		return nil, err
+	}
 	limits := map[flywheel.StageName]engine.Limit{}
 	for name, l := range cfg.Engine.StageLimits {
 		limits[name] = engine.Limit{Hard: l.Hard, Soft: l.Soft}
@@ -183,6 +188,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		HeartbeatInterval: cfg.Engine.HeartbeatInterval, DeadAfter: cfg.Engine.DeadAfter,
 		StrandedAfter: cfg.Engine.StrandedAfter, LivenessInterval: cfg.Engine.LivenessInterval,
 		ScheduleInterval: cfg.Engine.ScheduleInterval,
+		Agreement:        a.online.reader, Online: a.online.monitor, OnlineCheckInterval: cfg.Online.CheckInterval,
 	})
 	if err != nil {
 		a.Close()
@@ -206,6 +212,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 			a.Close()
 			return nil, err
 		}
+		a.startRecorder(bg, cfg, logger)
 		a.Promotions = a.newPromotions(cfg, logger)
 		var captureHandler http.Handler
 		if cfg.Capture.UpstreamURL != "" {
@@ -243,10 +250,11 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 			Jobs: jobs, Manifests: a.Engine, Schedules: a.Engine, Logs: a.Store, Redactor: redactor, Audit: a.Store, LogDeleter: a.Store,
 			Registry: a.Registry, RiverUI: riverUI, Capture: captureHandler,
 			AllowedHosts: cfg.Server.AllowedHosts, ListenAddr: cfg.Server.Addr,
-			UI:     ui.New(ui.Options{Jobs: jobs, Audit: a.Store, History: hist, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn}),
+			UI: ui.New(ui.Options{Jobs: jobs, Audit: a.Store, Schedules: a.Engine, History: hist, Logger: logger.With("component", "ui"), Prefix: "/ui", Auth: authn,
+				Online: a.online.reader, Promotions: a.Promotions}),
 			Logger: logger, Version: Version, Auth: authn, MetricsPublic: cfg.Server.Auth.MetricsPublic,
 			BlueprintJobList: cfg.Server.BlueprintJobList, Promotions: a.Promotions,
-			History: hist,
+			History: hist, Online: a.online.reader,
 		})
 	}
 	return a, nil
@@ -367,6 +375,8 @@ func (a *App) Close() {
 	if a.bgDone != nil {
 		<-a.bgDone
 	}
+	a.waitRecorder()
+	a.online.promoter.close()
 	if a.tokensDone != nil {
 		<-a.tokensDone
 	}

@@ -144,6 +144,10 @@ func writeDetail(w io.Writer, d api.JobDetailResponse, now time.Time) error {
 	if s := d.DataStats; s != nil {
 		fmt.Fprintf(tw, "Data:\t%d records: %d invalid, %d filtered, %d duplicates, %d selected -> eval %d, train %d, val %d\n",
 			s.Total, s.InvalidFormat, s.Filtered, s.Deduplicated, s.Selected, s.Eval, s.Train, s.Val)
+		if l := s.Leakage; l != nil {
+			fmt.Fprintf(tw, "Leakage guard:\t%d removed from train/val as repeats of eval records (%d exact, %d near; train %d, val %d)\n",
+				l.Removed(), l.Exact, l.Near, l.Train, l.Val)
+		}
 	}
 	if d.Error != nil {
 		fmt.Fprintf(tw, "Error:\t%s\n", *d.Error)

@@ -1,5 +1,6 @@
-// Package cli holds the `flywheel jobs` commands: a command-line client of
-// the REST API (create, list, get, cancel, delete, items and a live watch).
+// Package cli holds the `flywheel jobs` and `flywheel workloads` commands:
+// a command-line client of the REST API (create, list, get, cancel, delete,
+// items, compare and a live watch; the workloads and a workload's history).
 package cli
 
 import (
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -99,7 +101,8 @@ func NewJobsCommand(opts Options) *cobra.Command {
 		Short: "Create, inspect, watch, cancel and delete flywheel jobs through the REST API",
 	}
 	cmd.AddCommand(j.createCommand(), j.listCommand(), j.getCommand(), j.cancelCommand(),
-		j.deleteCommand(), j.watchCommand(), j.itemsCommand())
+		j.deleteCommand(), j.watchCommand(), j.itemsCommand(), j.manifestCommand())
+	cmd.AddCommand(j.compareCommand())
 	return cmd
 }
 
@@ -153,9 +156,10 @@ func writeJSON(w io.Writer, v any) error {
 
 func (j *jobsCmd) createCommand() *cobra.Command {
 	var (
-		req   client.CreateJobRequest
-		out   output
-		split struct {
+		req          client.CreateJobRequest
+		out          output
+		fromManifest string
+		split        struct {
 			evalSize, minTotal, limit int
 			valRatio                  float64
 			seed                      int64
@@ -191,6 +195,26 @@ func (j *jobsCmd) createCommand() *cobra.Command {
 			if set {
 				req.DataSplitConfig = o
 			}
+			if fromManifest != "" {
+				if set {
+					return fmt.Errorf("--from-manifest takes the manifest's data split settings: drop the data_split_config flags")
+				}
+				m, err := readManifest(fromManifest)
+				if err != nil {
+					return err
+				}
+				req.Manifest = m
+			} else {
+				var missing []string
+				for _, name := range []string{"client-id", "workload-id"} {
+					if !f.Changed(name) {
+						missing = append(missing, `"`+name+`"`)
+					}
+				}
+				if len(missing) > 0 {
+					return fmt.Errorf("required flag(s) %s not set (or --from-manifest FILE)", strings.Join(missing, ", "))
+				}
+			}
 			c, err := j.client()
 			if err != nil {
 				return err
@@ -207,8 +231,9 @@ func (j *jobsCmd) createCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&req.WorkloadID, "workload-id", "", "workload whose logged traffic is used (required)")
-	f.StringVar(&req.ClientID, "client-id", "", "client whose logged traffic is used (required)")
+	f.StringVar(&req.WorkloadID, "workload-id", "", "workload whose logged traffic is used (required unless --from-manifest)")
+	f.StringVar(&req.ClientID, "client-id", "", "client whose logged traffic is used (required unless --from-manifest)")
+	f.StringVar(&fromManifest, "from-manifest", "", "build exactly the datasets of this manifest (from `jobs manifest ID`), with its settings")
 	f.StringVar(&req.IdempotencyKey, "idempotency-key", "", "repeat-safe key: the same key returns the same job")
 	f.IntVar(&split.evalSize, "eval-size", 0, "data_split_config.eval_size")
 	f.Float64Var(&split.valRatio, "val-ratio", 0, "data_split_config.val_ratio")
@@ -216,8 +241,6 @@ func (j *jobsCmd) createCommand() *cobra.Command {
 	f.IntVar(&split.limit, "limit", 0, "data_split_config.limit")
 	f.Int64Var(&split.seed, "random-seed", 0, "data_split_config.random_seed")
 	f.BoolVar(&split.parseArgs, "parse-function-arguments", true, "data_split_config.parse_function_arguments")
-	_ = cmd.MarkFlagRequired("workload-id")
-	_ = cmd.MarkFlagRequired("client-id")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flywheel-go/flywheel/api"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
 )
 
 // TimeoutDefault bounds each request of a client made without an
@@ -90,6 +91,9 @@ func IsNotFound(err error) bool {
 // CreateJobRequest is what CreateJob sends.
 type CreateJobRequest struct {
 	api.JobRequest
+	// Manifest, when set, starts a run on exactly the manifest's records
+	// and settings; WorkloadID and ClientID may then be left empty.
+	Manifest *flywheel.Manifest
 	// IdempotencyKey, when set, makes the call safe to repeat.
 	IdempotencyKey string
 }
@@ -97,7 +101,16 @@ type CreateJobRequest struct {
 // CreateJob starts a run.
 func (c *Client) CreateJob(ctx context.Context, req CreateJobRequest) (api.JobResponse, error) {
 	var out api.JobResponse
-	body, err := json.Marshal(req.JobRequest)
+	var payload any = req.JobRequest
+	if req.Manifest != nil {
+		payload = struct {
+			WorkloadID      string                      `json:"workload_id,omitempty"`
+			ClientID        string                      `json:"client_id,omitempty"`
+			DataSplitConfig *flywheel.DataSplitOverride `json:"data_split_config,omitempty"`
+			Manifest        *flywheel.Manifest          `json:"manifest"`
+		}{req.WorkloadID, req.ClientID, req.DataSplitConfig, req.Manifest}
+	}
+	body, err := json.Marshal(payload)
 	if err != nil {
 		return out, fmt.Errorf("encode job request: %w", err)
 	}
@@ -138,6 +151,16 @@ func (c *Client) GetJob(ctx context.Context, id string) (api.JobDetailResponse, 
 	var out api.JobDetailResponse
 	err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id), nil, nil, nil, &out)
 	return out, err
+}
+
+// GetManifest returns a run's manifest: the records of its datasets,
+// its settings, seed, models and versions.
+func (c *Client) GetManifest(ctx context.Context, id string) (*flywheel.Manifest, error) {
+	var out flywheel.Manifest
+	if err := c.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(id)+"/manifest", nil, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // CancelJob cancels a run.

@@ -89,6 +89,7 @@ func TestBuildCurates(t *testing.T) {
 	require.Equal(t, flywheel.WorkloadToolCalling, res.WorkloadType)
 	require.Equal(t, flywheel.DataStats{
 		Total: 37, InvalidFormat: 1, Filtered: 3, Deduplicated: 2, Selected: 31, Eval: 6, Train: 19, Val: 6,
+		Leakage: &flywheel.LeakageStats{},
 		Reasons: map[string]int{
 			ReasonInvalidFormat + ":request.messages": 1, ReasonNoToolCalls: 1, ReasonInvalidArguments: 1,
 			ReasonTooManyToolProperties: 1, ReasonDuplicate: 2,

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,6 +64,9 @@ func (b *Builder) Build(ctx context.Context, req flywheel.BuildRequest) (flywhee
 	}
 	if cfg.ValRatio < 0 || cfg.ValRatio >= 1 {
 		return flywheel.BuildResult{}, flywheel.Permanent(flywheel.Errorf(flywheel.EINVALID, "data_split_config.val_ratio must be in [0, 1), got %g", cfg.ValRatio))
+	}
+	if req.Replay != nil {
+		return b.buildReplay(ctx, req, logger, now)
 	}
 	limit := 0
 	if cfg.Limit != nil && *cfg.Limit > 0 {
@@ -129,10 +133,64 @@ func (b *Builder) Build(ctx context.Context, req flywheel.BuildRequest) (flywhee
 		return out
 	}
 	eval, train, val := pickRecords(evalIdx), pickRecords(trainIdx), pickRecords(valIdx)
-	stats.Eval, stats.Train, stats.Val = len(eval), len(train), len(val)
 
+	// 7b. The leakage guard: no evaluation question in train or val.
+	train, val, stats.Leakage = guardLeakage(eval, train, val)
+	if n := stats.Leakage.Removed(); n > 0 {
+		stats.Reasons[ReasonLeakage] += n
+		logger.InfoContext(ctx, "Leakage guard removed training records that repeat evaluation records",
+			slog.Int("exact", stats.Leakage.Exact), slog.Int("near", stats.Leakage.Near),
+			slog.Int("train", stats.Leakage.Train), slog.Int("val", stats.Leakage.Val))
+	}
+	stats.Eval, stats.Train, stats.Val = len(eval), len(train), len(val)
+	if len(train) == 0 {
+		return flywheel.BuildResult{WorkloadType: workload, Stats: stats}, flywheel.Permanent(flywheel.Errorf(flywheel.EPRECONDITION,
+			"no training records left for workload %q and client %q: the leakage guard removed all %d, which repeat evaluation records",
+			req.WorkloadID, req.ClientID, stats.Leakage.Removed()))
+	}
+	return b.write(ctx, req, workload, stats, int64(seed), eval, train, val, nil, logger, now)
+}
+
+// buildReplay builds the datasets a manifest pins (BuildRequest.Replay):
+// the same records in the same order, the same few-shot examples.
+func (b *Builder) buildReplay(ctx context.Context, req flywheel.BuildRequest, logger *slog.Logger, now flywheel.Clock) (flywheel.BuildResult, error) {
+	stats := flywheel.DataStats{Reasons: map[string]int{}}
+	eval, train, val, picks, err := b.replayRecords(ctx, req, &stats, logger)
+	if err != nil {
+		return flywheel.BuildResult{Stats: stats}, err
+	}
+	workload := req.Replay.WorkloadType
+	if workload == "" {
+		workload = flywheel.WorkloadGeneric
+		for _, r := range slices.Concat(eval, train, val) {
+			if len(r.Calls) > 0 {
+				workload = flywheel.WorkloadToolCalling
+				break
+			}
+		}
+	}
+	if req.Replay.Leakage != nil {
+		l := *req.Replay.Leakage
+		stats.Leakage = &l
+	} else {
+		stats.Leakage = &flywheel.LeakageStats{}
+	}
+	stats.Selected = len(eval) + len(train) + len(val)
+	stats.Eval, stats.Train, stats.Val = len(eval), len(train), len(val)
+	if picks == nil {
+		picks = make([][]int, len(eval))
+	}
+	return b.write(ctx, req, workload, stats, req.Replay.Seed, eval, train, val, picks, logger, now)
+}
+
+// write builds the ICL records (with the given few-shot picks, or chosen
+// now when picks is nil), writes the dataset files and lists their records
+// for the manifest.
+func (b *Builder) write(ctx context.Context, req flywheel.BuildRequest, workload flywheel.WorkloadType, stats flywheel.DataStats, seed int64,
+	eval, train, val []*Record, picks [][]int, logger *slog.Logger, now flywheel.Clock,
+) (flywheel.BuildResult, error) {
 	// 8. ICL records.
-	iclRequests, err := b.iclRequests(ctx, req.ICL, workload, train, eval, logger)
+	iclRequests, picks, err := b.iclRequests(ctx, req.ICL, workload, train, eval, picks, logger)
 	if err != nil {
 		return flywheel.BuildResult{WorkloadType: workload, Stats: stats}, err
 	}
@@ -172,11 +230,14 @@ func (b *Builder) Build(ctx context.Context, req flywheel.BuildRequest) (flywhee
 		slog.Int("total", stats.Total), slog.Int("invalid_format", stats.InvalidFormat), slog.Int("filtered", stats.Filtered),
 		slog.Int("deduplicated", stats.Deduplicated), slog.Int("selected", stats.Selected),
 		slog.Int("eval", stats.Eval), slog.Int("train", stats.Train), slog.Int("val", stats.Val))
+	names := map[string]string{flywheel.ManifestEval: evalDS.Name, flywheel.ManifestICL: iclDS.Name, flywheel.ManifestTrain: trainDS.Name}
 	return flywheel.BuildResult{
 		WorkloadType: workload,
 		Stats:        stats,
 		Datasets:     []flywheel.Dataset{evalDS, iclDS, trainDS},
 		NumRecords:   stats.Selected,
+		Seed:         seed,
+		Manifest:     manifestDatasets(names, eval, train, val, picks),
 	}, nil
 }
 
@@ -192,6 +253,9 @@ func curate(ctx context.Context, records []flywheel.LogRecord, cfg flywheel.Data
 			}
 		}
 		r, ferr := Validate(rec)
+		if ferr == nil {
+			r.hash = RecordHash(rec)
+		}
 		if ferr != nil {
 			stats.InvalidFormat++
 			stats.Reasons[ReasonInvalidFormat+":"+stripIndexes(ferr.Field)]++
@@ -296,10 +360,13 @@ func userKey(r *Record) (key [sha256.Size]byte, ok bool) {
 }
 
 // iclRequests returns, per eval record, its request with few-shot examples
-// from the training set injected.
-func (b *Builder) iclRequests(ctx context.Context, cfg flywheel.ICLConfig, workload flywheel.WorkloadType, train, eval []*Record, logger *slog.Logger) ([]json.RawMessage, error) {
+// from the training set injected, and the examples (indexes into train).
+// When forced is not nil its picks are used instead of choosing.
+func (b *Builder) iclRequests(ctx context.Context, cfg flywheel.ICLConfig, workload flywheel.WorkloadType, train, eval []*Record,
+	forced [][]int, logger *slog.Logger,
+) ([]json.RawMessage, [][]int, error) {
 	p := newICLPlanner(cfg, workload, train)
-	if cfg.ExampleSelection == flywheel.SelectionSemantic && len(train) > 0 && len(eval) > 0 {
+	if forced == nil && cfg.ExampleSelection == flywheel.SelectionSemantic && len(train) > 0 && len(eval) > 0 {
 		trainTexts := make([]string, len(train))
 		for i, r := range train {
 			trainTexts[i] = queryText(r)
@@ -318,7 +385,7 @@ func (b *Builder) iclRequests(ctx context.Context, cfg flywheel.ICLConfig, workl
 			case err == nil:
 				p.scorer = s
 			case ctx.Err() != nil:
-				return nil, fmt.Errorf("select ICL examples: %w", errors.Join(ctx.Err(), err))
+				return nil, nil, fmt.Errorf("select ICL examples: %w", errors.Join(ctx.Err(), err))
 			default:
 				logger.WarnContext(ctx, "Embedding failed; using lexical similarity for ICL examples", slog.String("error", err.Error()))
 			}
@@ -328,12 +395,19 @@ func (b *Builder) iclRequests(ctx context.Context, cfg flywheel.ICLConfig, workl
 		}
 	}
 	out := make([]json.RawMessage, len(eval))
+	all := make([][]int, len(eval))
 	var shown, short int
 	for i, r := range eval {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("select ICL examples: %w", err)
+			return nil, nil, fmt.Errorf("select ICL examples: %w", err)
 		}
-		picks := p.pick(r, i)
+		var picks []int
+		if forced != nil {
+			picks = forced[i]
+		} else {
+			picks = p.pick(r, i)
+		}
+		all[i] = picks
 		texts := make([]string, len(picks))
 		for j, k := range picks {
 			texts[j] = p.examples[k].text
@@ -344,7 +418,7 @@ func (b *Builder) iclRequests(ctx context.Context, cfg flywheel.ICLConfig, workl
 		}
 		req, err := injectExamples(r.Log.Request, texts)
 		if err != nil {
-			return nil, fmt.Errorf("inject ICL examples into eval record %d: %w", i, err)
+			return nil, nil, fmt.Errorf("inject ICL examples into eval record %d: %w", i, err)
 		}
 		out[i] = req
 	}
@@ -357,7 +431,7 @@ func (b *Builder) iclRequests(ctx context.Context, cfg flywheel.ICLConfig, workl
 			logger.DebugContext(ctx, "ICL examples chosen", attrs...)
 		}
 	}
-	return out, nil
+	return out, all, nil
 }
 
 // embedder returns the Embedder for a run: Builder.Embedder, else one for

@@ -66,6 +66,8 @@ type Record struct {
 	MaxToolProperties int
 	// HasTools reports whether the request offered tools.
 	HasTools bool
+	// hash is RecordHash of the record as read, before any change.
+	hash string
 }
 
 // ToolName is the record's class for stratification: its first tool call's

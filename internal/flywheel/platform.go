@@ -143,6 +143,8 @@ type BuildRequest struct {
 	Dir string
 	// Timestamp is used in dataset names (flywheel-eval-{workload}-{ts}).
 	Timestamp int64
+	// Replay, when set, pins the datasets to a manifest's records.
+	Replay *Replay
 }
 
 // BuildResult is what create_datasets produced.
@@ -153,6 +155,10 @@ type BuildResult struct {
 	Datasets []Dataset
 	// NumRecords is the number of records after validation and sampling.
 	NumRecords int
+	// Seed is the seed the records were sampled and split with.
+	Seed int64
+	// Manifest lists the records of every dataset (eval, train, val, icl).
+	Manifest []ManifestDataset
 }
 
 // DatasetBuilder turns logged records into evaluation and training datasets.

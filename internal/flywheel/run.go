@@ -54,6 +54,9 @@ type DataStats struct {
 	Val           int `json:"val"`
 	// Reasons counts rejected records per reason.
 	Reasons map[string]int `json:"reasons,omitempty"`
+	// Leakage counts the training and validation records the leakage
+	// guard removed because they repeat an evaluation record.
+	Leakage *LeakageStats `json:"leakage,omitempty"`
 }
 
 // NIMRun is one candidate model inside a run: the blueprint's nims document.

@@ -11,7 +11,11 @@ type CreateJobRequest struct {
 	WorkloadID      string             `json:"workload_id"`
 	ClientID        string             `json:"client_id"`
 	DataSplitConfig *DataSplitOverride `json:"data_split_config,omitempty"`
-	IdempotencyKey  string             `json:"-"`
+	// Manifest, when set, makes a run that builds exactly the manifest's
+	// datasets with its settings (workload_id and client_id may be left
+	// out; when given they must be the manifest's).
+	Manifest       *Manifest `json:"manifest,omitempty"`
+	IdempotencyKey string    `json:"-"`
 }
 
 // JobFilter selects and pages runs for GET /api/jobs.

@@ -176,6 +176,9 @@ type RunSpec struct {
 	LoRA       LoRAConfig      `json:"lora_config"`
 	Judge      JudgeConfig     `json:"llm_judge_config"`
 	Namespace  string          `json:"nmp_namespace"`
+	// Replay, for a run created from a manifest, pins its datasets to
+	// the manifest's records.
+	Replay *Replay `json:"replay,omitempty"`
 }
 
 // SamplingConfig overrides sampling parameters of replayed requests. Nil

@@ -67,7 +67,7 @@ func conformanceCases() []conformanceCase {
 		{name: "CreateJobBadJSON", method: "POST", target: "/api/jobs", body: `{"workload_id":`, docPath: "/api/jobs", status: 422, blueprint: true},
 		{name: "CreateJobWrongTypes", method: "POST", target: "/api/jobs", body: `{"workload_id":1,"client_id":"c","data_split_config":{"val_ratio":2}}`, docPath: "/api/jobs", status: 422, blueprint: true},
 		{name: "CreateJobNotObject", method: "POST", target: "/api/jobs", body: `[]`, docPath: "/api/jobs", status: 422, blueprint: true},
-		{name: "CreateJobTooLarge", method: "POST", target: "/api/jobs", body: `{"workload_id":"` + strings.Repeat("w", 2<<20) + `"}`, docPath: "/api/jobs", status: 413},
+		{name: "CreateJobTooLarge", method: "POST", target: "/api/jobs", body: `{"workload_id":"` + strings.Repeat("w", server.MaxJobBodyBytes) + `"}`, docPath: "/api/jobs", status: 413},
 		{name: "CreateJobBadKey", method: "POST", target: "/api/jobs", body: `{"workload_id":"w","client_id":"c"}`, header: []string{"Idempotency-Key", strings.Repeat("k", 300)}, docPath: "/api/jobs", status: 422},
 		{name: "ListJobs", method: "GET", target: "/api/jobs", docPath: "/api/jobs", status: 200, blueprint: true},
 		{name: "ListJobsEmpty", method: "GET", target: "/api/jobs", docPath: "/api/jobs", status: 200, blueprint: true, prepare: emptyList},

@@ -106,8 +106,18 @@ func decodeJobRequest(body []byte) (flywheel.CreateJobRequest, []api.ValidationE
 			"Input should be a valid dictionary or object to extract fields from", "body"), v)}
 	}
 	var errs []api.ValidationError
-	req.WorkloadID, errs = requiredString(obj, "workload_id", errs)
-	req.ClientID, errs = requiredString(obj, "client_id", errs)
+	raw, fromManifest := obj["manifest"]
+	fromManifest = fromManifest && raw != nil
+	if fromManifest {
+		req.Manifest, errs = decodeManifest(raw, errs)
+	}
+	// A run made from a manifest takes its workload and client from it.
+	if _, ok := obj["workload_id"]; ok || !fromManifest {
+		req.WorkloadID, errs = requiredString(obj, "workload_id", errs)
+	}
+	if _, ok := obj["client_id"]; ok || !fromManifest {
+		req.ClientID, errs = requiredString(obj, "client_id", errs)
+	}
 	if raw, ok := obj["data_split_config"]; ok && raw != nil {
 		req.DataSplitConfig, errs = decodeDataSplit(raw, errs)
 	}

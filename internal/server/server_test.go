@@ -149,7 +149,7 @@ func TestCreateJob(t *testing.T) {
 	t.Run("TooLarge", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		resp := do(t, b.server(), "POST", "/api/jobs", `{"workload_id":"`+strings.Repeat("x", 1<<20)+`","client_id":"c"}`)
+		resp := do(t, b.server(), "POST", "/api/jobs", `{"workload_id":"`+strings.Repeat("x", 32<<20)+`","client_id":"c"}`) // server.MaxJobBodyBytes
 		require.Equal(t, 413, resp.status)
 		require.Equal(t, "Request body too large", resp.detail(t))
 	})

@@ -85,6 +85,7 @@ func (r *Runner) spinUpNIM(ctx context.Context, c Call) (Result, error) {
 	if err := r.Store.SetNIMStatus(ctx, c.NIM.ID, flywheel.NIMRunningEvals, flywheel.DeploymentReady); err != nil {
 		return Result{}, err
 	}
+	r.noteModel(ctx, c, cfg, nil)
 	return succeeded(deployOutput{DeploymentID: dep.ID, Endpoint: dep.Endpoint}), nil
 }
 
@@ -320,6 +321,7 @@ func (r *Runner) startCustomization(ctx context.Context, c Call) (Result, error)
 	if !ready {
 		return r.snooze(), nil
 	}
+	r.noteModel(ctx, c, cfg, &job)
 	if err := r.Store.FinishCustomization(ctx, cust.ID, 100, ""); err != nil {
 		return Result{}, err
 	}

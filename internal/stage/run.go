@@ -53,6 +53,7 @@ func (r *Runner) createDatasets(ctx context.Context, c Call) (Result, error) {
 		// Milliseconds: runs of one workload started in the same second
 		// must not share dataset names (and repos).
 		Timestamp: c.Run.StartedAt.UnixMilli(),
+		Replay:    c.Run.Spec.Replay,
 	}
 	res, err := r.Datasets.Build(ctx, req)
 	if err != nil {
@@ -77,6 +78,9 @@ func (r *Runner) createDatasets(ctx context.Context, c Call) (Result, error) {
 			}
 			res.Datasets[i] = out
 		}
+	}
+	if err := r.writeManifest(ctx, c.Run, res); err != nil {
+		return Result{}, err
 	}
 	if err := r.Store.SetRunDatasets(ctx, c.Run.ID, res); err != nil {
 		return Result{}, err

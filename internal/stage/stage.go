@@ -29,6 +29,8 @@ type Store interface {
 	SetRunDatasets(ctx context.Context, id string, res flywheel.BuildResult) error
 	SetRunStats(ctx context.Context, id string, stats flywheel.DataStats) error
 	SetRunRecommendation(ctx context.Context, id string, rec *flywheel.Recommendation) error
+	SetRunManifest(ctx context.Context, m *flywheel.Manifest) error
+	SetManifestModel(ctx context.Context, runID string, position int, m flywheel.ManifestModel) error
 	FinishRun(ctx context.Context, id string, status flywheel.RunStatus, errMsg string) (bool, error)
 
 	GetNIM(ctx context.Context, id string) (*flywheel.NIMRun, error)
@@ -93,6 +95,8 @@ type Settings struct {
 	LeaseTTL time.Duration
 	// JudgeAPIKey is the judge's key: run specs are stored without secrets.
 	JudgeAPIKey string
+	// Version is Flywheel's version, written into run manifests.
+	Version string
 }
 
 // Runner runs stage functions. Its fields are set once at start.

@@ -333,6 +333,8 @@ func (q *Queries) DeleteRun(ctx context.Context, id string) error {
 		`DELETE FROM llm_judge_runs WHERE flywheel_run_id = ?`,
 		`DELETE FROM stages WHERE run_id = ?`,
 		`DELETE FROM datasets WHERE run_id = ?`,
+		`DELETE FROM run_manifest_models WHERE run_id = ?`,
+		`DELETE FROM run_manifests WHERE run_id = ?`,
 		`DELETE FROM resources WHERE run_id = ? AND state = 'released'`,
 		`DELETE FROM flywheel_runs WHERE id = ?`,
 	} {

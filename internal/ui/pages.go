@@ -325,6 +325,11 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 		v.Stats = []statRow{{"Records read", s.Total}, {"Invalid format", s.InvalidFormat}, {"Filtered out", s.Filtered},
 			{"Duplicates removed", s.Deduplicated}, {"Selected", s.Selected}, {"Evaluation set", s.Eval},
 			{"Training set", s.Train}, {"Validation set", s.Val}}
+		if l := s.Leakage; l != nil {
+			// The leakage guard: train/val records that repeat an eval question.
+			v.Stats = append(v.Stats, statRow{Label: "Leakage guard: exact repeats of eval removed", Value: l.Exact},
+				statRow{Label: "Leakage guard: near repeats of eval removed", Value: l.Near})
+		}
 		reasons := make([]string, 0, len(s.Reasons))
 		for k := range s.Reasons {
 			reasons = append(reasons, k)

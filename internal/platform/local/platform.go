@@ -112,6 +112,9 @@ type Platform struct {
 	// missing is why llama-server was not found, when it was not.
 	missing error
 	idLocks map[string]*sync.Mutex
+	// versions and digests cache the answers of Provenancer.
+	versions map[string]string
+	digests  map[digestKey]string
 }
 
 var (
