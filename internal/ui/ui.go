@@ -65,6 +65,10 @@ type Options struct {
 	Auth flywheel.Authenticator
 	// Audit, when set, is shown at Prefix + "/audit".
 	Audit flywheel.AuditLog
+	// Online, when set, serves Prefix + "/online": the promoted
+	// candidates' online agreement; Promotions adds their timeline.
+	Online     flywheel.OnlineReporter
+	Promotions PromotionLister
 }
 
 // Handler serves the dashboard. Build it with New.
@@ -106,6 +110,7 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("POST "+p+"/login", h.login)
 	mux.HandleFunc("POST "+p+"/logout", h.logout)
 	mux.HandleFunc("GET "+p+"/audit", h.auditPage)
+	mux.HandleFunc("GET "+p+"/online", h.onlinePage)
 	mux.HandleFunc("GET "+p+"/runs/rows", h.runsRows)
 	mux.HandleFunc("GET "+p+"/runs/{id}", h.runPage)
 	mux.HandleFunc("GET "+p+"/runs/{id}/timeline", h.timelineFragment)
