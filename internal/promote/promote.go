@@ -360,8 +360,8 @@ func (s *Service) goServe(p flywheel.PromotionRoute, req flywheel.DeployRequest)
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(s.bg, s.opts.ReadyTimeout)
 		defer cancel()
+		dep, err := s.serve(ctx, req)
 		for {
-			dep, err := s.serve(ctx, req)
 			switch {
 			case err == nil && dep.Status == flywheel.DeploymentReady:
 				model := cmp.Or(dep.Endpoint.Model, p.Candidate)
@@ -393,8 +393,23 @@ func (s *Service) goServe(p flywheel.PromotionRoute, req flywheel.DeployRequest)
 				return
 			case <-time.After(s.opts.PollInterval):
 			}
+			dep, err = s.poll(ctx, req, dep)
 		}
 	}()
+}
+
+// poll looks at a starting deployment again: through the platform's
+// CandidateServer (idempotent by key), else its Deployment; one that has
+// gone is started again.
+func (s *Service) poll(ctx context.Context, req flywheel.DeployRequest, dep flywheel.Deployment) (flywheel.Deployment, error) {
+	if _, ok := s.opts.Platform.(flywheel.CandidateServer); ok || dep.ID == "" {
+		return s.serve(ctx, req)
+	}
+	d, err := s.opts.Platform.Deployment(ctx, dep.ID)
+	if errors.Is(err, flywheel.ErrNotFound) {
+		return s.serve(ctx, req)
+	}
+	return d, err
 }
 
 // undeploy stops what served a promotion; a failure is logged.
