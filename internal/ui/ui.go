@@ -3,7 +3,9 @@
 // candidate, its data statistics, datasets and judge, the candidates' scores
 // side by side with a server-rendered SVG chart, and the items where a
 // candidate's answer diverged from production's. Runs can be cancelled and
-// deleted through forms with a confirmation page.
+// deleted through forms with a confirmation page. The workload pages draw
+// each candidate's scores over runs, and the compare page sets two runs
+// side by side with a paired test on the items they share.
 //
 // Every page reads without JavaScript. A small embedded script refreshes the
 // parts that change (the runs table, a live run's timeline) every few
@@ -65,6 +67,10 @@ type Options struct {
 	Auth flywheel.Authenticator
 	// Audit, when set, is shown at Prefix + "/audit".
 	Audit flywheel.AuditLog
+	// History, when set, serves the workloads, a workload's trend and the
+	// comparison of two runs (Prefix + "/workloads", "/workloads/{id}",
+	// "/compare").
+	History flywheel.HistoryService
 	// Online, when set, serves Prefix + "/online": the promoted
 	// candidates' online agreement; Promotions adds their timeline.
 	Online     flywheel.OnlineReporter
@@ -96,7 +102,7 @@ func New(opts Options) http.Handler {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	h.csrf = hex.EncodeToString(b[:])
-	h.tmpl = template.Must(template.New("").Funcs(h.funcs()).ParseFS(templateFS, "templates/*.html"))
+	h.tmpl = template.Must(template.New("").Funcs(h.funcs()).Funcs(h.historyFuncs()).ParseFS(templateFS, "templates/*.html"))
 
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -112,6 +118,9 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET "+p+"/audit", h.auditPage)
 	mux.HandleFunc("GET "+p+"/online", h.onlinePage)
 	mux.HandleFunc("GET "+p+"/runs/rows", h.runsRows)
+	mux.HandleFunc("GET "+p+"/workloads", h.workloadsPage)
+	mux.HandleFunc("GET "+p+"/workloads/{id}", h.workloadPage)
+	mux.HandleFunc("GET "+p+"/compare", h.comparePage)
 	mux.HandleFunc("GET "+p+"/runs/{id}", h.runPage)
 	mux.HandleFunc("GET "+p+"/runs/{id}/timeline", h.timelineFragment)
 	mux.HandleFunc("GET "+p+"/runs/{id}/results", h.resultsPage)
