@@ -244,7 +244,7 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 		}
 		authn := server.NewAuth(server.AuthOptions{Store: a.Store, Enabled: cfg.Server.AuthEnabled(),
 			SessionTTL: cfg.Server.Auth.SessionTTL, Logger: logger.With("component", "auth")})
-		jobs := auditedJobs{JobService: a.Engine, audit: a.Store, logger: logger}
+		jobs := auditedJobs{JobService: promotedJobs{JobService: a.Engine, store: a.Store}, audit: a.Store, logger: logger}
 		hist := &history.Service{Store: a.Store}
 		a.Handler = server.New(server.Options{
 			Jobs: jobs, Manifests: a.Engine, Schedules: a.Engine, Logs: a.Store, Redactor: redactor, Audit: a.Store, LogDeleter: a.Store,

@@ -6,7 +6,9 @@ import (
 
 	"github.com/flywheel-go/flywheel/internal/capture"
 	"github.com/flywheel-go/flywheel/internal/config"
+	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/promote"
+	"github.com/flywheel-go/flywheel/internal/store"
 )
 
 // newPromotions returns the promotion service of the API process: it
@@ -39,4 +41,27 @@ func (a *App) gatewayRouting(cfg *config.Config, getenv func(string) string, c *
 	case config.PlatformNeMo:
 		c.CandidateAPIKey = cfg.NMP.NIMAPIKey
 	}
+}
+
+// promotedJobs is a JobService that refuses to delete a job one of whose
+// candidates serves an active promotion: the deletion would remove its
+// customized model and datasets.
+type promotedJobs struct {
+	flywheel.JobService
+	store *store.Store
+}
+
+// DeleteJob deletes the run unless it serves a promotion.
+func (j promotedJobs) DeleteJob(ctx context.Context, id string) (string, error) {
+	active, err := j.store.ActivePromotions(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range active {
+		if p.JobID == id {
+			return "", flywheel.Errorf(flywheel.ECONFLICT, "Job %s serves promotion %s (%s of %s/%s); roll it back before deleting the job",
+				id, p.ID, p.Candidate, p.WorkloadID, p.ClientID)
+		}
+	}
+	return j.JobService.DeleteJob(ctx, id)
 }

@@ -109,6 +109,13 @@ func TestPromoteRoutesGatewayTraffic(t *testing.T) {
 	require.Contains(t, sys.Content, "For example, if the conversation looks like this")
 	require.True(t, strings.HasSuffix(sys.Content, "\n\nUse the tools."), "the app's system message follows")
 
+	req, err := http.NewRequest(http.MethodDelete, base+"/api/jobs/"+created.ID, nil)
+	require.NoError(t, err)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusConflict, resp.StatusCode, "a job serving a promotion is not deleted")
+
 	status, out = post("/api/promotions/"+p.ID+"/rollback", `{"reason":"test"}`)
 	require.Equal(t, http.StatusOK, status, string(out))
 	require.Equal(t, "prod", chat(), "rolled back: production answers the next request")
