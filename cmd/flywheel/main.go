@@ -86,6 +86,8 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		newDemoCommand(g), newDevCommand(g), newTokensCommand(g), newLogsCommand(g), newBackupCommand(g))
 	root.AddCommand(cli.NewJobsCommand(cli.Options{ServerURL: func() string { return g.server }, Token: g.apiToken,
 		Stdout: stdout, Stderr: stderr}))
+	root.AddCommand(cli.NewSchedulesCommand(cli.Options{ServerURL: func() string { return g.server }, Token: g.apiToken,
+		Stdout: stdout, Stderr: stderr}))
 	root.AddCommand(cli.NewWorkloadsCommand(cli.Options{ServerURL: func() string { return g.server }, Token: g.apiToken,
 		Stdout: stdout, Stderr: stderr}))
 	return root

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +60,9 @@ type Monitor struct {
 
 	mu        sync.Mutex
 	lastPrune time.Time
+	// held are the promotions a decision to roll back was only logged for
+	// (auto_rollback off, or no Promoter): logged and counted once each.
+	held map[string]bool
 }
 
 // NewMonitor returns a Monitor.
@@ -69,7 +73,7 @@ func NewMonitor(opts MonitorOptions) *Monitor {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &Monitor{opts: opts, metrics: opts.Metrics, logger: opts.Logger}
+	m := &Monitor{opts: opts, metrics: opts.Metrics, logger: opts.Logger, held: map[string]bool{}}
 	if m.metrics == nil {
 		m.metrics, _ = NewMetrics(nil) // registers nothing: cannot fail
 	}
@@ -101,6 +105,7 @@ func (m *Monitor) Check(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	m.forgetEnded(active)
 	stats := make([]flywheel.OnlineStats, 0, len(active))
 	for _, p := range active {
 		st, err := m.opts.Reader.Stats(ctx, p, now)
@@ -117,6 +122,17 @@ func (m *Monitor) Check(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// forgetEnded drops the held promotions that are no longer active.
+func (m *Monitor) forgetEnded(active []flywheel.Promotion) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id := range m.held {
+		if !slices.ContainsFunc(active, func(p flywheel.Promotion) bool { return p.ID == id }) {
+			delete(m.held, id)
+		}
+	}
+}
+
 // rollBack rolls p back with st as the evidence, when it may.
 func (m *Monitor) rollBack(ctx context.Context, p flywheel.Promotion, st flywheel.OnlineStats) error {
 	d := st.Scores[m.opts.Metric]
@@ -124,14 +140,20 @@ func (m *Monitor) rollBack(ctx context.Context, p flywheel.Promotion, st flywhee
 		m.opts.RollbackBelow)
 	attrs := []any{slog.String("promotion_id", p.ID), slog.String("workload_id", p.WorkloadID), slog.String("client_id", p.ClientID),
 		slog.String("model", p.Candidate), slog.String("reason", reason)}
-	switch {
-	case !m.opts.AutoRollback:
-		m.metrics.rollbacks.WithLabelValues(RollbackDisabled).Inc()
-		m.logger.WarnContext(ctx, "Online agreement below the rollback threshold; online.auto_rollback is off", attrs...)
-		return nil
-	case m.opts.Promoter == nil:
-		m.metrics.rollbacks.WithLabelValues(RollbackNoPromoter).Inc()
-		m.logger.WarnContext(ctx, "Online agreement below the rollback threshold; this process cannot roll back", attrs...)
+	if !m.opts.AutoRollback || m.opts.Promoter == nil {
+		m.mu.Lock()
+		first := !m.held[p.ID]
+		m.held[p.ID] = true
+		m.mu.Unlock()
+		switch {
+		case !first:
+		case !m.opts.AutoRollback:
+			m.metrics.rollbacks.WithLabelValues(RollbackDisabled).Inc()
+			m.logger.WarnContext(ctx, "Online agreement below the rollback threshold; online.auto_rollback is off", attrs...)
+		default:
+			m.metrics.rollbacks.WithLabelValues(RollbackNoPromoter).Inc()
+			m.logger.WarnContext(ctx, "Online agreement below the rollback threshold; this process cannot roll back", attrs...)
+		}
 		return nil
 	}
 	evidence, err := json.Marshal(st)

@@ -44,7 +44,9 @@ type Promotions interface {
 type PromotionsFunc func(ctx context.Context) ([]flywheel.Promotion, error)
 
 // ActivePromotions implements Promotions.
-func (f PromotionsFunc) ActivePromotions(ctx context.Context) ([]flywheel.Promotion, error) { return f(ctx) }
+func (f PromotionsFunc) ActivePromotions(ctx context.Context) ([]flywheel.Promotion, error) {
+	return f(ctx)
+}
 
 // Compute returns the stats of one series' samples: per metric the mean
 // and its 95% interval from eval.Describe, the candidate's failed answers,

@@ -77,9 +77,6 @@ type Options struct {
 	Audit flywheel.AuditLog
 	// LogDeleter serves DELETE /api/logs; without it the endpoint answers 503.
 	LogDeleter flywheel.LogDeleter
-	// History serves GET /api/workloads, a workload's history and GET
-	// /api/jobs/compare; without it they answer 503.
-	History flywheel.HistoryService
 	// Schedules serves /api/schedules; without it those endpoints answer
 	// 503.
 	Schedules flywheel.ScheduleService

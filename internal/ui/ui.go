@@ -75,6 +75,8 @@ type Options struct {
 	// candidates' online agreement; Promotions adds their timeline.
 	Online     flywheel.OnlineReporter
 	Promotions PromotionLister
+	// Schedules, when set, is listed at Prefix + "/schedules".
+	Schedules flywheel.ScheduleService
 }
 
 // Handler serves the dashboard. Build it with New.
@@ -117,6 +119,7 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("POST "+p+"/logout", h.logout)
 	mux.HandleFunc("GET "+p+"/audit", h.auditPage)
 	mux.HandleFunc("GET "+p+"/online", h.onlinePage)
+	mux.HandleFunc("GET "+p+"/schedules", h.schedulesPage)
 	mux.HandleFunc("GET "+p+"/runs/rows", h.runsRows)
 	mux.HandleFunc("GET "+p+"/workloads", h.workloadsPage)
 	mux.HandleFunc("GET "+p+"/workloads/{id}", h.workloadPage)
