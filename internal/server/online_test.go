@@ -36,7 +36,7 @@ func TestWorkloadOnline(t *testing.T) {
 	end := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	rep := &onlineReporter{stats: []flywheel.OnlineStats{
 		{WorkloadID: "support", ClientID: "acme", Model: "small", PromotionID: "p1", Active: true, N: 120, Errors: 2,
-			Scores: map[string]flywheel.ScoreDetail{flywheel.ScoreFunctionNameAndArgs: {N: 120, Mean: 0.9, StdErr: 0.03, CILow: 0.85, CIHigh: 0.95}},
+			Scores:             map[string]flywheel.ScoreDetail{flywheel.ScoreFunctionNameAndArgs: {N: 120, Mean: 0.9, StdErr: 0.03, CILow: 0.85, CIHigh: 0.95}},
 			CandidateLatencyMS: flywheel.Percentiles{N: 118, P50: 80, P90: 120, P99: 200}, ProductionLatencyMS: flywheel.Percentiles{N: 120, P50: 400, P90: 600, P99: 900},
 			WindowStart: end.Add(-time.Hour), WindowEnd: end},
 		{WorkloadID: "support", ClientID: "acme", Model: "older", PromotionID: "p0", WindowStart: end, WindowEnd: end},
