@@ -90,6 +90,8 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		Stdout: stdout, Stderr: stderr}))
 	root.AddCommand(cli.NewWorkloadsCommand(cli.Options{ServerURL: func() string { return g.server }, Token: g.apiToken,
 		Stdout: stdout, Stderr: stderr}))
+	root.AddCommand(cli.NewPromotionsCommand(cli.Options{ServerURL: func() string { return g.server }, Token: g.apiToken,
+		Stdout: stdout, Stderr: stderr}))
 	return root
 }
 

@@ -101,7 +101,7 @@ func NewJobsCommand(opts Options) *cobra.Command {
 		Short: "Create, inspect, watch, cancel and delete flywheel jobs through the REST API",
 	}
 	cmd.AddCommand(j.createCommand(), j.listCommand(), j.getCommand(), j.cancelCommand(),
-		j.deleteCommand(), j.watchCommand(), j.itemsCommand(), j.manifestCommand())
+		j.deleteCommand(), j.watchCommand(), j.itemsCommand(), j.manifestCommand(), j.promoteCommand())
 	cmd.AddCommand(j.compareCommand())
 	return cmd
 }
