@@ -192,6 +192,29 @@ func TestManifestReproducesRun(t *testing.T) {
 		require.ErrorAs(t, err, &ferr)
 		require.Equal(t, flywheel.EUNPROCESSABLE, ferr.Code)
 
+		// The models and the judge are the server's: a manifest cannot
+		// point a run at other endpoints.
+		for _, tc := range []struct {
+			name   string
+			change func(*flywheel.RunSpec)
+			want   string
+		}{
+			{"Endpoint", func(s *flywheel.RunSpec) { s.Candidates[0].Endpoint = "http://elsewhere.example/v1" },
+				`candidate "local/tiny-s" differs from this server's configuration`},
+			{"Unknown", func(s *flywheel.RunSpec) { s.Candidates[1].ModelName = "other/model" },
+				`candidate "other/model" is not configured on this server`},
+			{"Judge", func(s *flywheel.RunSpec) { s.Judge.URL = "http://elsewhere.example/v1" },
+				"llm_judge_config differs from this server's configuration"},
+		} {
+			bad := *m
+			bad.Config.Candidates = append([]flywheel.NIMConfig(nil), m.Config.Candidates...)
+			tc.change(&bad.Config)
+			_, err := b.engine.CreateJob(ctx, flywheel.CreateJobRequest{Manifest: &bad})
+			require.ErrorContains(t, err, tc.want, tc.name)
+			require.ErrorAs(t, err, &ferr)
+			require.Equal(t, flywheel.EUNPROCESSABLE, ferr.Code, tc.name)
+		}
+
 		// Records deleted since: the run fails and names them.
 		gone := m.Dataset(flywheel.ManifestTrain).RecordIDs[:2]
 		for _, id := range gone {

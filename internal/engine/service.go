@@ -20,7 +20,7 @@ import (
 // its first stage, in one transaction.
 func (e *Engine) CreateJob(ctx context.Context, req flywheel.CreateJobRequest) (*flywheel.Run, error) {
 	if req.Manifest != nil {
-		if fields := manifestFields(&req); len(fields) > 0 {
+		if fields := manifestFields(&req, e.opts.Spec); len(fields) > 0 {
 			return nil, &flywheel.Error{Code: flywheel.EUNPROCESSABLE, Message: fields[0].Msg, Fields: fields}
 		}
 	}
@@ -58,7 +58,7 @@ func (e *Engine) newRun(req flywheel.CreateJobRequest) (*flywheel.Run, error) {
 	spec := e.opts.Spec
 	spec.DataSplit = req.DataSplitConfig.Merge(spec.DataSplit)
 	if req.Manifest != nil {
-		spec = manifestSpec(req.Manifest)
+		spec = manifestSpec(req.Manifest, e.opts.Spec)
 	}
 	if len(spec.Candidates) == 0 {
 		return nil, flywheel.Errorf(flywheel.EINVALID, "No candidate models are configured (nims is empty)")
