@@ -271,6 +271,8 @@ func (s *Server) accessRules() []accessRule {
 		{"POST /ui/logout", accessOpen()},
 		{"POST /ui/runs/{id}/cancel", accessWrite()},
 		{"POST /ui/runs/{id}/delete", accessAdmin()},
+		{"POST /ui/runs/{id}/promote", accessAdmin()},
+		{"POST /ui/promotions/{id}/rollback", accessAdmin()},
 	}
 	// River's UI: queues, jobs, retries, cancels and deletes: admin only.
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {

@@ -237,6 +237,8 @@ type workloadView struct {
 	// Newest runs first, for the compare form; A and B are its defaults.
 	Picks []*flywheel.Run
 	A, B  string
+	// Promotions is the workload's Promotions section.
+	Promotions *promotionsView
 }
 
 // workloadPage shows a workload's history: one trend chart per candidate
@@ -264,6 +266,10 @@ func (h *Handler) workloadPage(w http.ResponseWriter, r *http.Request) {
 	v := workloadView{page: h.page(r, "Workload "+f.WorkloadID), Workload: f.WorkloadID, Client: f.ClientID,
 		Metrics: hist.Metrics, Limit: f.Limit}
 	v.Nav = "workloads"
+	if v.Promotions, err = h.promotionsSection(r, f.WorkloadID, f.ClientID); err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
 	v.Metric = q.Get("metric")
 	if v.Metric != "" && !slices.Contains(v.Metrics, v.Metric) {
 		h.errorPage(w, r, flywheel.Errorf(flywheel.EINVALID, "The runs of this workload have no score named %q.", v.Metric))

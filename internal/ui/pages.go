@@ -247,6 +247,8 @@ type runView struct {
 	CanCancel bool
 	CanDelete bool
 	Notice    string
+	// Promote is the Promote section (admins, completed runs).
+	Promote *promoteView
 }
 
 type statRow struct {
@@ -315,6 +317,7 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v := h.runBase(r, d, "overview")
 	v.Timeline = h.timeline(d)
+	v.Promote = h.promoteSection(r, d)
 	// The timeline follows a run until its last stage (the cleanup after a
 	// cancellation included) is done.
 	v.Refresh = 0

@@ -72,7 +72,10 @@ type Options struct {
 	// "/compare").
 	History flywheel.HistoryService
 	// Online, when set, serves Prefix + "/online": the promoted
-	// candidates' online agreement; Promotions adds their timeline.
+	// candidates' online agreement; Promotions adds their timeline, and
+	// the workload pages' Promotions section. When Promotions is a
+	// flywheel.PromotionService, admins also get the run page's Promote
+	// forms and the Rollback buttons.
 	Online     flywheel.OnlineReporter
 	Promotions PromotionLister
 	// Schedules, when set, is listed at Prefix + "/schedules".
@@ -132,6 +135,8 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("POST "+p+"/runs/{id}/cancel", h.act(actionCancel))
 	mux.HandleFunc("GET "+p+"/runs/{id}/delete", h.confirmPage(actionDelete))
 	mux.HandleFunc("POST "+p+"/runs/{id}/delete", h.act(actionDelete))
+	mux.HandleFunc("POST "+p+"/runs/{id}/promote", h.promote)
+	mux.HandleFunc("POST "+p+"/promotions/{id}/rollback", h.rollback)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, flywheel.Errorf(flywheel.ENOTFOUND, "There is no page at %s.", r.URL.Path))
 	})
