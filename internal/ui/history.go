@@ -103,13 +103,10 @@ func (h *Handler) trendSVG(candidate string, runs []flywheel.HistoryRun, metric,
 		if i%every != 0 && i != len(runs)-1 {
 			continue
 		}
-		t := hr.Run.StartedAt
-		if hr.Run.FinishedAt != nil {
-			t = *hr.Run.FinishedAt
-		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick" text-anchor="middle">%s</text>`, x(i), y(0)+16, esc(t.UTC().Format("01-02 15:04")))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick" text-anchor="middle">%s</text>`, x(i), y(0)+16,
+			esc(hr.Run.StartedAt.UTC().Format("01-02 15:04")))
 	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="tick" text-anchor="middle">run finished (UTC), oldest first</text>`,
+	fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="tick" text-anchor="middle">run started (UTC), oldest first</text>`,
 		trendLeft+plotW/2, trendHeight-6)
 	for _, t := range evalOrder {
 		type pt struct {
