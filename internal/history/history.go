@@ -142,14 +142,19 @@ func fieldError(where, field, msg, typ string) error {
 		Fields: []flywheel.FieldError{{Loc: []string{where, field}, Msg: msg, Type: typ}}}
 }
 
-// run reads a run named by query parameter field.
-func (s *Service) run(ctx context.Context, field, id string) (*flywheel.Run, error) {
+// checkID says what is wrong with the job id of query parameter field.
+func checkID(field, id string) error {
 	if id == "" {
-		return nil, fieldError("query", field, "Field required", "missing")
+		return fieldError("query", field, "Field required", "missing")
 	}
 	if !store.ValidID(id) {
-		return nil, fieldError("query", field, "Invalid job id format (24 hexadecimal digits)", "value_error")
+		return fieldError("query", field, "Invalid job id format (24 hexadecimal digits)", "value_error")
 	}
+	return nil
+}
+
+// run reads a run named by query parameter field.
+func (s *Service) run(ctx context.Context, field, id string) (*flywheel.Run, error) {
 	r, err := s.Store.GetRun(ctx, id)
 	if errors.Is(err, flywheel.ErrNotFound) {
 		return nil, flywheel.Errorf(flywheel.ENOTFOUND, "Job %s (%s) not found", id, field)
@@ -186,6 +191,12 @@ func (s *Service) runEvals(ctx context.Context, runID string) ([]evalKey, map[ev
 // B − A, a paired test on the items both evaluations share, and how the
 // recommendation changed.
 func (s *Service) CompareJobs(ctx context.Context, a, b string) (*flywheel.JobComparison, error) {
+	if err := checkID("a", a); err != nil {
+		return nil, err
+	}
+	if err := checkID("b", b); err != nil {
+		return nil, err
+	}
 	ra, err := s.run(ctx, "a", a)
 	if err != nil {
 		return nil, err

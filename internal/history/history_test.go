@@ -150,6 +150,7 @@ func TestCompareJobs(t *testing.T) {
 			}{
 				{"MissingA", "", b.fx.B, flywheel.EUNPROCESSABLE, "a"},
 				{"MalformedB", b.fx.A, "xyz", flywheel.EUNPROCESSABLE, "b"},
+				{"MalformedBUnknownA", store.NewID(start), "xyz", flywheel.EUNPROCESSABLE, "b"},
 				{"UnknownB", b.fx.A, store.NewID(start), flywheel.ENOTFOUND, ""},
 			} {
 				_, err := b.svc.CompareJobs(ctx, tc.a, tc.b)
