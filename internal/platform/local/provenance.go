@@ -32,8 +32,9 @@ func (p *Platform) Versions(ctx context.Context, _ []flywheel.NIMConfig) map[str
 			return "", err
 		}
 		for _, line := range strings.Split(text, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "version:"); ok {
-				return strings.TrimSpace(v), nil
+			line = strings.TrimSpace(line)
+			if len(line) > len("version:") && strings.EqualFold(line[:len("version:")], "version:") {
+				return strings.TrimSpace(line[len("version:"):]), nil
 			}
 		}
 		return firstLine(text), nil

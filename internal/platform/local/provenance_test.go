@@ -23,12 +23,12 @@ func TestProvenance(t *testing.T) {
 	}
 	calls := filepath.Join(dir, "calls")
 	p, err := New(Options{DataDir: filepath.Join(dir, "data"), InstallDir: filepath.Join(dir, "install"),
-		LlamaServer: script("llama-server", `echo "load_backend: loaded CPU backend" >&2; echo "version: 4589 (abc123)" >&2; echo "built with cc" >&2`),
+		LlamaServer: script("llama-server", `echo "load_backend: loaded CPU backend" >&2; echo "Version: 0.4.0-dev (build 1, commit 5b4ebc5)" >&2; echo "built with cc" >&2`),
 		Python:      script("python", `echo torch >> `+calls+`; echo "2.6.0+debian"`)})
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	want := map[string]string{"llama-server": "4589 (abc123)", "torch": "2.6.0+debian"}
+	want := map[string]string{"llama-server": "0.4.0-dev (build 1, commit 5b4ebc5)", "torch": "2.6.0+debian"}
 	require.Equal(t, want, p.Versions(ctx, nil))
 	require.Equal(t, want, p.Versions(ctx, nil))
 	n, err := os.ReadFile(calls)
