@@ -37,6 +37,10 @@
 // and delta events) and recorded only when the stream ended normally.
 // The body of a recorded call is read whole (at most MaxBodyBytes); the
 // body of any other call is streamed both ways with no size limit.
+//
+// The chat completions of a workload and client with an active promotion
+// (Config.Routes) are answered as the promotion's mode says: shadow,
+// canary or full (see route.go).
 package capture
 
 import (
