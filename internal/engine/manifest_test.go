@@ -158,6 +158,7 @@ func TestManifestReproducesRun(t *testing.T) {
 		require.Equal(t, first.Run.Stats.Val, sizes[flywheel.ManifestVal])
 		require.Positive(t, sizes[flywheel.ManifestICL])
 		require.Len(t, m.Dataset(flywheel.ManifestICL).Examples, 8)
+		require.NotNil(t, first.Run.Stats.Leakage, "the job detail reports the leakage guard")
 		require.Equal(t, first.Run.Stats.Leakage, m.Leakage)
 		require.Equal(t, []flywheel.ManifestModel{
 			{Name: "local/tiny-s", Digest: "sha256:model-local/tiny-s", AdapterID: *first.NIMs[0].Customizations[0].CustomizedModel,
