@@ -98,9 +98,13 @@ type CompareScore struct {
 type JobCompareResponse struct {
 	A CompareRun `json:"a"`
 	B CompareRun `json:"b"`
-	// SharedItems is how many evaluation items both runs evaluated
-	// (matched by the production answer); AmbiguousItems counts answers
-	// found more than once in a run, left out.
+	// PairedBy says how items were matched: "record" (the same logged
+	// record, by both runs' manifests) or "answer" (the same production
+	// answer, when a run has no manifest).
+	PairedBy string `json:"paired_by"`
+	// SharedItems is how many evaluation items both runs evaluated;
+	// AmbiguousItems counts records or answers found more than once in a
+	// run, left out.
 	SharedItems    int            `json:"shared_items"`
 	AmbiguousItems int            `json:"ambiguous_items"`
 	Scores         []CompareScore `json:"scores"`

@@ -99,6 +99,7 @@ func TestHistoryAndCompareOfRealRuns(t *testing.T) {
 
 	var c api.JobCompareResponse
 	getJSON("/api/jobs/compare?a="+a+"&b="+b, &c)
+	require.Equal(t, "record", c.PairedBy, "both runs have manifests")
 	require.Equal(t, 40, c.SharedItems, "the same logs and seed give the same evaluation split")
 	require.Zero(t, c.AmbiguousItems)
 	require.Equal(t, map[string]int{"get_weather": 40}, c.B.Tools)

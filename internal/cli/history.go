@@ -228,9 +228,9 @@ func writeComparison(w io.Writer, c api.JobCompareResponse) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nRecommendation: %s\n", c.RecommendationChange)
-	fmt.Fprintf(w, "Shared evaluation items: %d", c.SharedItems)
+	fmt.Fprintf(w, "Shared evaluation items: %d (matched by %s)", c.SharedItems, c.PairedBy)
 	if c.AmbiguousItems > 0 {
-		fmt.Fprintf(w, " (%d ambiguous answers left out)", c.AmbiguousItems)
+		fmt.Fprintf(w, ", %d ambiguous left out", c.AmbiguousItems)
 	}
 	fmt.Fprintln(w)
 	for _, n := range c.Notes {

@@ -58,7 +58,7 @@ func TestCompareAndHistory(t *testing.T) {
 		out, err := run(t, cli.NewJobsCommand, "compare", fx.A, fx.B)
 		require.NoError(t, err)
 		require.Contains(t, out, "Recommendation: no candidate → m1 (customized-eval)")
-		require.Contains(t, out, "Shared evaluation items: 30 (1 ambiguous answers left out)")
+		require.Contains(t, out, "Shared evaluation items: 30 (matched by answer), 1 ambiguous left out")
 		row := fields(t, out, "m1", "base-eval")
 		require.Equal(t, []string{"m1", "base-eval", historytest.Metric,
 			"0.500", "[0.357,", "0.643]", "n=42", "0.857", "[0.738,", "0.952]", "n=42",

@@ -92,23 +92,36 @@ type ScoreComparison struct {
 	// Difference is B's mean − A's mean (nil unless both have a score).
 	Difference *float64
 	// SharedItems is how many evaluation items the two evaluations share
-	// (the same production answer, found once in each).
+	// (see JobComparison.PairedBy).
 	SharedItems int
 	// Paired is the paired test on the shared items (nil when none is
 	// scored in both).
 	Paired *PairedTest
 }
 
+// How a JobComparison matched the items of two runs.
+const (
+	// PairedByRecord: the same logged record (the record hashes of both
+	// runs' manifests, by position in the evaluation set).
+	PairedByRecord = "record"
+	// PairedByAnswer: the same production answer (expected tool and
+	// reference message), when a run has no manifest.
+	PairedByAnswer = "answer"
+)
+
 // JobComparison sets two runs side by side.
 type JobComparison struct {
 	A, B *Run
 	// ToolsA and ToolsB count the evaluated items per expected tool.
 	ToolsA, ToolsB map[string]int
+	// PairedBy says how items were matched: PairedByRecord or
+	// PairedByAnswer.
+	PairedBy string
 	// SharedItems is how many evaluation items both runs evaluated (the
-	// same production answer, found once in each run).
+	// same record, or answer, found once in each run).
 	SharedItems int
-	// AmbiguousItems counts answers found more than once in a run, left
-	// out of the pairing.
+	// AmbiguousItems counts records or answers found more than once in a
+	// run, left out of the pairing.
 	AmbiguousItems int
 	Scores         []ScoreComparison
 	// RecommendationChange says in words how the recommendation changed

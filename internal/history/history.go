@@ -189,7 +189,9 @@ func (s *Service) runEvals(ctx context.Context, runID string) ([]evalKey, map[ev
 // CompareJobs sets runs a and b side by side: data statistics, every
 // candidate's main scores under each evaluation type with the difference
 // B − A, a paired test on the items both evaluations share, and how the
-// recommendation changed.
+// recommendation changed. Items are the same when they replay the same
+// logged record (the record hashes of the runs' manifests); when a run has
+// no manifest, when they are scored against the same production answer.
 func (s *Service) CompareJobs(ctx context.Context, a, b string) (*flywheel.JobComparison, error) {
 	if err := checkID("a", a); err != nil {
 		return nil, err
@@ -214,8 +216,27 @@ func (s *Service) CompareJobs(ctx context.Context, a, b string) (*flywheel.JobCo
 		return nil, err
 	}
 	c := &flywheel.JobComparison{A: ra, B: rb, ToolsA: map[string]int{}, ToolsB: map[string]int{},
-		Scores: []flywheel.ScoreComparison{}, Notes: []string{}}
+		Scores: []flywheel.ScoreComparison{}, Notes: []string{}, PairedBy: flywheel.PairedByRecord}
 	c.RecommendationChange = recommendationChange(ra.Recommendation, rb.Recommendation)
+	recA, err := s.evalRecords(ctx, ra.ID)
+	if err != nil {
+		return nil, err
+	}
+	recB, err := s.evalRecords(ctx, rb.ID)
+	if err != nil {
+		return nil, err
+	}
+	if recA == nil || recB == nil {
+		c.PairedBy = flywheel.PairedByAnswer
+		for _, r := range []struct {
+			id   string
+			recs []string
+		}{{ra.ID, recA}, {rb.ID, recB}} {
+			if r.recs == nil {
+				c.Notes = append(c.Notes, fmt.Sprintf("Run %s has no manifest: items were matched by their production answer, not by their logged record.", r.id))
+			}
+		}
+	}
 
 	// Items of both runs, read and keyed once per evaluation.
 	items := map[string][]keyedItem{}
@@ -227,9 +248,19 @@ func (s *Service) CompareJobs(ctx context.Context, a, b string) (*flywheel.JobCo
 		if err != nil {
 			return nil, err
 		}
+		recs := recA
+		if ce.RunID == rb.ID {
+			recs = recB
+		}
 		its := make([]keyedItem, len(raw))
 		for i, it := range raw {
-			its[i] = keyedItem{key: itemKey(it), ItemResult: it}
+			its[i] = keyedItem{ItemResult: it}
+			switch {
+			case c.PairedBy == flywheel.PairedByAnswer:
+				its[i].key = itemKey(it)
+			case it.Index >= 0 && it.Index < len(recs):
+				its[i].key = recs[it.Index]
+			}
 		}
 		items[ce.ID] = its
 		return its, nil
@@ -277,7 +308,11 @@ func (s *Service) CompareJobs(ctx context.Context, a, b string) (*flywheel.JobCo
 		c.Notes = append(c.Notes, "The runs share no evaluation item: the differences are between independent samples, not paired.")
 	}
 	if c.AmbiguousItems > 0 {
-		c.Notes = append(c.Notes, fmt.Sprintf("Left out of the pairing: %d production answers found more than once in a run.", c.AmbiguousItems))
+		what := "logged records"
+		if c.PairedBy == flywheel.PairedByAnswer {
+			what = "production answers"
+		}
+		c.Notes = append(c.Notes, fmt.Sprintf("Left out of the pairing: %d %s found more than once in a run.", c.AmbiguousItems, what))
 	}
 
 	// Rows: A's candidates and types in order, then those only B has.
@@ -334,6 +369,23 @@ func (s *Service) CompareJobs(ctx context.Context, a, b string) (*flywheel.JobCo
 		}
 	}
 	return c, nil
+}
+
+// evalRecords returns the record hashes of a run's evaluation set in its
+// order (an item's Index is its position), or nil when the run has no
+// manifest.
+func (s *Service) evalRecords(ctx context.Context, runID string) ([]string, error) {
+	m, err := s.Store.GetRunManifest(ctx, runID)
+	if errors.Is(err, flywheel.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d := m.Dataset(flywheel.ManifestEval); d != nil && len(d.RecordHashes) > 0 {
+		return d.RecordHashes, nil
+	}
+	return nil, nil
 }
 
 // itemKey identifies an evaluation item across runs by what production

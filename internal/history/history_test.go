@@ -91,6 +91,8 @@ func TestCompareJobs(t *testing.T) {
 
 			c, err := b.svc.CompareJobs(ctx, b.fx.A, b.fx.B)
 			require.NoError(t, err)
+			require.Equal(t, flywheel.PairedByAnswer, c.PairedBy, "the fixture runs have no manifest")
+			require.Contains(t, c.Notes, "Run "+b.fx.A+" has no manifest: items were matched by their production answer, not by their logged record.")
 			require.Equal(t, historytest.Shared, c.SharedItems)
 			require.Equal(t, historytest.Ambiguous, c.AmbiguousItems)
 			require.Equal(t, map[string]int{"lookup": 42}, c.ToolsA)
@@ -163,4 +165,59 @@ func TestCompareJobs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Runs with manifests are paired by logged record, even where every
+// production answer is the same (which pairing by answer cannot tell
+// apart); a run without one falls back to the answers.
+func TestCompareJobsByRecord(t *testing.T) {
+	t.Parallel()
+	for _, d := range storetest.Dialects() {
+		t.Run(storetest.Name(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := storetest.Open(t, d)
+			items := func(from, n int, score func(int) float64) []historytest.Item {
+				out := historytest.Items(from, n, score)
+				for i := range out {
+					out[i].Record, out[i].Ref = out[i].Ref, "the same answer"
+				}
+				return out
+			}
+			a := historytest.AddRun(t, s, historytest.RunSpec{Start: start, Manifest: true,
+				Evals: []historytest.Eval{{Type: flywheel.EvalBase, Items: items(0, 40, func(i int) float64 { return b2f(i%4 == 0) })}}})
+			b := historytest.AddRun(t, s, historytest.RunSpec{Start: start.Add(time.Hour), Manifest: true,
+				Evals: []historytest.Eval{{Type: flywheel.EvalBase, Items: items(10, 40, func(int) float64 { return 1 })}}})
+			noManifest := historytest.AddRun(t, s, historytest.RunSpec{Start: start.Add(2 * time.Hour),
+				Evals: []historytest.Eval{{Type: flywheel.EvalBase, Items: items(10, 40, func(int) float64 { return 1 })}}})
+			svc := &history.Service{Store: s}
+
+			c, err := svc.CompareJobs(ctx, a, b)
+			require.NoError(t, err)
+			require.Equal(t, flywheel.PairedByRecord, c.PairedBy)
+			require.Equal(t, 30, c.SharedItems, "records 10…39")
+			require.Zero(t, c.AmbiguousItems)
+			require.Empty(t, c.Notes)
+			p := c.Scores[0].Paired
+			require.Equal(t, 30, p.N)
+			// A scores 1 on records 12, 16, …, 36 (7 of 30), B on all.
+			require.InDelta(t, 7.0/30, p.MeanA, 1e-12)
+			require.InDelta(t, 23.0/30, p.Diff.Mean, 1e-12)
+
+			c, err = svc.CompareJobs(ctx, a, noManifest)
+			require.NoError(t, err)
+			require.Equal(t, flywheel.PairedByAnswer, c.PairedBy)
+			require.Zero(t, c.SharedItems, "every answer is the same: nothing can be paired by answer")
+			require.Equal(t, 1, c.AmbiguousItems)
+			require.Nil(t, c.Scores[0].Paired)
+			require.Contains(t, c.Notes, "Run "+noManifest+" has no manifest: items were matched by their production answer, not by their logged record.")
+		})
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

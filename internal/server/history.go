@@ -102,7 +102,7 @@ func (s *Server) compareJobs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := api.JobCompareResponse{A: compareRun(c.A, c.ToolsA), B: compareRun(c.B, c.ToolsB),
-		SharedItems: c.SharedItems, AmbiguousItems: c.AmbiguousItems, Scores: make([]api.CompareScore, 0, len(c.Scores)),
+		PairedBy: c.PairedBy, SharedItems: c.SharedItems, AmbiguousItems: c.AmbiguousItems, Scores: make([]api.CompareScore, 0, len(c.Scores)),
 		RecommendationChange: c.RecommendationChange, Notes: c.Notes}
 	if resp.Notes == nil {
 		resp.Notes = []string{}

@@ -70,6 +70,7 @@ func TestHistoryAPI(t *testing.T) {
 			const cmpPath = "/api/jobs/compare"
 			var c api.JobCompareResponse
 			get("/api/jobs/compare?a="+fx.A+"&b="+fx.B, cmpPath, http.StatusOK, &c)
+			require.Equal(t, "answer", c.PairedBy, "the fixture runs have no manifest")
 			require.Equal(t, historytest.Shared, c.SharedItems)
 			require.Equal(t, historytest.Ambiguous, c.AmbiguousItems)
 			require.Equal(t, 42, c.A.Tools["lookup"])

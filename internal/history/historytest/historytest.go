@@ -3,7 +3,10 @@
 package historytest
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -25,10 +28,12 @@ const (
 )
 
 // Item is one evaluation item of a fixture run: the production answer it
-// is matched by, and its score.
+// is scored against, the logged record it replays (for runs with a
+// manifest; empty: the answer names it too), and its score.
 type Item struct {
-	Ref   string
-	Score float64
+	Ref    string
+	Record string
+	Score  float64
 }
 
 // Eval is one evaluation of the fixture candidate.
@@ -43,6 +48,9 @@ type RunSpec struct {
 	// Recommend names the recommended eval type ("": no candidate).
 	Recommend flywheel.EvalType
 	Evals     []Eval
+	// Manifest stores a manifest whose evaluation set is the first
+	// evaluation's items' records, in order.
+	Manifest bool
 }
 
 // Items returns n items whose answers are ref-<from>…ref-<from+n-1>;
@@ -84,6 +92,17 @@ func AddRun(tb testing.TB, s *store.Store, spec RunSpec) string {
 		res.Summary = flywheel.EvalSummary{Items: len(e.Items), Answered: len(e.Items)}
 		must(tb, s.ReplaceItems(ctx, row.ID, items))
 		must(tb, s.FinishEvaluation(ctx, row.ID, res, ""))
+	}
+	if spec.Manifest && len(spec.Evals) > 0 {
+		d := flywheel.ManifestDataset{Kind: flywheel.ManifestEval, RecordIDs: []int64{}, RecordHashes: []string{}}
+		for i, it := range spec.Evals[0].Items {
+			rec := cmp.Or(it.Record, it.Ref)
+			sum := sha256.Sum256([]byte(rec))
+			d.RecordIDs = append(d.RecordIDs, int64(i+1))
+			d.RecordHashes = append(d.RecordHashes, hex.EncodeToString(sum[:]))
+		}
+		must(tb, s.SetRunManifest(ctx, &flywheel.Manifest{Version: flywheel.ManifestVersion, RunID: run.ID, WorkloadID: Workload,
+			ClientID: Client, CreatedAt: spec.Start, Datasets: []flywheel.ManifestDataset{d}}))
 	}
 	must(tb, s.SetRunStats(ctx, run.ID, flywheel.DataStats{Total: 3 * n, Selected: 3 * n, Eval: n, Train: 2 * n}))
 	rec := &flywheel.Recommendation{Metric: Metric, Margin: 0.05, Reason: "no candidate is non-inferior"}
