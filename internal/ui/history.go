@@ -342,6 +342,32 @@ type compareView struct {
 	C     *flywheel.JobComparison
 	Stats []compareStat
 	Tools []compareTool
+	// Picks are the other finished runs of B's workload, newest first,
+	// offered as A when only B is given.
+	Picks []*flywheel.Run
+}
+
+// comparePicks returns the other finished runs of run b's workload and
+// client, newest first; none when b is unknown.
+func (h *Handler) comparePicks(r *http.Request, b string) []*flywheel.Run {
+	if b == "" || h.opts.Jobs == nil {
+		return nil
+	}
+	d, err := h.opts.Jobs.GetJob(r.Context(), b)
+	if err != nil || d == nil || d.Run == nil {
+		return nil
+	}
+	hist, err := h.opts.History.WorkloadHistory(r.Context(), flywheel.HistoryFilter{WorkloadID: d.Run.WorkloadID, ClientID: d.Run.ClientID})
+	if err != nil {
+		return nil
+	}
+	var picks []*flywheel.Run
+	for i := len(hist.Runs) - 1; i >= 0; i-- {
+		if run := hist.Runs[i].Run; run.ID != b {
+			picks = append(picks, run)
+		}
+	}
+	return picks
 }
 
 // comparePage sets two runs side by side (?a=&b=); without both it shows
@@ -355,6 +381,7 @@ func (h *Handler) comparePage(w http.ResponseWriter, r *http.Request) {
 	v := compareView{page: h.page(r, "Compare runs"), A: strings.TrimSpace(q.Get("a")), B: strings.TrimSpace(q.Get("b"))}
 	v.Nav = "workloads"
 	if v.A == "" || v.B == "" {
+		v.Picks = h.comparePicks(r, v.B)
 		h.render(w, r, http.StatusOK, "compare", v)
 		return
 	}

@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/flywheel-go/flywheel/internal/flywheel"
 	"github.com/flywheel-go/flywheel/internal/history"
 	"github.com/flywheel-go/flywheel/internal/history/historytest"
+	"github.com/flywheel-go/flywheel/internal/server/servertest"
 	"github.com/flywheel-go/flywheel/internal/store"
 	"github.com/flywheel-go/flywheel/internal/store/storetest"
 	"github.com/flywheel-go/flywheel/internal/ui"
@@ -69,7 +72,14 @@ func TestHistoryPages(t *testing.T) {
 	t.Parallel()
 	s := storetest.Open(t, store.SQLite)
 	fx := historytest.Seed(t, s, time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC))
-	h := ui.New(ui.Options{History: &history.Service{Store: s}})
+	jobs := &servertest.JobService{GetJobFunc: func(ctx context.Context, id string) (*flywheel.JobDetail, error) {
+		run, err := s.GetRun(ctx, id)
+		if err != nil {
+			return nil, flywheel.Errorf(flywheel.ENOTFOUND, "Job not found")
+		}
+		return &flywheel.JobDetail{Run: run}, nil
+	}}
+	h := ui.New(ui.Options{Jobs: jobs, History: &history.Service{Store: s}})
 	get := func(path string) (int, string) {
 		t.Helper()
 		rec := httptest.NewRecorder()
@@ -112,7 +122,14 @@ func TestHistoryPages(t *testing.T) {
 
 	code, body = get("/ui/compare")
 	require.Equal(t, http.StatusOK, code, body)
-	require.Contains(t, body, `name="a"`)
+	require.Contains(t, body, `<input type="text" name="a"`)
+
+	// From a run's "Compare with…": the workload's other runs to pick A from.
+	code, body = get("/ui/compare?b=" + fx.B)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `<select name="a"><option value="`+fx.C+`">`, "newest first")
+	require.Contains(t, body, `<option value="`+fx.A+`">`)
+	require.NotContains(t, body, `<option value="`+fx.B+`">`)
 
 	code, _ = get("/ui/workloads/nope")
 	require.Equal(t, http.StatusNotFound, code)
