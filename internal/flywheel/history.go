@@ -1,9 +1,6 @@
 package flywheel
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // WorkloadSummary is one workload and client that has runs: how many, how
 // many have ended, and the newest.
@@ -146,13 +143,4 @@ type HistoryService interface {
 	// CompareJobs sets two runs side by side, with a paired test wherever
 	// their evaluations share items.
 	CompareJobs(ctx context.Context, a, b string) (*JobComparison, error)
-}
-
-// HistoryTime is when a run counts in a history: its finish time, else
-// its start.
-func HistoryTime(r *Run) time.Time {
-	if r.FinishedAt != nil {
-		return *r.FinishedAt
-	}
-	return r.StartedAt
 }
