@@ -47,7 +47,7 @@ func NewWorkloadsCommand(opts Options) *cobra.Command {
 		Use:   "workloads",
 		Short: "List workloads and show a workload's history of runs through the REST API",
 	}
-	cmd.AddCommand(j.workloadsListCommand(), j.historyCommand())
+	cmd.AddCommand(j.workloadsListCommand(), j.historyCommand(), j.onlineCommand())
 	return cmd
 }
 
