@@ -97,11 +97,13 @@ func TestOnlineRollbackThroughGateway(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	}
 
+	sent := time.Now()
 	var promo api.Promotion
 	require.Eventually(t, func() bool {
 		get("/api/promotions/"+p.ID, &promo)
 		return promo.Status == string(flywheel.PromotionRolledBack)
 	}, 30*time.Second, 100*time.Millisecond, "the monitor rolls the promotion back")
+	t.Logf("rolled back %s after the last request (online.check_interval %s)", time.Since(sent).Round(time.Millisecond), cfg.Online.CheckInterval)
 	require.Contains(t, promo.Reason, "function_name_and_args_accuracy")
 	var evidence flywheel.OnlineStats
 	require.NoError(t, json.Unmarshal(promo.Evidence, &evidence))

@@ -97,8 +97,10 @@ func (q *Queries) ListOnlineSeries(ctx context.Context, workloadID, clientID str
 	if limit <= 0 || limit > OnlineSeriesLimitMax {
 		limit = OnlineSeriesLimitMax
 	}
-	// The newest sample of a series is the one with the largest id.
-	inner, args := `SELECT MAX(id) AS id FROM online_samples WHERE at >= ?`, []any{since.UTC()}
+	// The newest sample of each series, by time.
+	inner, args := `SELECT workload_id, client_id, model, promotion_id, at, id,
+		ROW_NUMBER() OVER (PARTITION BY workload_id, client_id, model, promotion_id ORDER BY at DESC, id DESC) AS rn
+		FROM online_samples WHERE at >= ?`, []any{since.UTC()}
 	if workloadID != "" {
 		inner += ` AND workload_id = ?`
 		args = append(args, workloadID)
@@ -107,9 +109,8 @@ func (q *Queries) ListOnlineSeries(ctx context.Context, workloadID, clientID str
 		inner += ` AND client_id = ?`
 		args = append(args, clientID)
 	}
-	inner += ` GROUP BY workload_id, client_id, model, promotion_id`
-	query := `SELECT s.workload_id, s.client_id, s.model, s.promotion_id, s.at FROM online_samples s
-		JOIN (` + inner + `) m ON m.id = s.id ORDER BY s.at DESC, s.id DESC LIMIT ?`
+	query := `SELECT workload_id, client_id, model, promotion_id, at FROM (` + inner + `) newest
+		WHERE rn = 1 ORDER BY at DESC, id DESC LIMIT ?`
 	args = append(args, limit)
 	rows, err := q.query(ctx, query, args...)
 	if err != nil {
