@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,21 +98,18 @@ func (q *Queries) ListOnlineSeries(ctx context.Context, workloadID, clientID str
 	if limit <= 0 || limit > OnlineSeriesLimitMax {
 		limit = OnlineSeriesLimitMax
 	}
-	// The newest sample of each series, by time.
-	inner, args := `SELECT workload_id, client_id, model, promotion_id, at, id,
-		ROW_NUMBER() OVER (PARTITION BY workload_id, client_id, model, promotion_id ORDER BY at DESC, id DESC) AS rn
-		FROM online_samples WHERE at >= ?`, []any{since.UTC()}
+	// MAX(at) over the series' index; SQLite answers it as the text the
+	// driver stored, Postgres as a time.
+	query, args := `SELECT workload_id, client_id, model, promotion_id, MAX(at) AS last FROM online_samples WHERE at >= ?`, []any{since.UTC()}
 	if workloadID != "" {
-		inner += ` AND workload_id = ?`
+		query += ` AND workload_id = ?`
 		args = append(args, workloadID)
 	}
 	if clientID != "" {
-		inner += ` AND client_id = ?`
+		query += ` AND client_id = ?`
 		args = append(args, clientID)
 	}
-	query := `SELECT workload_id, client_id, model, promotion_id, at FROM (` + inner + `) newest
-		WHERE rn = 1 ORDER BY at DESC, id DESC LIMIT ?`
-	args = append(args, limit)
+	query += ` GROUP BY workload_id, client_id, model, promotion_id`
 	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list online series of workload %s: %w", workloadID, err)
@@ -119,17 +117,45 @@ func (q *Queries) ListOnlineSeries(ctx context.Context, workloadID, clientID str
 	defer rows.Close()
 	out := []flywheel.OnlineSeries{}
 	for rows.Next() {
-		var s flywheel.OnlineSeries
-		if err := rows.Scan(&s.WorkloadID, &s.ClientID, &s.Model, &s.PromotionID, &s.Last); err != nil {
+		var (
+			s    flywheel.OnlineSeries
+			last any
+		)
+		if err := rows.Scan(&s.WorkloadID, &s.ClientID, &s.Model, &s.PromotionID, &last); err != nil {
 			return nil, fmt.Errorf("scan online series: %w", classify(err))
 		}
-		s.Last = s.Last.UTC()
+		if s.Last, err = dbTime(last); err != nil {
+			return nil, fmt.Errorf("online series of workload %s: newest sample: %w", s.WorkloadID, err)
+		}
 		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list online series of workload %s: %w", workloadID, classify(err))
 	}
-	return out, nil
+	slices.SortFunc(out, func(a, b flywheel.OnlineSeries) int { return b.Last.Compare(a.Last) })
+	return out[:min(len(out), limit)], nil
+}
+
+// sqliteTimeLayout is how the SQLite driver writes a time.Time (its
+// String form), which an aggregate such as MAX returns as text.
+const sqliteTimeLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
+
+// dbTime converts a time column read through an aggregate.
+func dbTime(v any) (time.Time, error) {
+	switch t := v.(type) {
+	case time.Time:
+		return t.UTC(), nil
+	case string:
+		for _, layout := range []string{sqliteTimeLayout, time.RFC3339Nano} {
+			if p, err := time.Parse(layout, t); err == nil {
+				return p.UTC(), nil
+			}
+		}
+		return time.Time{}, fmt.Errorf("unreadable time %q", t)
+	case []byte:
+		return dbTime(string(t))
+	}
+	return time.Time{}, fmt.Errorf("unreadable time of type %T", v)
 }
 
 // ExpireOnlineScores deletes the online samples taken before before and
