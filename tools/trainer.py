@@ -378,10 +378,22 @@ def answer_loss(torch, model, inp, tgt, reduction="mean"):
 
 
 def batches(torch, examples, bs, rng):
+    """Yield shuffled batches of similar length: a batch is padded to its
+    longest example, so a mixed corpus of short and long records batched
+    at random spends most of its time on padding. Examples are shuffled,
+    sorted by length within windows of 64 batches, and the batches of each
+    window shuffled again (deterministic for rng)."""
     order = list(range(len(examples)))
     rng.shuffle(order)
-    for i in range(0, len(order), bs):
-        chunk = [examples[j] for j in order[i:i + bs]]
+    window = bs * 64
+    groups = []
+    for w in range(0, len(order), window):
+        part = sorted(order[w:w + window], key=lambda j: len(examples[j][0]))
+        chunks = [part[i:i + bs] for i in range(0, len(part), bs)]
+        rng.shuffle(chunks)
+        groups.extend(chunks)
+    for idx in groups:
+        chunk = [examples[j] for j in idx]
         T = max(len(ids) for ids, _ in chunk) - 1
         inp = torch.zeros((len(chunk), T), dtype=torch.long)
         tgt = torch.full((len(chunk), T), -100, dtype=torch.long)
