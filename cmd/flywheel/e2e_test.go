@@ -809,6 +809,8 @@ func localSetup(t *testing.T) *localBundle {
   name: local
   local:
     threads: 1
+    options:
+      base: random # these tests check the plumbing, not what the models learn
 nims:
   - model_name: local/tiny-s
     context_length: 2048

@@ -82,7 +82,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	pf.StringVar(&g.server, "server", server, "flywheel server URL for jobs commands and load --server (env FLYWHEEL_SERVER)")
 	pf.StringVar(&g.token, "token", "", "API token for jobs commands and load --server (env FLYWHEEL_TOKEN; see 'flywheel tokens')")
 
-	root.AddCommand(newServeCommand(g), newWorkerCommand(g), newMigrateCommand(g), newLoadCommand(g), newDoctorCommand(g),
+	root.AddCommand(newServeCommand(g), newWorkerCommand(g), newMigrateCommand(g), newLoadCommand(g), newDoctorCommand(g), newBasesCommand(g),
 		newDemoCommand(g), newDevCommand(g), newTokensCommand(g), newLogsCommand(g), newBackupCommand(g))
 	root.AddCommand(cli.NewJobsCommand(cli.Options{ServerURL: func() string { return g.server }, Token: g.apiToken,
 		Stdout: stdout, Stderr: stderr}))

@@ -11,6 +11,15 @@ import (
 )
 
 func newLocalPlatform(cfg *config.Config, logger *slog.Logger) (flywheel.Platform, error) {
+	p, err := local.New(LocalOptions(cfg, logger))
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return p, nil
+}
+
+// LocalOptions are the local platform's options of cfg.
+func LocalOptions(cfg *config.Config, logger *slog.Logger) local.Options {
 	l := cfg.Platform.Local
 	opts := local.Options{
 		DataDir: filepath.Join(cfg.DataDir, "local"), ModelsDir: l.ModelsDir, InstallDir: l.InstallDir,
@@ -26,12 +35,9 @@ func newLocalPlatform(cfg *config.Config, logger *slog.Logger) (flywheel.Platfor
 	if v, err := strconv.Atoi(l.Options["augment"]); err == nil {
 		opts.Augment = v
 	}
+	opts.Base = l.Options["base"]
 	if v, err := strconv.ParseFloat(l.Options["max_train_seconds"], 64); err == nil {
 		opts.MaxTrainSeconds = v
 	}
-	p, err := local.New(opts)
-	if err != nil {
-		return nil, err // not a typed nil in the interface
-	}
-	return p, nil
+	return opts
 }

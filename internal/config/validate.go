@@ -350,6 +350,9 @@ func (c *Config) validateOwn(p *problems) {
 	if c.Platform.Name == PlatformLocal {
 		// Empty paths are found at start (see docs/config.md).
 		p.positive("platform.local.threads", c.Platform.Local.Threads)
+		if b, ok := c.Platform.Local.Options["base"]; ok {
+			p.oneOf("platform.local.options.base", b, "pretrained", "random")
+		}
 	}
 
 	e := c.Engine

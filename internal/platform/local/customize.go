@@ -159,7 +159,7 @@ func (p *Platform) StartCustomization(ctx context.Context, req flywheel.Customiz
 		return flywheel.CustomizationJob{}, err
 	}
 
-	base, err := p.ModelPath(req.Model)
+	base, err := p.ModelPath(ctx, req.Model)
 	if err != nil {
 		return flywheel.CustomizationJob{}, err
 	}

@@ -58,7 +58,17 @@ func (p *Platform) Deploy(ctx context.Context, req flywheel.DeployRequest) (flyw
 		return flywheel.Deployment{}, err
 	}
 
-	modelPath, adapter, err := p.servedFiles(req)
+	if p.opts.LlamaServer == "" {
+		// Checked before the model: building a base on first use takes
+		// minutes and serves nothing without llama-server.
+		missing := p.missing
+		if missing == nil {
+			missing = fmt.Errorf("find llama-server: %w", ErrNotInstalled)
+		}
+		// The error says where it looked; flywheel doctor says what to run.
+		return flywheel.Deployment{}, flywheel.Permanent(fmt.Errorf("%w (flywheel doctor prints the fix)", missing))
+	}
+	modelPath, adapter, err := p.servedFiles(ctx, req)
 	if err != nil {
 		return flywheel.Deployment{}, err
 	}
@@ -90,15 +100,6 @@ func (p *Platform) Deploy(ctx context.Context, req flywheel.DeployRequest) (flyw
 		return flywheel.Deployment{}, fmt.Errorf("open server log: %w", err)
 	}
 	fmt.Fprintf(logFile, "# %s %s %v\n", time.Now().UTC().Format(time.RFC3339), p.opts.LlamaServer, args)
-	if p.opts.LlamaServer == "" {
-		logFile.Close()
-		missing := p.missing
-		if missing == nil {
-			missing = fmt.Errorf("find llama-server: %w", ErrNotInstalled)
-		}
-		// The error says where it looked; flywheel doctor says what to run.
-		return flywheel.Deployment{}, flywheel.Permanent(fmt.Errorf("%w (flywheel doctor prints the fix)", missing))
-	}
 	cmd, err := p.start(p.opts.LlamaServer, args, logFile, logFile, logFile)
 	if err != nil {
 		logFile.Close()
@@ -124,8 +125,8 @@ func (p *Platform) Deploy(ctx context.Context, req flywheel.DeployRequest) (flyw
 }
 
 // servedFiles returns the model file to serve and the LoRA adapter, if any.
-func (p *Platform) servedFiles(req flywheel.DeployRequest) (model, adapter string, err error) {
-	base, err := p.ModelPath(req.Model)
+func (p *Platform) servedFiles(ctx context.Context, req flywheel.DeployRequest) (model, adapter string, err error) {
+	base, err := p.ModelPath(ctx, req.Model)
 	if err != nil {
 		return "", "", err
 	}

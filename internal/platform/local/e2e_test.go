@@ -47,6 +47,9 @@ func newE2EPlatform(t *testing.T, dir string, opts Options) *Platform {
 	t.Helper()
 	requireInstalled(t)
 	opts.DataDir = dir
+	if opts.Base == "" {
+		opts.Base = BaseRandom // these tests check the plumbing; TestBuildBase the bases
+	}
 	p, err := New(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
@@ -344,7 +347,7 @@ func TestE2EKillParent(t *testing.T) {
 // runKillChild is the child of TestE2EKillParent: deploy, report, wait.
 func runKillChild(dir string) {
 	ctx := context.Background()
-	p, err := New(Options{DataDir: filepath.Join(dir, "data")})
+	p, err := New(Options{DataDir: filepath.Join(dir, "data"), Base: BaseRandom})
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)

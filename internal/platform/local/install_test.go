@@ -80,30 +80,44 @@ func TestLocateLlamaServer(t *testing.T) {
 	require.Equal(t, empty, InstallDir(empty, envOf(nil), false), "the configured directory even when empty")
 }
 
-// A model file installed in <install_dir>/models is used where it is; a
-// model of models_dir wins over it; a missing one is created in models_dir.
-func TestModelPathSearchesInstalledModels(t *testing.T) {
+// A candidate starts from its size's pre-trained base: one installed in
+// <install_dir>/models is used where it is, one in models_dir wins over
+// it; by default (Base random, for now) a missing model is created in
+// models_dir.
+func TestModelPathFindsBases(t *testing.T) {
 	t.Parallel()
+	ctx := context.Background()
 	inst := t.TempDir()
 	require.NoError(t, os.MkdirAll(ModelsIn(inst), 0o755))
-	installed := filepath.Join(ModelsIn(inst), "tiny-s.gguf")
-	require.NoError(t, os.WriteFile(installed, []byte("base"), 0o644))
 	data := t.TempDir()
-	p, err := New(Options{DataDir: data, InstallDir: inst, LlamaServer: "/bin/true", Getenv: envOf(map[string]string{"HOME": t.TempDir()})})
+	env := envOf(map[string]string{"HOME": t.TempDir()})
+	p, err := New(Options{DataDir: data, InstallDir: inst, LlamaServer: "/bin/true", Getenv: env, Base: BasePretrained})
 	require.NoError(t, err)
-	got, err := p.ModelPath(flywheel.NIMConfig{ModelName: "local/tiny-s"})
+	s, err := SizeFor("local/tiny-s")
+	require.NoError(t, err)
+	name := p.BaseFileName(s, DefaultBaseRecipe(s))
+	require.Regexp(t, `^tiny-s-base-[0-9a-f]{12}\.gguf$`, name)
+	installed := filepath.Join(ModelsIn(inst), name)
+	require.NoError(t, os.WriteFile(installed, []byte("base"), 0o644))
+	got, err := p.ModelPath(ctx, flywheel.NIMConfig{ModelName: "local/tiny-s"})
 	require.NoError(t, err)
 	require.Equal(t, installed, got)
 
-	got, err = p.ModelPath(flywheel.NIMConfig{ModelName: "local/tiny-xs"})
-	require.NoError(t, err)
-	require.Equal(t, filepath.Join(data, "models", "tiny-xs.gguf"), got, "created in models_dir")
-
-	own := filepath.Join(data, "models", "tiny-s.gguf")
+	own := filepath.Join(data, "models", name)
 	require.NoError(t, os.WriteFile(own, []byte("mine"), 0o644))
-	got, err = p.ModelPath(flywheel.NIMConfig{ModelName: "local/tiny-s"})
+	got, err = p.ModelPath(ctx, flywheel.NIMConfig{ModelName: "local/tiny-s"})
 	require.NoError(t, err)
 	require.Equal(t, own, got, "models_dir first")
+
+	other := DefaultBaseRecipe(s)
+	other.Steps++
+	require.NotEqual(t, name, p.BaseFileName(s, other), "another recipe is another base")
+
+	r, err := New(Options{DataDir: data, InstallDir: inst, LlamaServer: "/bin/true", Getenv: env})
+	require.NoError(t, err)
+	got, err = r.ModelPath(ctx, flywheel.NIMConfig{ModelName: "local/tiny-xs"})
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(data, "models", "tiny-xs.gguf"), got, "default: a random model created in models_dir")
 }
 
 // A deployment without llama-server fails at once, for good, saying where

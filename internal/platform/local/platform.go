@@ -88,6 +88,9 @@ type Options struct {
 	// An epoch is still one pass's worth of records, so variants replace
 	// repetitions of the records rather than add steps.
 	Augment int
+	// Base is where candidates start from: BaseRandom (the default for
+	// now) or BasePretrained.
+	Base string
 	// MaxTrainSeconds bounds a training run (0: no bound).
 	MaxTrainSeconds float64
 	// StopGrace is how long a process gets between SIGTERM and SIGKILL.
@@ -177,6 +180,9 @@ func New(opts Options) (*Platform, error) {
 	return p, nil
 }
 
+// ModelsDir is where candidates' models and bases built on first use go.
+func (p *Platform) ModelsDir() string { return p.opts.ModelsDir }
+
 // Name returns "local".
 func (p *Platform) Name() string { return Name }
 
@@ -216,10 +222,12 @@ func validID(id, prefix string) bool {
 	return err == nil
 }
 
-// ModelPath returns the model file of a candidate, creating it (seeded,
-// deterministic) when the name is one of the known sizes and the file does
-// not exist yet.
-func (p *Platform) ModelPath(m flywheel.NIMConfig) (string, error) {
+// ModelPath returns the model file a candidate starts from: the file its
+// extra.model_file names, else, with Options.Base "pretrained", its size's
+// pre-trained base (built on first use when none is installed, which takes
+// minutes; see EnsureBase), else a seeded random model created in the
+// models directory.
+func (p *Platform) ModelPath(ctx context.Context, m flywheel.NIMConfig) (string, error) {
 	if f, ok := m.Extra["model_file"].(string); ok && f != "" {
 		if _, err := os.Stat(f); err != nil {
 			return "", flywheel.Permanent(fmt.Errorf("candidate %s: model file: %w", m.ModelName, err))
@@ -230,10 +238,8 @@ func (p *Platform) ModelPath(m flywheel.NIMConfig) (string, error) {
 	if err != nil {
 		return "", flywheel.Permanent(err)
 	}
-	// The first of models_dir and the installed models/ directories that
-	// has the file wins (an installed pre-trained base is used where it is).
-	if f := findFile(p.modelDirs, size.Name+".gguf"); f != "" {
-		return f, nil
+	if p.opts.Base == BasePretrained {
+		return p.EnsureBase(ctx, size, p.logBaseProgress(m.ModelName))
 	}
 	path := filepath.Join(p.opts.ModelsDir, size.Name+".gguf")
 	unlock := p.lockID("model:" + path)
@@ -248,8 +254,22 @@ func (p *Platform) ModelPath(m flywheel.NIMConfig) (string, error) {
 	if err := f.WriteFile(path); err != nil {
 		return "", fmt.Errorf("create model %s: %w", m.ModelName, err)
 	}
-	p.log.Info("created model", "model", m.ModelName, "path", path, "params", size.Params(p.tokenizer().VocabSize()))
+	p.log.Info("created random model", "model", m.ModelName, "path", path, "params", size.Params(p.tokenizer().VocabSize()))
 	return path, nil
+}
+
+// logBaseProgress logs a base build's progress every tenth of the way.
+func (p *Platform) logBaseProgress(model string) func(BaseProgress) {
+	next := 0.0
+	return func(bp BaseProgress) {
+		if bp.Phase != "train" || bp.Total == 0 {
+			return
+		}
+		if f := float64(bp.Step) / float64(bp.Total); f >= next {
+			p.log.Warn("pre-training base", "model", model, "step", bp.Step, "of", bp.Total, "loss", bp.Loss)
+			next += 0.1
+		}
+	}
 }
 
 // start launches a child process in its own process group with output to

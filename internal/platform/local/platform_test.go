@@ -39,6 +39,7 @@ func setup(t *testing.T) *testBundle {
 		LlamaServer: filepath.Join(bin, "llama-server"),
 		Python:      filepath.Join(bin, "fake-python"),
 		StopGrace:   2 * time.Second,
+		Base:        BaseRandom,
 	}
 	p, err := New(opts)
 	require.NoError(t, err)
@@ -383,27 +384,4 @@ func TestPrepareTrainingData(t *testing.T) {
 	require.True(t, strings.HasSuffix(prompt, "<|im_start|>assistant\n"), prompt)
 	require.True(t, strings.HasPrefix(text[len(prompt):], "<tool_call>\n{\"name\": \""), text)
 	require.True(t, strings.HasSuffix(text, "</tool_call><|im_end|>"), text)
-}
-
-func TestAppendChatRecords(t *testing.T) {
-	t.Parallel()
-
-	path := filepath.Join(t.TempDir(), "corpus.jsonl")
-	require.NoError(t, os.WriteFile(path, []byte(strings.Join([]string{
-		`{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}`,
-		`{"request": {"messages": [{"role": "user", "content": "Area?"}], "tools": [{"type": "function", "function": {"name": "area"}}]},` +
-			` "response": {"choices": [{"message": {"role": "assistant", "tool_calls": [{"function": {"name": "area", "arguments": "{\"r\": 2}"}}]}}]}}`,
-		`not json`,
-		`{"other": 1}`,
-	}, "\n")), 0o644))
-	var buf bytes.Buffer
-	require.NoError(t, appendChatRecords(&buf, path))
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	require.Len(t, lines, 2)
-	ids, nPrompt, err := TokenizeRecord([]byte(lines[1]), DefaultTokenizer())
-	require.NoError(t, err)
-	require.Greater(t, len(ids), nPrompt)
-	require.Contains(t, DefaultTokenizer().Decode(ids), `Tools: area()`)
-
-	require.ErrorContains(t, appendChatRecords(&buf, filepath.Join(t.TempDir(), "missing")), "open corpus")
 }

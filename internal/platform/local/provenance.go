@@ -107,7 +107,8 @@ func (p *Platform) existingModel(m flywheel.NIMConfig) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if f := findFile(p.modelDirs, size.Name+".gguf"); f != "" {
+	if p.opts.Base == BasePretrained {
+		f, _ := p.FindBase(size)
 		return f, nil
 	}
 	path := filepath.Join(p.opts.ModelsDir, size.Name+".gguf")

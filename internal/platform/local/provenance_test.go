@@ -22,7 +22,7 @@ func TestProvenance(t *testing.T) {
 		return path
 	}
 	calls := filepath.Join(dir, "calls")
-	p, err := New(Options{DataDir: filepath.Join(dir, "data"), InstallDir: filepath.Join(dir, "install"),
+	p, err := New(Options{DataDir: filepath.Join(dir, "data"), InstallDir: filepath.Join(dir, "install"), Base: BaseRandom,
 		LlamaServer: script("llama-server", `echo "load_backend: loaded CPU backend" >&2; echo "Version: 0.4.0-dev (build 1, commit 5b4ebc5)" >&2; echo "built with cc" >&2`),
 		Python:      script("python", `echo torch >> `+calls+`; echo "2.6.0+debian"`)})
 	require.NoError(t, err)

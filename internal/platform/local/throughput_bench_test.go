@@ -30,7 +30,7 @@ func BenchmarkRunnerVsLlamaServer(b *testing.B) {
 		b.Fatalf("%v", err)
 	}
 	ctx := context.Background()
-	p, err := New(Options{DataDir: b.TempDir(), Parallel: 2})
+	p, err := New(Options{DataDir: b.TempDir(), Parallel: 2, Base: BaseRandom})
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = p.Close() })
 	dep, err := p.Deploy(ctx, flywheel.DeployRequest{Key: "bench", Model: flywheel.NIMConfig{ModelName: "local/tiny-s"}})

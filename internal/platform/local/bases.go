@@ -1,0 +1,405 @@
+package local
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/tokenizer"
+	"github.com/flywheel-go/flywheel/internal/toolcorpus"
+	"github.com/flywheel-go/flywheel/tools"
+)
+
+// A base is the model a local candidate starts from: a tiny
+// llama-architecture model that Flywheel pre-trains itself, once, on a
+// generated tool-calling corpus, so that it already writes tool calls in
+// the chat template's format, picks the offered tool a request names and
+// copies argument values from the request. Building one is deterministic
+// (seeded, one thread) and cached: the file's name carries a key over the
+// recipe, the size, the tokenizer and the trainer, so a change to any of
+// them builds a new base and an unchanged one is found again.
+
+// Base kinds for Options.Base.
+const (
+	// BasePretrained (the default) starts candidates from a pre-trained
+	// base, building it on first use when none is installed.
+	BasePretrained = "pretrained"
+	// BaseRandom starts candidates from random weights (for tests of the
+	// plumbing; such a model answers nothing useful before fine-tuning).
+	BaseRandom = "random"
+)
+
+// GGUF metadata keys of a base.
+const (
+	KeyBaseKey    = "flywheel.base.key"
+	KeyBaseRecipe = "flywheel.base.recipe"
+)
+
+// BaseRecipe is how a base is pre-trained.
+type BaseRecipe struct {
+	// Version changes when the corpus generators change in a way the other
+	// fields do not show.
+	Version int `json:"version"`
+	// Drills is the number of copy drills (toolcorpus.EachDrill) and Corpus
+	// the number of broad tool-corpus records (toolcorpus.Each, its default
+	// mix: every JSON type, single, choice, parallel and no-tool answers).
+	Drills int `json:"drills"`
+	Corpus int `json:"corpus"`
+	// Exclude lists tool names no pre-training record offers, so that
+	// evaluations on them measure what the base learned in general (the
+	// demo's tools by default).
+	Exclude      []string `json:"exclude"`
+	Steps        int      `json:"steps"`
+	BatchSize    int      `json:"batch_size"`
+	LearningRate float64  `json:"learning_rate"`
+	Seed         uint64   `json:"seed"`
+}
+
+// DefaultBaseRecipe returns the recipe of the default bases of size.
+func DefaultBaseRecipe(size ModelSize) BaseRecipe {
+	r := BaseRecipe{
+		Version: 1, Drills: 33000, Corpus: 6000,
+		Exclude: []string{"get_weather", "get_stock_price", "schedule_meeting"},
+		Steps:   2400, BatchSize: 16, LearningRate: 3e-3, Seed: 1,
+	}
+	if size.Embd > 128 {
+		// A larger model learns more per step and takes longer for each.
+		r.LearningRate, r.Steps = 2e-3, 1800
+	}
+	return r
+}
+
+func (r BaseRecipe) validate() error {
+	switch {
+	case r.Steps <= 0:
+		return fmt.Errorf("base recipe: steps %d, want > 0", r.Steps)
+	case r.BatchSize <= 0:
+		return fmt.Errorf("base recipe: batch size %d, want > 0", r.BatchSize)
+	case r.Drills < 0 || r.Corpus < 0 || r.Drills+r.Corpus == 0:
+		return fmt.Errorf("base recipe: %d drills and %d corpus records, want some", r.Drills, r.Corpus)
+	case r.LearningRate <= 0:
+		return fmt.Errorf("base recipe: learning rate %g, want > 0", r.LearningRate)
+	}
+	return nil
+}
+
+// BaseInfo describes a built base.
+type BaseInfo struct {
+	Size    string     `json:"size"`
+	Path    string     `json:"path"`
+	Key     string     `json:"key"`
+	Recipe  BaseRecipe `json:"recipe"`
+	Params  int        `json:"params"`
+	Bytes   int64      `json:"bytes"`
+	Records int        `json:"records"`
+	Tokens  int        `json:"tokens"`
+	// Steps, Seconds and FinalLoss are the training run's.
+	Steps     int     `json:"steps"`
+	Seconds   float64 `json:"seconds"`
+	FinalLoss float64 `json:"final_loss"`
+	BuiltAt   string  `json:"built_at"`
+}
+
+// BaseProgress is one progress report of BuildBase.
+type BaseProgress struct {
+	Size  string
+	Phase string // "corpus" or "train"
+	Step  int
+	Total int
+	Loss  float64
+}
+
+// baseKey identifies a base by everything that decides its weights.
+func (p *Platform) baseKey(size ModelSize, r BaseRecipe) string {
+	return BaseKey(size, r, p.opts.Seed, p.tokenizer())
+}
+
+// BaseKey identifies the base of size built with recipe r, model seed
+// seed and tokenizer tok by everything that decides its weights, the
+// trainer included.
+func BaseKey(size ModelSize, r BaseRecipe, seed uint64, tok *tokenizer.Tokenizer) string {
+	h := sha256.New()
+	b, _ := json.Marshal(struct {
+		Size   ModelSize  `json:"size"`
+		Recipe BaseRecipe `json:"recipe"`
+		Seed   uint64     `json:"seed"`
+	}{size, r, seed})
+	h.Write(b)
+	fmt.Fprintf(h, "\x00vocab %d merges %d\x00", tok.VocabSize(), tok.NumMerges())
+	h.Write([]byte(tools.Trainer()))
+	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+// BaseFileName is the file name of size's base built with r.
+func (p *Platform) BaseFileName(size ModelSize, r BaseRecipe) string {
+	return fmt.Sprintf("%s-base-%s.gguf", size.Name, p.baseKey(size, r))
+}
+
+// BaseDirs are the directories searched for bases, in order: the models
+// directory, then the installed models directories.
+func (p *Platform) BaseDirs() []string { return slices.Clone(p.modelDirs) }
+
+// InstallModelsDir is the models directory of the install directory the
+// platform uses ("" when none is found).
+func (p *Platform) InstallModelsDir() string {
+	dirs := InstallDirs(p.opts.InstallDir, p.opts.Getenv)
+	if len(dirs) == 0 {
+		return ""
+	}
+	return ModelsIn(dirs[0])
+}
+
+// FindBase returns the path of size's default base when one is built.
+func (p *Platform) FindBase(size ModelSize) (string, bool) {
+	f := findFile(p.modelDirs, p.BaseFileName(size, DefaultBaseRecipe(size)))
+	return f, f != ""
+}
+
+// BaseInfoOf reads the description written beside a base.
+func BaseInfoOf(path string) (BaseInfo, error) {
+	var bi BaseInfo
+	b, err := os.ReadFile(path + ".json")
+	if err != nil {
+		return bi, err
+	}
+	if err := json.Unmarshal(b, &bi); err != nil {
+		return bi, fmt.Errorf("read %s.json: %w", path, err)
+	}
+	bi.Path = path
+	return bi, nil
+}
+
+// EnsureBase returns size's default base, building it into the models
+// directory when no built one is found.
+func (p *Platform) EnsureBase(ctx context.Context, size ModelSize, progress func(BaseProgress)) (string, error) {
+	unlock := p.lockID("base:" + size.Name)
+	defer unlock()
+	if f, ok := p.FindBase(size); ok {
+		return f, nil
+	}
+	p.log.Warn("pre-training the local base model on first use (once; `flywheel bases build` does it ahead of time)",
+		"size", size.Name, "steps", DefaultBaseRecipe(size).Steps)
+	bi, err := p.BuildBase(ctx, size, DefaultBaseRecipe(size), p.opts.ModelsDir, progress)
+	if err != nil {
+		return "", err
+	}
+	return bi.Path, nil
+}
+
+// BuildBase pre-trains a base of size with recipe r into dir and returns
+// its description. It blocks for the whole training run (minutes); ctx
+// cancels it. The result is written atomically: an interrupted build
+// leaves nothing that FindBase would take.
+func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, dir string, progress func(BaseProgress)) (BaseInfo, error) {
+	if err := r.validate(); err != nil {
+		return BaseInfo{}, flywheel.Permanent(err)
+	}
+	if progress == nil {
+		progress = func(BaseProgress) {}
+	}
+	if _, err := os.Stat(p.opts.Python); err != nil {
+		return BaseInfo{}, flywheel.Permanent(fmt.Errorf("python %s: %w", p.opts.Python, ErrNotInstalled))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return BaseInfo{}, fmt.Errorf("create %s: %w", dir, err)
+	}
+	work, err := os.MkdirTemp(dir, ".base-build-")
+	if err != nil {
+		return BaseInfo{}, fmt.Errorf("create build directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	key := p.baseKey(size, r)
+	tok := p.tokenizer()
+	m, err := NewModel("local/"+size.Name, size, tok, p.opts.Seed)
+	if err != nil {
+		return BaseInfo{}, flywheel.Permanent(err)
+	}
+	recipe, err := json.Marshal(r)
+	if err != nil {
+		return BaseInfo{}, err
+	}
+	m.Set(KeyBaseKey, key)
+	m.Set(KeyBaseRecipe, string(recipe))
+	init := filepath.Join(work, "init.gguf")
+	if err := m.WriteFile(init); err != nil {
+		return BaseInfo{}, fmt.Errorf("write initial model: %w", err)
+	}
+
+	progress(BaseProgress{Size: size.Name, Phase: "corpus", Total: r.Drills + r.Corpus})
+	var chat bytes.Buffer
+	if err := baseCorpus(&chat, r); err != nil {
+		return BaseInfo{}, err
+	}
+	tokPath := filepath.Join(work, "corpus.tok.jsonl")
+	w, err := os.Create(tokPath)
+	if err != nil {
+		return BaseInfo{}, fmt.Errorf("create corpus tokens: %w", err)
+	}
+	st, err := PrepareTrainingData(&chat, w, tok)
+	if cerr := w.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return BaseInfo{}, fmt.Errorf("tokenize pre-training corpus: %w", err)
+	}
+	trainer, err := p.trainerPath()
+	if err != nil {
+		return BaseInfo{}, err
+	}
+	out := filepath.Join(work, "base.gguf")
+	cmd := exec.CommandContext(ctx, p.opts.Python, trainer,
+		"--base", init, "--train", tokPath, "--out", out, "--mode", "full",
+		"--epochs", "1", "--max-steps", strconv.Itoa(r.Steps),
+		"--batch-size", strconv.Itoa(r.BatchSize),
+		"--lr", strconv.FormatFloat(r.LearningRate, 'g', -1, 64),
+		"--threads", "1", "--seed", strconv.FormatUint(r.Seed, 10))
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return BaseInfo{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return BaseInfo{}, flywheel.Permanent(fmt.Errorf("start trainer: %w (%w)", err, ErrNotInstalled))
+	}
+	var done, last trainerEvent
+	var seconds float64
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	total := r.Steps
+	for sc.Scan() {
+		var ev struct {
+			trainerEvent
+			Seconds float64 `json:"seconds"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		switch ev.Event {
+		case "start":
+			total = ev.TotalSteps
+		case "step":
+			progress(BaseProgress{Size: size.Name, Phase: "train", Step: ev.Step, Total: total, Loss: ev.Loss})
+		case "done":
+			done, seconds = ev.trainerEvent, ev.Seconds
+		}
+		last = ev.trainerEvent
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	werr := cmd.Wait()
+	if ctx.Err() != nil {
+		return BaseInfo{}, ctx.Err()
+	}
+	if werr != nil || done.Event != "done" {
+		msg := strings.TrimSpace(stderr.String())
+		if last.Message != "" {
+			msg = last.Message
+		}
+		return BaseInfo{}, fmt.Errorf("pre-train %s: trainer failed: %v: %s", size.Name, werr, lastLines(msg, 3))
+	}
+
+	name := fmt.Sprintf("%s-base-%s.gguf", size.Name, key)
+	final := filepath.Join(dir, name)
+	fi, err := os.Stat(out)
+	if err != nil {
+		return BaseInfo{}, fmt.Errorf("pre-train %s: %w", size.Name, err)
+	}
+	bi := BaseInfo{
+		Size: size.Name, Path: final, Key: key, Recipe: r, Params: size.Params(tok.VocabSize()), Bytes: fi.Size(),
+		Records: st.Written, Tokens: st.Tokens, Steps: done.Step, Seconds: seconds, FinalLoss: last.Loss,
+		BuiltAt: time.Now().UTC().Format(time.RFC3339),
+	}
+	if done.Step == 0 {
+		bi.Steps = total
+	}
+	meta, err := json.MarshalIndent(bi, "", "  ")
+	if err != nil {
+		return BaseInfo{}, err
+	}
+	if err := os.WriteFile(final+".json.tmp", append(meta, '\n'), 0o644); err != nil {
+		return BaseInfo{}, fmt.Errorf("write %s.json: %w", final, err)
+	}
+	if err := os.Rename(final+".json.tmp", final+".json"); err != nil {
+		return BaseInfo{}, err
+	}
+	if err := os.Rename(out, final); err != nil {
+		return BaseInfo{}, fmt.Errorf("install base %s: %w", final, err)
+	}
+	p.log.Info("pre-trained base", "size", size.Name, "path", final, "steps", bi.Steps, "seconds", seconds)
+	return bi, nil
+}
+
+// baseCorpus writes the pre-training corpus of r as chat records: the
+// drills and the broad corpus, without any record that offers a tool of
+// r.Exclude.
+func baseCorpus(dst *bytes.Buffer, r BaseRecipe) error {
+	excluded := func(req json.RawMessage) bool {
+		for _, name := range r.Exclude {
+			if bytes.Contains(req, []byte(`"name":"`+name+`"`)) {
+				return true
+			}
+		}
+		return false
+	}
+	add := func(rec flywheel.LogRecord) error {
+		if excluded(rec.Request) {
+			return nil
+		}
+		c, err := chatRecordOf(rec.Request, rec.Response)
+		if err != nil {
+			return err
+		}
+		dst.Write(append(c, '\n'))
+		return nil
+	}
+	if err := toolcorpus.EachDrill(toolcorpus.DrillConfig{N: r.Drills, Seed: r.Seed}, add); err != nil {
+		return fmt.Errorf("generate drills: %w", err)
+	}
+	err := toolcorpus.Each(toolcorpus.Config{N: r.Corpus, Seed: r.Seed}, func(ex toolcorpus.Example) error {
+		return add(ex.Record)
+	})
+	if err != nil {
+		return fmt.Errorf("generate corpus: %w", err)
+	}
+	return nil
+}
+
+// chatRecordOf turns a logged request and response into a chat record.
+func chatRecordOf(request, response json.RawMessage) ([]byte, error) {
+	var req struct {
+		Messages []json.RawMessage `json:"messages"`
+		Tools    json.RawMessage   `json:"tools"`
+	}
+	var resp struct {
+		Choices []struct {
+			Message json.RawMessage `json:"message"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal(request, &req); err != nil {
+		return nil, fmt.Errorf("corpus request: %w", err)
+	}
+	if err := json.Unmarshal(response, &resp); err != nil {
+		return nil, fmt.Errorf("corpus response: %w", err)
+	}
+	if len(resp.Choices) == 0 {
+		return nil, errors.New("corpus response without choices")
+	}
+	return json.Marshal(map[string]any{"messages": append(req.Messages, resp.Choices[0].Message), "tools": req.Tools})
+}
