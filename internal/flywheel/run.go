@@ -130,10 +130,10 @@ type EvalSummary struct {
 	TTFTP50MS float64 `json:"ttft_p50_ms,omitempty"`
 	// TokensN is the number of replies that reported token usage, which
 	// the per-request token means are over.
-	TokensN          int                    `json:"tokens_n"`
-	PromptTokens     *float64               `json:"prompt_tokens_per_request"`
-	CompletionTokens *float64               `json:"completion_tokens_per_request"`
-	CostPer1KReq     float64                `json:"cost_per_1k_requests"`
+	TokensN          int      `json:"tokens_n"`
+	PromptTokens     *float64 `json:"prompt_tokens_per_request"`
+	CompletionTokens *float64 `json:"completion_tokens_per_request"`
+	CostPer1KReq     float64  `json:"cost_per_1k_requests"`
 	// CostBasis says what CostPer1KReq is computed from (CostTokens,
 	// CostGPUHour or CostCPUTime); empty when no price applies, and then
 	// CostPer1KReq is 0 because the cost is unknown.

@@ -145,7 +145,7 @@ func TestScheduleTriggerQueries(t *testing.T) {
 			var recs []flywheel.LogRecord
 			for i := range 6 {
 				recs = append(recs, flywheel.LogRecord{WorkloadID: "w", ClientID: "c1", Timestamp: t0.Add(time.Duration(i) * time.Minute),
-					Request: []byte(`{"messages":[{"role":"user","content":"q` + string(rune('a'+i)) + `"}]}`),
+					Request:  []byte(`{"messages":[{"role":"user","content":"q` + string(rune('a'+i)) + `"}]}`),
 					Response: []byte(`{"choices":[{"message":{"role":"assistant","content":"a"}}]}`)})
 			}
 			n, _, err := s.InsertLogs(ctx, recs)
