@@ -30,6 +30,8 @@ const (
 	ActorRetention = "retention"
 	// ActorCleanup is the background deletion of a run.
 	ActorCleanup = "cleanup"
+	// ActorOnline is the online monitor's automatic rollback.
+	ActorOnline = "online"
 )
 
 // AuditEntry is one line of the audit log: who did what to what.
@@ -66,9 +68,21 @@ type AuditLog interface {
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 }
 
-// ActorFrom names who ctx's request acts as for the audit log: its token
-// ("name (id)"), or ActorLocal when authentication is off.
+type actorKey struct{}
+
+// WithActor returns ctx acting as actor in the audit log: a process's own
+// action (ActorOnline), not a request's.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorFrom names who ctx acts as for the audit log: the actor WithActor
+// set, the request's token ("name (id)"), or ActorLocal when
+// authentication is off.
 func ActorFrom(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok {
+		return a
+	}
 	if p := PrincipalFrom(ctx); p != nil {
 		return p.Name + " (" + p.TokenID + ")"
 	}

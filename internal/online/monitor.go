@@ -160,7 +160,7 @@ func (m *Monitor) rollBack(ctx context.Context, p flywheel.Promotion, st flywhee
 	if err != nil {
 		return fmt.Errorf("rollback evidence of promotion %s: %w", p.ID, err)
 	}
-	if _, err := m.opts.Promoter.Rollback(ctx, p.ID, reason, evidence); err != nil {
+	if _, err := m.opts.Promoter.Rollback(flywheel.WithActor(ctx, flywheel.ActorOnline), p.ID, reason, evidence); err != nil {
 		m.metrics.rollbacks.WithLabelValues(RollbackFailed).Inc()
 		m.logger.ErrorContext(ctx, "Automatic rollback failed", append(attrs, slog.String("error", err.Error()))...)
 		return fmt.Errorf("roll back promotion %s: %w", p.ID, err)

@@ -87,6 +87,7 @@ type fakePromotions struct {
 type rollback struct {
 	id, reason string
 	evidence   flywheel.OnlineStats
+	actor      string // the audit log's actor of the rollback
 }
 
 func (f *fakePromotions) ActivePromotions(context.Context) ([]flywheel.Promotion, error) {
@@ -99,7 +100,7 @@ func (f *fakePromotions) ActivePromotions(context.Context) ([]flywheel.Promotion
 	return out, nil
 }
 
-func (f *fakePromotions) Rollback(_ context.Context, id, reason string, evidence json.RawMessage) (*flywheel.Promotion, error) {
+func (f *fakePromotions) Rollback(ctx context.Context, id, reason string, evidence json.RawMessage) (*flywheel.Promotion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p, ok := f.active[id]
@@ -111,7 +112,7 @@ func (f *fakePromotions) Rollback(_ context.Context, id, reason string, evidence
 		return nil, err
 	}
 	delete(f.active, id)
-	f.rollbacks = append(f.rollbacks, rollback{id: id, reason: reason, evidence: st})
+	f.rollbacks = append(f.rollbacks, rollback{id: id, reason: reason, evidence: st, actor: flywheel.ActorFrom(ctx)})
 	p.Status = flywheel.PromotionRolledBack
 	return &p, nil
 }
@@ -354,6 +355,7 @@ func TestMonitorRollsBackOnEvidence(t *testing.T) {
 	calls := b.promotions.calls()
 	require.Len(t, calls, 1)
 	require.Equal(t, "p1", calls[0].id)
+	require.Equal(t, flywheel.ActorOnline, calls[0].actor, "audited as the online monitor's")
 	ev := calls[0].evidence
 	require.Equal(t, 200, ev.N)
 	d := ev.Scores[flywheel.ScoreFunctionNameAndArgs]
