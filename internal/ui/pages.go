@@ -46,16 +46,17 @@ func (h *Handler) page(r *http.Request, title string) page {
 
 func (h *Handler) funcs() template.FuncMap {
 	return template.FuncMap{
-		"ts":       formatTime,
-		"tsp":      formatTimePtr,
-		"dur":      formatDuration,
-		"score":    formatScore,
-		"num":      formatNum,
-		"pct":      func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
-		"lower":    strings.ToLower,
-		"runLink":  func(id string) string { return h.opts.Prefix + "/runs/" + url.PathEscape(id) },
-		"terminal": func(s flywheel.RunStatus) bool { return s.Terminal() },
-		"deref":    func(s *string) string { return derefStr(s) },
+		"ts":           formatTime,
+		"tsp":          formatTimePtr,
+		"dur":          formatDuration,
+		"score":        formatScore,
+		"num":          formatNum,
+		"pct":          func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
+		"lower":        strings.ToLower,
+		"runLink":      func(id string) string { return h.opts.Prefix + "/runs/" + url.PathEscape(id) },
+		"timelineLink": h.workloadTimelineLink,
+		"terminal":     func(s flywheel.RunStatus) bool { return s.Terminal() },
+		"deref":        func(s *string) string { return derefStr(s) },
 	}
 }
 

@@ -126,6 +126,7 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET "+p+"/runs/rows", h.runsRows)
 	mux.HandleFunc("GET "+p+"/workloads", h.workloadsPage)
 	mux.HandleFunc("GET "+p+"/workloads/{id}", h.workloadPage)
+	mux.HandleFunc("GET "+p+"/workloads/{id}/timeline", h.workloadTimelinePage)
 	mux.HandleFunc("GET "+p+"/compare", h.comparePage)
 	mux.HandleFunc("GET "+p+"/runs/{id}", h.runPage)
 	mux.HandleFunc("GET "+p+"/runs/{id}/timeline", h.timelineFragment)
