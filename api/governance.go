@@ -6,10 +6,13 @@ type AuditEntry struct {
 	// At is when it happened.
 	At Time `json:"at"`
 	// Actor is who did it: a token ("name (id)"), "local" (authentication
-	// off), "cli", "retention" or "cleanup".
+	// off), "cli", "retention", "cleanup", "scheduler" (a schedule's fire)
+	// or "online" (the online monitor's automatic rollback).
 	Actor string `json:"actor"`
 	// Action is job.created, job.cancelled, job.deleted, job.purged (what
-	// a deletion removed), logs.ingested, logs.deleted, logs.expired or
+	// a deletion removed), job.promoted, promotion.rolled_back,
+	// schedule.created, schedule.deleted, schedule.fired, schedule.skipped,
+	// schedule.failed, logs.ingested, logs.deleted, logs.expired or
 	// logs.redacted.
 	Action string `json:"action"`
 	// Target is the job id, or the workload (and client) of logs.

@@ -17,7 +17,7 @@ const auditPageSize = 100
 var auditActions = []string{flywheel.AuditJobCreated, flywheel.AuditJobCancelled, flywheel.AuditJobDeleted, flywheel.AuditJobPurged,
 	flywheel.AuditLogsIngested, flywheel.AuditLogsDeleted, flywheel.AuditLogsExpired, flywheel.AuditLogsRedacted,
 	flywheel.AuditScheduleCreated, flywheel.AuditScheduleDeleted, flywheel.AuditScheduleFired, flywheel.AuditScheduleSkipped,
-	flywheel.AuditScheduleFailed}
+	flywheel.AuditScheduleFailed, flywheel.AuditJobPromoted, flywheel.AuditPromotionRolledBack}
 
 type auditRow struct {
 	At      time.Time
@@ -84,7 +84,7 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request) {
 			row.Detail = string(b)
 		}
 		switch e.Action {
-		case flywheel.AuditJobCreated, flywheel.AuditJobCancelled:
+		case flywheel.AuditJobCreated, flywheel.AuditJobCancelled, flywheel.AuditJobPromoted:
 			row.RunLink = h.opts.Prefix + "/runs/" + url.PathEscape(e.Target)
 		}
 		v.Entries = append(v.Entries, row)
