@@ -249,7 +249,6 @@ func (s *Service) Rollback(ctx context.Context, id, reason string, evidence json
 	if err != nil {
 		return nil, err
 	}
-	s.undeploy(ctx, full.DeploymentID)
 	detail := map[string]any{"reason": reason, "job_id": p.JobID, "candidate": p.Candidate, "workload_id": p.WorkloadID,
 		"client_id": p.ClientID, "mode": string(p.Mode)}
 	if len(evidence) > 0 {
@@ -258,7 +257,9 @@ func (s *Service) Rollback(ctx context.Context, id, reason string, evidence json
 			detail["evidence"] = v
 		}
 	}
+	// Audited when production took over, not once the candidate stopped.
 	s.audit(ctx, flywheel.AuditPromotionRolledBack, id, detail)
+	s.undeploy(ctx, full.DeploymentID)
 	s.logger.InfoContext(ctx, "Promotion rolled back", slog.String("promotion_id", id), slog.String("reason", reason))
 	return &full.Promotion, nil
 }
