@@ -112,9 +112,19 @@ type loopGateway struct {
 // headers and returns the model that answered.
 func (g loopGateway) chat(r flywheel.LogRecord) string {
 	g.t.Helper()
+	return g.chatAs(r, "")
+}
+
+// chatAs is chat with the request's user field set (when not empty): the
+// conversation the canary split hashes.
+func (g loopGateway) chatAs(r flywheel.LogRecord, user string) string {
+	g.t.Helper()
 	var req map[string]any
 	require.NoError(g.t, json.Unmarshal(r.Request, &req))
 	req["max_tokens"] = 24
+	if user != "" {
+		req["user"] = user
+	}
 	body, err := json.Marshal(req)
 	require.NoError(g.t, err)
 	hr, err := http.NewRequest(http.MethodPost, g.base+"/v1/chat/completions", strings.NewReader(string(body)))
@@ -440,4 +450,113 @@ func screenshots(t *testing.T, base string, pages ...string) {
 		require.NoError(t, err, "%s", out)
 		t.Logf("screenshot of %s: %s", p, name)
 	}
+}
+
+// TestLocalGatewayFigures measures the gateway through a running serve on
+// the local platform (FLYWHEEL_LOOP_FIGURES=1 with FLYWHEEL_LOCAL_E2E=1):
+// the latency a caller sees at p50/p99 over 1,000 sequential requests
+// without a promotion and then with a shadow promotion, and over 1,000
+// pairs alternating a shadowed client's call with another client's; and
+// the share of 10,000 conversations a canary of 20% sends to the
+// candidate. Production is
+// the in-process fake (it answers in well under a millisecond), so the
+// figures are the gateway's own.
+func TestLocalGatewayFigures(t *testing.T) {
+	if os.Getenv("FLYWHEEL_LOOP_FIGURES") != "1" {
+		t.Skip("FLYWHEEL_LOOP_FIGURES=1 (with " + localE2EEnv + "=1) measures the gateway through a running serve")
+	}
+	const latencyN, canaryN = 1000, 10000
+	b := loopSetup(t, 3*latencyN+canaryN+100)
+	b.prod.tools.Store(false) // the candidate agrees: no rollback while measuring
+	timed := func(n int) []time.Duration {
+		out := make([]time.Duration, 0, n)
+		for range n {
+			start := time.Now()
+			b.gw.chat(b.later[b.next])
+			out = append(out, time.Since(start))
+			b.next++
+		}
+		slices.Sort(out)
+		return out
+	}
+	pct := func(d []time.Duration, p float64) time.Duration { return d[int(p*float64(len(d)-1))] }
+	b.send(50) // warm
+	t.Logf("load average before: %s", loadAverage())
+	none := timed(latencyN)
+	t.Logf("no promotion: p50 %s p99 %s (n=%d); load average %s", pct(none, 0.5), pct(none, 0.99), len(none), loadAverage())
+
+	shadow := b.promote(t, "shadow", 0)
+	b.send(50)
+	sh := timed(latencyN)
+	t.Logf("shadow: p50 %s p99 %s (n=%d); load average %s", pct(sh, 0.5), pct(sh, 0.99), len(sh), loadAverage())
+	t.Logf("shadow adds p50 %s, p99 %s", pct(sh, 0.5)-pct(none, 0.5), pct(sh, 0.99)-pct(none, 0.99))
+	// The same, alternating with calls of a client without a promotion,
+	// so that both see the same load.
+	var promoted, plain []time.Duration
+	for range latencyN {
+		r := b.later[b.next]
+		b.next++
+		start := time.Now()
+		b.gw.chat(r)
+		promoted = append(promoted, time.Since(start))
+		r.ClientID = demoClient + "-plain"
+		start = time.Now()
+		b.gw.chat(r)
+		plain = append(plain, time.Since(start))
+	}
+	slices.Sort(promoted)
+	slices.Sort(plain)
+	t.Logf("alternating: shadow p50 %s p99 %s, no promotion p50 %s p99 %s: shadow adds p50 %s, p99 %s; load average %s",
+		pct(promoted, 0.5), pct(promoted, 0.99), pct(plain, 0.5), pct(plain, 0.99),
+		pct(promoted, 0.5)-pct(plain, 0.5), pct(promoted, 0.99)-pct(plain, 0.99), loadAverage())
+	// The copies the candidate could not take in time were dropped, never
+	// waited for; wait for the queue to drain.
+	var st api.OnlineStats
+	for n := -1; st.N != n; time.Sleep(2 * time.Second) {
+		n = st.N
+		st = b.online(t, shadow.ID)
+	}
+	t.Logf("shadow online window: n=%d errors=%d candidate p50 %.1f ms p99 %.1f ms; %s", st.N, st.Errors,
+		st.CandidateLatencyMS.P50, st.CandidateLatencyMS.P99, b.metric(t, "flywheel_gateway_shadow_total"))
+
+	b.promote(t, "canary", 20)
+	started := time.Now()
+	got := 0
+	for i := range canaryN {
+		if b.gw.chatAs(b.later[b.next], fmt.Sprintf("user-%d", i)) != demo.ProductionModel {
+			got++
+		}
+		b.next++
+	}
+	t.Logf("canary 20%%: the candidate answered %d of %d requests of as many conversations (%.2f%%) in %s; load average %s; %s",
+		got, canaryN, 100*float64(got)/canaryN, time.Since(started).Round(time.Second), loadAverage(),
+		b.metric(t, "flywheel_gateway_routed_total"))
+	require.InDelta(t, 0.2, float64(got)/canaryN, 0.02)
+}
+
+// metric is the lines of /metrics of a metric family, joined.
+func (b *loopBundle) metric(t *testing.T, name string) string {
+	t.Helper()
+	resp, err := b.client.http.Get(b.client.base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, name+"{") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return err.Error()
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
