@@ -50,6 +50,12 @@ type DrillConfig struct {
 	WorkloadID, ClientID string
 	// Start is the first record's timestamp (default 2026-01-01 UTC).
 	Start time.Time
+	// Words are further values to copy, used as they are for a quarter of
+	// the values: give the words a model's tokenizer holds as single tokens,
+	// so that every such token's embedding learns to be copied (a city the
+	// tokenizer knows whole is otherwise never a value in pre-training, and
+	// a fine-tuned model writes a frequent one instead of copying it).
+	Words []string
 }
 
 type drillTool struct {
@@ -119,7 +125,10 @@ func drillWord(r *rand.Rand) string {
 
 func capital(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
-func drillValue(r *rand.Rand) string {
+func drillValue(r *rand.Rand, words []string) string {
+	if len(words) > 0 && r.IntN(4) == 0 {
+		return words[r.IntN(len(words))]
+	}
 	switch r.IntN(6) {
 	case 0, 1:
 		return capital(drillWord(r))
@@ -207,7 +216,7 @@ func drill(r *rand.Rand, i int, cfg DrillConfig) (flywheel.LogRecord, error) {
 	args.WriteByte('{')
 	var clauses []string
 	for k, p := range call.params {
-		v := drillValue(r)
+		v := drillValue(r, cfg.Words)
 		if k > 0 {
 			args.WriteString(", ")
 		}

@@ -72,7 +72,7 @@ type BaseRecipe struct {
 // DefaultBaseRecipe returns the recipe of the default bases of size.
 func DefaultBaseRecipe(size ModelSize) BaseRecipe {
 	r := BaseRecipe{
-		Version: 1, Drills: 33000, Corpus: 6000,
+		Version: 2, Drills: 33000, Corpus: 6000,
 		Exclude: []string{"get_weather", "get_stock_price", "schedule_meeting"},
 		Steps:   2400, BatchSize: 16, LearningRate: 3e-3, Seed: 1,
 	}
@@ -242,7 +242,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 
 	progress(BaseProgress{Size: size.Name, Phase: "corpus", Total: r.Drills + r.Corpus})
 	var chat bytes.Buffer
-	if err := baseCorpus(&chat, r); err != nil {
+	if err := baseCorpus(&chat, r, tok); err != nil {
 		return BaseInfo{}, err
 	}
 	tokPath := filepath.Join(work, "corpus.tok.jsonl")
@@ -280,7 +280,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 		return BaseInfo{}, flywheel.Permanent(fmt.Errorf("start trainer: %w (%w)", err, ErrNotInstalled))
 	}
 	var done, last trainerEvent
-	var seconds float64
+	var seconds, loss float64
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	total := r.Steps
@@ -296,6 +296,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 		case "start":
 			total = ev.TotalSteps
 		case "step":
+			loss = ev.Loss
 			progress(BaseProgress{Size: size.Name, Phase: "train", Step: ev.Step, Total: total, Loss: ev.Loss})
 		case "done":
 			done, seconds = ev.trainerEvent, ev.Seconds
@@ -323,7 +324,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 	}
 	bi := BaseInfo{
 		Size: size.Name, Path: final, Key: key, Recipe: r, Params: size.Params(tok.VocabSize()), Bytes: fi.Size(),
-		Records: st.Written, Tokens: st.Tokens, Steps: done.Step, Seconds: seconds, FinalLoss: last.Loss,
+		Records: st.Written, Tokens: st.Tokens, Steps: done.Step, Seconds: seconds, FinalLoss: loss,
 		BuiltAt: time.Now().UTC().Format(time.RFC3339),
 	}
 	if done.Step == 0 {
@@ -349,7 +350,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 // baseCorpus writes the pre-training corpus of r as chat records: the
 // drills and the broad corpus, without any record that offers a tool of
 // r.Exclude.
-func baseCorpus(dst *bytes.Buffer, r BaseRecipe) error {
+func baseCorpus(dst *bytes.Buffer, r BaseRecipe, tok *tokenizer.Tokenizer) error {
 	excluded := func(req json.RawMessage) bool {
 		for _, name := range r.Exclude {
 			if bytes.Contains(req, []byte(`"name":"`+name+`"`)) {
@@ -369,7 +370,7 @@ func baseCorpus(dst *bytes.Buffer, r BaseRecipe) error {
 		dst.Write(append(c, '\n'))
 		return nil
 	}
-	if err := toolcorpus.EachDrill(toolcorpus.DrillConfig{N: r.Drills, Seed: r.Seed}, add); err != nil {
+	if err := toolcorpus.EachDrill(toolcorpus.DrillConfig{N: r.Drills, Seed: r.Seed, Words: wholeWords(tok)}, add); err != nil {
 		return fmt.Errorf("generate drills: %w", err)
 	}
 	err := toolcorpus.Each(toolcorpus.Config{N: r.Corpus, Seed: r.Seed}, func(ex toolcorpus.Example) error {
@@ -379,6 +380,29 @@ func baseCorpus(dst *bytes.Buffer, r BaseRecipe) error {
 		return fmt.Errorf("generate corpus: %w", err)
 	}
 	return nil
+}
+
+// wholeWords returns the words of three or more letters that tok encodes
+// as one token, in vocabulary order.
+func wholeWords(tok *tokenizer.Tokenizer) []string {
+	var out []string
+	for id := range tok.VocabSize() {
+		w := tok.Decode([]int{id})
+		if len(w) < 3 {
+			continue
+		}
+		ok := true
+		for _, c := range w {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+				ok = false
+				break
+			}
+		}
+		if enc := tok.Encode(w); ok && len(enc) == 1 && enc[0] == id {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // chatRecordOf turns a logged request and response into a chat record.

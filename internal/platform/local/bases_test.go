@@ -18,7 +18,7 @@ func TestBaseCorpusExcludesTools(t *testing.T) {
 	t.Parallel()
 	r := BaseRecipe{Version: 1, Drills: 300, Corpus: 300, Steps: 1, BatchSize: 1, LearningRate: 1, Seed: 3}
 	var all bytes.Buffer
-	require.NoError(t, baseCorpus(&all, r))
+	require.NoError(t, baseCorpus(&all, r, DefaultTokenizer()))
 	lines := strings.Split(strings.TrimSpace(all.String()), "\n")
 	require.Len(t, lines, 600)
 	var first Record
@@ -34,7 +34,7 @@ func TestBaseCorpusExcludesTools(t *testing.T) {
 
 	r.Exclude = []string{name}
 	var kept bytes.Buffer
-	require.NoError(t, baseCorpus(&kept, r))
+	require.NoError(t, baseCorpus(&kept, r, DefaultTokenizer()))
 	lines = strings.Split(strings.TrimSpace(kept.String()), "\n")
 	require.Len(t, lines, 600-with, "exactly the records offering %s are left out", name)
 	tok := DefaultTokenizer()
