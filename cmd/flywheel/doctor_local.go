@@ -28,7 +28,7 @@ func withLocalChecks(g *globals, next func(*cobra.Command, []string) error) func
 		}
 		l := cfg.Platform.Local
 		checks := local.CheckDependencies(cmd.Context(), local.CheckOptions{LlamaServer: l.LlamaServerPath, InstallDir: l.InstallDir,
-			Python: l.PythonPath, ModelsDir: l.ModelsDir, Models: cfg.NIMs, Getenv: g.getenv})
+			Python: l.PythonPath, ModelsDir: l.ModelsDir, Models: cfg.NIMs, Getenv: g.getenv, Base: l.Options["base"]})
 		problems := writeLocalChecks(out, checks)
 		err = next(cmd, args)
 		if problems > 0 {

@@ -36,6 +36,9 @@ type CheckOptions struct {
 	Python      string
 	ModelsDir   string
 	Models      []flywheel.NIMConfig
+	// Base is platform.local.options.base: with "pretrained" a model is
+	// found when its size's base is built.
+	Base string
 	// Getenv reads the environment (default os.Getenv).
 	Getenv func(string) string
 	// Root says whether the fixes run as root (no sudo); default: whether
@@ -72,6 +75,10 @@ func CheckDependencies(ctx context.Context, o CheckOptions) []Check {
 	modelsDir := o.ModelsDir
 	dirs := modelDirs(modelsDir, o.InstallDir, o.Getenv)
 	for _, m := range o.Models {
+		if o.Base == BasePretrained {
+			out = append(out, checkBase(m, modelsDir, dirs))
+			continue
+		}
 		out = append(out, checkModel(m, modelsDir, dirs))
 	}
 	return out
@@ -184,4 +191,29 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " / ")
+}
+
+// checkBase checks that a candidate's pre-trained base is built, or can
+// be built on first use.
+func checkBase(m flywheel.NIMConfig, modelsDir string, dirs []string) Check {
+	c := Check{Name: "model " + m.ModelName}
+	if f, ok := m.Extra["model_file"].(string); ok && f != "" {
+		return checkModel(m, modelsDir, dirs)
+	}
+	size, err := SizeFor(m.ModelName)
+	if err != nil {
+		return checkModel(m, modelsDir, dirs)
+	}
+	name := fmt.Sprintf("%s-base-%s.gguf", size.Name, BaseKey(size, DefaultBaseRecipe(size), SeedDefault, DefaultTokenizer()))
+	if f := findFile(dirs, name); f != "" {
+		c.OK, c.Detail = true, "pre-trained base "+f
+		return c
+	}
+	if !writable(modelsDir) {
+		c.Detail = fmt.Sprintf("base not built, and %s is not writable (looked in %s)", modelsDir, strings.Join(dirs, ", "))
+		c.Fix = "flywheel bases build   (as a user who can write the install directory, or set platform.local.models_dir to a writable directory)"
+		return c
+	}
+	c.OK, c.Detail = true, fmt.Sprintf("base not built: pre-trained in %s on first use (minutes); `flywheel bases build` does it ahead of time", modelsDir)
+	return c
 }

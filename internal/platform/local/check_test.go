@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,6 +63,27 @@ func TestCheckDependencies(t *testing.T) {
 		}
 		require.Equal(t, LlamaServerIn(inst)+" (version: 1)", checks[0].Detail)
 		require.Equal(t, filepath.Join(ModelsIn(inst), "tiny-m.gguf"), checks[2].Detail)
+	})
+
+	t.Run("PretrainedBase", func(t *testing.T) {
+		t.Parallel()
+		inst := t.TempDir()
+		writeExec(t, LlamaServerIn(inst))
+		py := filepath.Join(t.TempDir(), "python3")
+		require.NoError(t, os.WriteFile(py, []byte("#!/bin/sh\necho torch 2.9.0\n"), 0o755))
+		models := t.TempDir()
+		opts := CheckOptions{InstallDir: inst, Python: py, ModelsDir: models, Base: BasePretrained,
+			Root: &root, Getenv: envOf(map[string]string{"HOME": t.TempDir()}), Models: []flywheel.NIMConfig{{ModelName: "local/tiny-m"}}}
+		checks := CheckDependencies(context.Background(), opts)
+		require.True(t, checks[2].OK)
+		require.Contains(t, checks[2].Detail, "pre-trained in "+models+" on first use")
+		m, err := SizeFor("local/tiny-m")
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(ModelsIn(inst), 0o755))
+		base := filepath.Join(ModelsIn(inst), fmt.Sprintf("tiny-m-base-%s.gguf", BaseKey(m, DefaultBaseRecipe(m), SeedDefault, DefaultTokenizer())))
+		require.NoError(t, os.WriteFile(base, []byte("m"), 0o644))
+		checks = CheckDependencies(context.Background(), opts)
+		require.Equal(t, "pre-trained base "+base, checks[2].Detail)
 	})
 
 	t.Run("BrokenBinaryAndNoTorch", func(t *testing.T) {
