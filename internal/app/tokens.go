@@ -29,7 +29,7 @@ type tokensFile struct {
 // sync reads the file and stores its tokens; it logs what changed. Errors
 // name the file and the bad lines, never a secret.
 func (f *tokensFile) sync(ctx context.Context) error {
-	data, err := os.ReadFile(f.path)
+	data, err := f.read(ctx)
 	if err != nil {
 		return fmt.Errorf("server.auth.tokens_file: %w", err)
 	}
@@ -49,6 +49,32 @@ func (f *tokensFile) sync(ctx context.Context) error {
 		slog.Any("added", res.Added), slog.Any("changed", res.Changed), slog.Any("revoked", res.Revoked),
 		slog.Int("unchanged", res.Unchanged))
 	return nil
+}
+
+// stableReadPause is how long read waits to see a file unchanged.
+const stableReadPause = 50 * time.Millisecond
+
+// read returns the file's content once two reads stableReadPause apart
+// agree: a file rewritten in place (truncated, then written) must not be
+// read half-written, which would revoke the tokens missing from the half.
+func (f *tokensFile) read(ctx context.Context) ([]byte, error) {
+	data, err := os.ReadFile(f.path)
+	for range 20 {
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(stableReadPause):
+		}
+		again, err2 := os.ReadFile(f.path)
+		if err2 == nil && bytes.Equal(again, data) {
+			return data, nil
+		}
+		data, err = again, err2
+	}
+	return nil, fmt.Errorf("%s kept changing for a second; not applied this time", f.path)
 }
 
 // watch syncs the file every interval until ctx ends. A file that became
