@@ -75,7 +75,7 @@ func CheckDependencies(ctx context.Context, o CheckOptions) []Check {
 	modelsDir := o.ModelsDir
 	dirs := modelDirs(modelsDir, o.InstallDir, o.Getenv)
 	for _, m := range o.Models {
-		if o.Base == BasePretrained {
+		if o.Base != BaseRandom {
 			out = append(out, checkBase(m, modelsDir, dirs))
 			continue
 		}

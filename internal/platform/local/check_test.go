@@ -38,8 +38,8 @@ func TestCheckDependencies(t *testing.T) {
 		require.Contains(t, py.Detail, "not found")
 		require.Contains(t, py.Fix, "apt-get install -y python3 python3-torch python3-numpy")
 		require.NotContains(t, py.Fix, "sudo", "root needs no sudo")
-		require.True(t, byName["model local/tiny-s"].OK, "a tiny model is made on first use")
-		require.Contains(t, byName["model local/tiny-s"].Detail, "made in "+models)
+		require.True(t, byName["model local/tiny-s"].OK, "a base is built on first use")
+		require.Contains(t, byName["model local/tiny-s"].Detail, "pre-trained in "+models+" on first use")
 		require.False(t, byName["model acme/big"].OK)
 		require.Contains(t, byName["model acme/big"].Fix, "nims[].extra.model_file")
 		require.False(t, byName["model x"].OK)
@@ -55,7 +55,7 @@ func TestCheckDependencies(t *testing.T) {
 		require.NoError(t, os.WriteFile(py, []byte("#!/bin/sh\necho torch 2.9.0\n"), 0o755))
 		require.NoError(t, os.MkdirAll(ModelsIn(inst), 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(ModelsIn(inst), "tiny-m.gguf"), []byte("m"), 0o644))
-		checks := CheckDependencies(context.Background(), CheckOptions{InstallDir: inst, Python: py, ModelsDir: t.TempDir(),
+		checks := CheckDependencies(context.Background(), CheckOptions{InstallDir: inst, Python: py, ModelsDir: t.TempDir(), Base: BaseRandom,
 			Root: &root, Getenv: envOf(map[string]string{"HOME": t.TempDir()}), Models: []flywheel.NIMConfig{{ModelName: "local/tiny-m"}}})
 		for _, c := range checks {
 			require.True(t, c.OK, "%+v", c)

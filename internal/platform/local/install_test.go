@@ -82,8 +82,7 @@ func TestLocateLlamaServer(t *testing.T) {
 
 // A candidate starts from its size's pre-trained base: one installed in
 // <install_dir>/models is used where it is, one in models_dir wins over
-// it; by default (Base random, for now) a missing model is created in
-// models_dir.
+// it; with Base "random" a missing model is created in models_dir.
 func TestModelPathFindsBases(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -91,7 +90,7 @@ func TestModelPathFindsBases(t *testing.T) {
 	require.NoError(t, os.MkdirAll(ModelsIn(inst), 0o755))
 	data := t.TempDir()
 	env := envOf(map[string]string{"HOME": t.TempDir()})
-	p, err := New(Options{DataDir: data, InstallDir: inst, LlamaServer: "/bin/true", Getenv: env, Base: BasePretrained})
+	p, err := New(Options{DataDir: data, InstallDir: inst, LlamaServer: "/bin/true", Getenv: env})
 	require.NoError(t, err)
 	s, err := SizeFor("local/tiny-s")
 	require.NoError(t, err)
@@ -113,11 +112,11 @@ func TestModelPathFindsBases(t *testing.T) {
 	other.Steps++
 	require.NotEqual(t, name, p.BaseFileName(s, other), "another recipe is another base")
 
-	r, err := New(Options{DataDir: data, InstallDir: inst, LlamaServer: "/bin/true", Getenv: env})
+	r, err := New(Options{DataDir: data, InstallDir: inst, LlamaServer: "/bin/true", Getenv: env, Base: BaseRandom})
 	require.NoError(t, err)
 	got, err = r.ModelPath(ctx, flywheel.NIMConfig{ModelName: "local/tiny-xs"})
 	require.NoError(t, err)
-	require.Equal(t, filepath.Join(data, "models", "tiny-xs.gguf"), got, "default: a random model created in models_dir")
+	require.Equal(t, filepath.Join(data, "models", "tiny-xs.gguf"), got, "random: created in models_dir")
 }
 
 // A deployment without llama-server fails at once, for good, saying where

@@ -88,8 +88,8 @@ type Options struct {
 	// An epoch is still one pass's worth of records, so variants replace
 	// repetitions of the records rather than add steps.
 	Augment int
-	// Base is where candidates start from: BaseRandom (the default for
-	// now) or BasePretrained.
+	// Base is where candidates start from: BasePretrained (the default)
+	// or BaseRandom.
 	Base string
 	// MaxTrainSeconds bounds a training run (0: no bound).
 	MaxTrainSeconds float64
@@ -223,10 +223,10 @@ func validID(id, prefix string) bool {
 }
 
 // ModelPath returns the model file a candidate starts from: the file its
-// extra.model_file names, else, with Options.Base "pretrained", its size's
-// pre-trained base (built on first use when none is installed, which takes
-// minutes; see EnsureBase), else a seeded random model created in the
-// models directory.
+// extra.model_file names, else its size's pre-trained base (built on first
+// use when none is installed, which takes minutes; see EnsureBase), else,
+// with Options.Base "random", a seeded random model created in the models
+// directory.
 func (p *Platform) ModelPath(ctx context.Context, m flywheel.NIMConfig) (string, error) {
 	if f, ok := m.Extra["model_file"].(string); ok && f != "" {
 		if _, err := os.Stat(f); err != nil {
@@ -238,7 +238,7 @@ func (p *Platform) ModelPath(ctx context.Context, m flywheel.NIMConfig) (string,
 	if err != nil {
 		return "", flywheel.Permanent(err)
 	}
-	if p.opts.Base == BasePretrained {
+	if p.opts.Base != BaseRandom {
 		return p.EnsureBase(ctx, size, p.logBaseProgress(m.ModelName))
 	}
 	path := filepath.Join(p.opts.ModelsDir, size.Name+".gguf")

@@ -107,7 +107,7 @@ func (p *Platform) existingModel(m flywheel.NIMConfig) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if p.opts.Base == BasePretrained {
+	if p.opts.Base != BaseRandom {
 		f, _ := p.FindBase(size)
 		return f, nil
 	}
