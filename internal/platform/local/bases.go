@@ -78,7 +78,7 @@ func DefaultBaseRecipe(size ModelSize) BaseRecipe {
 	}
 	if size.Embd > 128 {
 		// A larger model learns more per step and takes longer for each.
-		r.LearningRate, r.Steps = 2e-3, 1800
+		r.LearningRate, r.Steps = 2e-3, 2400
 	}
 	return r
 }
