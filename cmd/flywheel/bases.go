@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -87,7 +86,7 @@ func newBasesBuildCommand(g *globals) *cobra.Command {
 			}
 			if dir == "" {
 				dir = p.InstallModelsDir()
-				if dir == "" || !canWrite(dir) {
+				if dir == "" || !local.Writable(dir) {
 					dir = p.ModelsDir()
 				}
 			}
@@ -100,19 +99,6 @@ func newBasesBuildCommand(g *globals) *cobra.Command {
 	fl.IntVar(&parallel, "parallel", 2, "bases trained at once (each on one thread)")
 	fl.BoolVar(&force, "force", false, "build again even when a base with the same recipe is found")
 	return cmd
-}
-
-func canWrite(dir string) bool {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return false
-	}
-	f, err := os.CreateTemp(dir, ".write-check-")
-	if err != nil {
-		return false
-	}
-	f.Close()
-	os.Remove(f.Name())
-	return true
 }
 
 func buildBases(ctx context.Context, g *globals, p *local.Platform, sizes []local.ModelSize, dir string, parallel int, force bool) error {

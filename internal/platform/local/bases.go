@@ -146,7 +146,12 @@ func BaseKey(size ModelSize, r BaseRecipe, seed uint64, tok *tokenizer.Tokenizer
 
 // BaseFileName is the file name of size's base built with r.
 func (p *Platform) BaseFileName(size ModelSize, r BaseRecipe) string {
-	return fmt.Sprintf("%s-base-%s.gguf", size.Name, p.baseKey(size, r))
+	return baseFileName(size, p.baseKey(size, r))
+}
+
+// baseFileName is the file name of size's base whose key is key.
+func baseFileName(size ModelSize, key string) string {
+	return fmt.Sprintf("%s-base-%s.gguf", size.Name, key)
 }
 
 // BaseDirs are the directories searched for bases, in order: the models
@@ -316,8 +321,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 		return BaseInfo{}, fmt.Errorf("pre-train %s: trainer failed: %v: %s", size.Name, werr, lastLines(msg, 3))
 	}
 
-	name := fmt.Sprintf("%s-base-%s.gguf", size.Name, key)
-	final := filepath.Join(dir, name)
+	final := filepath.Join(dir, baseFileName(size, key))
 	fi, err := os.Stat(out)
 	if err != nil {
 		return BaseInfo{}, fmt.Errorf("pre-train %s: %w", size.Name, err)

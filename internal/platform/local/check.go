@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/tokenizer"
 )
 
 // Check is the outcome of one check of the local platform's dependencies.
@@ -74,9 +75,13 @@ func CheckDependencies(ctx context.Context, o CheckOptions) []Check {
 	out = append(out, checkPython(ctx, o, sudo))
 	modelsDir := o.ModelsDir
 	dirs := modelDirs(modelsDir, o.InstallDir, o.Getenv)
+	var tok *tokenizer.Tokenizer // trained once (seconds), only when a base is looked for
 	for _, m := range o.Models {
 		if o.Base != BaseRandom {
-			out = append(out, checkBase(m, modelsDir, dirs))
+			if tok == nil {
+				tok = DefaultTokenizer()
+			}
+			out = append(out, checkBase(m, modelsDir, dirs, tok))
 			continue
 		}
 		out = append(out, checkModel(m, modelsDir, dirs))
@@ -146,7 +151,7 @@ func checkModel(m flywheel.NIMConfig, modelsDir string, dirs []string) Check {
 		c.OK, c.Detail = true, f
 		return c
 	}
-	if !writable(modelsDir) {
+	if !Writable(modelsDir) {
 		c.Detail = fmt.Sprintf("not created yet, and %s is not writable (looked in %s)", modelsDir, strings.Join(dirs, ", "))
 		c.Fix = "mkdir -p " + modelsDir + " && chown $(id -u) " + modelsDir + "   (or set platform.local.models_dir to a writable directory)"
 		return c
@@ -155,9 +160,9 @@ func checkModel(m flywheel.NIMConfig, modelsDir string, dirs []string) Check {
 	return c
 }
 
-// writable reports whether dir, or the nearest existing directory above
+// Writable reports whether dir, or the nearest existing directory above
 // it, accepts new files.
-func writable(dir string) bool {
+func Writable(dir string) bool {
 	for d := dir; d != ""; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); err == nil {
 			return syscall.Access(d, 2 /* W_OK */) == nil
@@ -195,7 +200,7 @@ func lastLines(s string, n int) string {
 
 // checkBase checks that a candidate's pre-trained base is built, or can
 // be built on first use.
-func checkBase(m flywheel.NIMConfig, modelsDir string, dirs []string) Check {
+func checkBase(m flywheel.NIMConfig, modelsDir string, dirs []string, tok *tokenizer.Tokenizer) Check {
 	c := Check{Name: "model " + m.ModelName}
 	if f, ok := m.Extra["model_file"].(string); ok && f != "" {
 		return checkModel(m, modelsDir, dirs)
@@ -204,12 +209,11 @@ func checkBase(m flywheel.NIMConfig, modelsDir string, dirs []string) Check {
 	if err != nil {
 		return checkModel(m, modelsDir, dirs)
 	}
-	name := fmt.Sprintf("%s-base-%s.gguf", size.Name, BaseKey(size, DefaultBaseRecipe(size), SeedDefault, DefaultTokenizer()))
-	if f := findFile(dirs, name); f != "" {
+	if f := findFile(dirs, baseFileName(size, BaseKey(size, DefaultBaseRecipe(size), SeedDefault, tok))); f != "" {
 		c.OK, c.Detail = true, "pre-trained base "+f
 		return c
 	}
-	if !writable(modelsDir) {
+	if !Writable(modelsDir) {
 		c.Detail = fmt.Sprintf("base not built, and %s is not writable (looked in %s)", modelsDir, strings.Join(dirs, ", "))
 		c.Fix = "flywheel bases build   (as a user who can write the install directory, or set platform.local.models_dir to a writable directory)"
 		return c
