@@ -489,13 +489,7 @@ func Default() *Config {
 			MinExamples:      1,
 			ExampleSelection: flywheel.SelectionUniform,
 		},
-		Training: flywheel.TrainingConfig{
-			TrainingType:   TrainingTypeSFT,
-			FinetuningType: FinetuningLoRA,
-			Epochs:         2,
-			BatchSize:      16,
-			LearningRate:   1e-4,
-		},
+		Training: TrainingDefaults(PlatformLocal),
 		LoRA:   flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1},
 		Logs:   LogsConfig{RetentionInterval: RetentionIntervalDefault},
 		Online: OnlineDefault(),
@@ -545,6 +539,32 @@ func Default() *Config {
 		},
 		Elasticsearch: ElasticsearchConfig{Index: ElasticsearchIndexDefault},
 		Cost:          CostDefaults(),
+	}
+}
+
+// TrainingDefaults returns training_config's defaults on platform. NeMo
+// and endpoint platforms get the blueprint's (LoRA, 2 epochs at 1e-4);
+// the local platform gets what teaches its tiny pre-trained candidates a
+// workload in a minute or two on a CPU (full fine-tuning, 10 epochs at
+// 1e-3: docs/local-models.md), since the blueprint's settings barely move
+// them. A field the file sets is kept; an absent or zero one takes its
+// platform's default.
+func TrainingDefaults(platform string) flywheel.TrainingConfig {
+	if platform == PlatformLocal {
+		return flywheel.TrainingConfig{
+			TrainingType:   TrainingTypeSFT,
+			FinetuningType: FinetuningAllWeights,
+			Epochs:         10,
+			BatchSize:      16,
+			LearningRate:   1e-3,
+		}
+	}
+	return flywheel.TrainingConfig{
+		TrainingType:   TrainingTypeSFT,
+		FinetuningType: FinetuningLoRA,
+		Epochs:         2,
+		BatchSize:      16,
+		LearningRate:   1e-4,
 	}
 }
 

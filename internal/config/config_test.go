@@ -544,6 +544,31 @@ func TestParse(t *testing.T) {
 		require.Equal(t, PlatformLocal, cfg.Platform.Name)
 	})
 
+	t.Run("TrainingDefaultsFollowThePlatform", func(t *testing.T) {
+		t.Parallel()
+		ep := "platform: {name: endpoint}\nnims: [{model_name: m, context_length: 8, endpoint: 'http://e'}]\n"
+		for _, tc := range []struct {
+			name, file string
+			want       flywheel.TrainingConfig
+		}{
+			{"local, no file", "", TrainingDefaults(PlatformLocal)},
+			{"local, epochs set", "training_config: {epochs: 3}\n",
+				flywheel.TrainingConfig{TrainingType: "sft", FinetuningType: "all_weights", Epochs: 3, BatchSize: 16, LearningRate: 1e-3}},
+			{"local, merged key", "training_config: {<<: {learning_rate: 0.01}}\n",
+				flywheel.TrainingConfig{TrainingType: "sft", FinetuningType: "all_weights", Epochs: 10, BatchSize: 16, LearningRate: 0.01}},
+			{"endpoint, no section", ep, TrainingDefaults(PlatformNeMo)},
+			{"endpoint, finetuning_type set", ep + "training_config: {finetuning_type: all_weights}\n",
+				flywheel.TrainingConfig{TrainingType: "sft", FinetuningType: "all_weights", Epochs: 2, BatchSize: 16, LearningRate: 1e-4}},
+		} {
+			cfg, err := Parse([]byte(tc.file), testEnv())
+			require.NoError(t, err, tc.name)
+			require.Equal(t, tc.want, cfg.Training, tc.name)
+		}
+		require.Equal(t, flywheel.TrainingConfig{TrainingType: "sft", FinetuningType: "lora", Epochs: 2, BatchSize: 16, LearningRate: 1e-4},
+			TrainingDefaults(PlatformNeMo), "NeMo keeps the blueprint's defaults")
+		require.Equal(t, TrainingDefaults(PlatformLocal), Default().Training)
+	})
+
 	t.Run("ValidationRunsDespiteTypeErrors", func(t *testing.T) {
 		t.Parallel()
 		_, err := Parse([]byte("engine: {workers: many}\ntraining_config: {epochs: 0}\n"), testEnv())

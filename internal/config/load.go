@@ -115,6 +115,7 @@ func (c *Config) decode(data []byte) error {
 			c.Platform.Name = PlatformNeMo
 		}
 	}
+	c.Training = trainingDefaults(doc, c.Training, TrainingDefaults(c.Platform.Name))
 	c.NIMs = dedupNIMs(c.NIMs)
 	defaults := StageLimitDefaults()
 	for name, l := range c.Engine.StageLimits {
@@ -130,6 +131,46 @@ func (c *Config) decode(data []byte) error {
 		c.Engine.StageLimits[name] = l
 	}
 	return errors.Join(errs...)
+}
+
+// trainingDefaults returns t with every training_config key the document
+// does not set taken from d, the platform's defaults: a key it sets is
+// kept, zero included, for Validate to judge.
+func trainingDefaults(doc *yaml.Node, t, d flywheel.TrainingConfig) flywheel.TrainingConfig {
+	set := map[string]any{} // decoding follows aliases and merge keys
+	if sec := mappingValue(doc, "training_config"); sec != nil {
+		_ = sec.Decode(&set) // a section that is not a mapping was reported by check
+	}
+	has := func(k string) bool { _, ok := set[k]; return ok }
+	if !has("training_type") {
+		t.TrainingType = d.TrainingType
+	}
+	if !has("finetuning_type") {
+		t.FinetuningType = d.FinetuningType
+	}
+	if !has("epochs") {
+		t.Epochs = d.Epochs
+	}
+	if !has("batch_size") {
+		t.BatchSize = d.BatchSize
+	}
+	if !has("learning_rate") {
+		t.LearningRate = d.LearningRate
+	}
+	return t
+}
+
+// mappingValue returns the value node of key in the mapping m, or nil.
+func mappingValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // dedupNIMs drops later entries whose model_name repeats an earlier one,
