@@ -219,6 +219,12 @@ func writeDetail(w io.Writer, d api.JobDetailResponse, now time.Time) error {
 		for _, e := range r.Evidence {
 			fmt.Fprintf(w, "  - %s\n", e)
 		}
+		if len(r.Findings) > 0 {
+			fmt.Fprintf(w, "Findings:\n")
+			for _, f := range r.Findings {
+				fmt.Fprintf(w, "  - %s\n", f)
+			}
+		}
 	}
 	return nil
 }

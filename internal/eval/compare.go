@@ -167,7 +167,7 @@ func Recommend(cands []Candidate, cfg RecommendConfig) flywheel.Recommendation {
 		margin = MarginDefault * MetricMax(metric)
 	}
 	minItems := cmp.Or(cfg.MinItems, MinPairedItemsDefault)
-	rec := flywheel.Recommendation{Metric: metric, Margin: margin}
+	rec := flywheel.Recommendation{Metric: metric, Margin: margin, Findings: Findings(cands, metric, cfg.Bootstrap)}
 	if len(cands) == 0 {
 		rec.Reason = "no candidate was evaluated"
 		return rec

@@ -209,6 +209,9 @@ type Recommendation struct {
 	Margin    float64  `json:"margin"`
 	Reason    string   `json:"reason"`
 	Evidence  []string `json:"evidence,omitempty"`
+	// Findings says, per candidate, whether few-shot examples and
+	// fine-tuning helped it against its base evaluation, with intervals.
+	Findings []string `json:"findings,omitempty"`
 	// CostPerRequest is the recommended candidate's cost per request and
 	// ProductionCostPerRequest production's, in US dollars, when known.
 	CostPerRequest           *float64 `json:"cost_per_request,omitempty"`

@@ -1,0 +1,61 @@
+package eval
+
+import (
+	"fmt"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+)
+
+// Findings says, for every candidate evaluated both as-is and another way,
+// whether few-shot examples (icl-eval) and fine-tuning (customized-eval)
+// helped it on metric: the paired difference from its base-eval on the
+// items both scored, with its 95% interval. "helped" and "hurt" need the
+// interval to exclude zero; otherwise the line says the difference is not
+// clear. Candidates come in their order; one without a base-eval, or
+// sharing no scored item with it, has no finding.
+func Findings(cands []Candidate, metric string, boot Bootstrap) []string {
+	var out []string
+	base := map[string]Candidate{}
+	var order []string
+	for _, c := range cands {
+		if c.EvalType == flywheel.EvalBase {
+			if _, seen := base[c.Name]; !seen {
+				order = append(order, c.Name)
+			}
+			base[c.Name] = c
+		}
+	}
+	for _, name := range order {
+		for _, way := range []struct {
+			t    flywheel.EvalType
+			what string
+		}{{flywheel.EvalICL, "few-shot examples (icl-eval)"}, {flywheel.EvalCustomized, "fine-tuning (customized-eval)"}} {
+			for _, c := range cands {
+				if c.Name != name || c.EvalType != way.t {
+					continue
+				}
+				cp, err := Compare(c, base[name], metric, boot)
+				if err != nil {
+					continue
+				}
+				out = append(out, fmt.Sprintf("%s: %s %s: %s %.4f vs %.4f as-is, difference %+.4f [95%% CI %+.4f, %+.4f], n=%d",
+					name, way.what, verdict(cp.Diff), metric, cp.MeanA, cp.MeanB, cp.Diff.Mean, cp.Diff.CILow, cp.Diff.CIHigh, cp.N))
+			}
+		}
+	}
+	return out
+}
+
+// verdict reads a paired difference's interval.
+func verdict(d flywheel.ScoreDetail) string {
+	switch {
+	case d.CILow > 0:
+		return "helped"
+	case d.CIHigh < 0:
+		return "did not help (it hurt)"
+	case d.Mean == 0 && d.CILow == 0 && d.CIHigh == 0:
+		return "made no difference"
+	default:
+		return "made no clear difference"
+	}
+}

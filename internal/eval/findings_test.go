@@ -1,0 +1,69 @@
+package eval
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/flywheel-go/flywheel/internal/flywheel"
+)
+
+// scored returns a candidate whose items score vals on the deciding metric.
+func scored(name string, t flywheel.EvalType, vals ...float64) Candidate {
+	c := Candidate{Name: name, EvalType: t}
+	for i, v := range vals {
+		c.Result.Items = append(c.Result.Items, flywheel.ItemResult{Index: i, Scores: map[string]float64{flywheel.ScoreFunctionNameAndArgs: v}})
+	}
+	return c
+}
+
+func repeat(v float64, n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+func TestFindings(t *testing.T) {
+	t.Parallel()
+	half := append(repeat(1, 20), repeat(0, 20)...)
+	tests := []struct {
+		name  string
+		cands []Candidate
+		want  []string // substrings, one per finding, in order
+	}{
+		{"icl hurt, fine-tuning helped", []Candidate{
+			scored("m", flywheel.EvalBase, half...),
+			scored("m", flywheel.EvalICL, repeat(0, 40)...),
+			scored("m", flywheel.EvalCustomized, repeat(1, 40)...),
+		}, []string{
+			"m: few-shot examples (icl-eval) did not help (it hurt): function_name_and_args_accuracy 0.0000 vs 0.5000 as-is, difference -0.5000 [95% CI -0.6",
+			"m: fine-tuning (customized-eval) helped: function_name_and_args_accuracy 1.0000 vs 0.5000 as-is, difference +0.5000 [95% CI +0.3",
+		}},
+		{"no difference at all", []Candidate{
+			scored("a", flywheel.EvalBase, repeat(1, 30)...),
+			scored("a", flywheel.EvalICL, repeat(1, 30)...),
+		}, []string{"a: few-shot examples (icl-eval) made no difference: function_name_and_args_accuracy 1.0000 vs 1.0000 as-is, difference +0.0000 [95% CI +0.0000, +0.0000], n=30"}},
+		{"unclear", []Candidate{
+			scored("a", flywheel.EvalBase, half...),
+			scored("a", flywheel.EvalICL, append(repeat(0, 1), half[1:]...)...),
+		}, []string{"a: few-shot examples (icl-eval) made no clear difference"}},
+		{"no base, no finding", []Candidate{
+			scored("a", flywheel.EvalICL, half...),
+			scored("a", flywheel.EvalCustomized, half...),
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := Findings(tc.cands, flywheel.ScoreFunctionNameAndArgs, Bootstrap{Seed: 1})
+			require.Len(t, got, len(tc.want), "%q", got)
+			for i, w := range tc.want {
+				require.Contains(t, got[i], w)
+			}
+			rec := Recommend(tc.cands, RecommendConfig{})
+			require.Equal(t, got, rec.Findings, "the recommendation carries the findings")
+		})
+	}
+}
