@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,6 +150,36 @@ func (p *Platform) BaseFileName(size ModelSize, r BaseRecipe) string {
 	return baseFileName(size, p.baseKey(size, r))
 }
 
+// buildDirPrefix starts the name of a build's work directory, followed by
+// the building process's pid.
+const buildDirPrefix = ".base-build-"
+
+// sweepStaleBuilds removes the work directories in dir of builds whose
+// process is gone (killed before its deferred clean-up ran).
+func sweepStaleBuilds(dir string, log *slog.Logger) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), buildDirPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err == nil && pid > 0 && processAlive(pid) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.RemoveAll(path); err != nil {
+			log.Warn("remove a stale base build directory", "path", path, "err", err)
+			continue
+		}
+		log.Info("removed the work directory of an interrupted base build", "path", path)
+	}
+}
+
 // baseFileName is the file name of size's base whose key is key.
 func baseFileName(size ModelSize, key string) string {
 	return fmt.Sprintf("%s-base-%s.gguf", size.Name, key)
@@ -222,7 +253,8 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return BaseInfo{}, fmt.Errorf("create %s: %w", dir, err)
 	}
-	work, err := os.MkdirTemp(dir, ".base-build-")
+	sweepStaleBuilds(dir, p.log)
+	work, err := os.MkdirTemp(dir, fmt.Sprintf("%s%d-", buildDirPrefix, os.Getpid()))
 	if err != nil {
 		return BaseInfo{}, fmt.Errorf("create build directory: %w", err)
 	}

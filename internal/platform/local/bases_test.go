@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,4 +84,22 @@ func TestBuildBaseIsDeterministic(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Dir(a.Path))
 	require.NoError(t, err)
 	require.Len(t, entries, 2, "the base and its description; no build directory left")
+}
+
+func TestSweepStaleBuilds(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dead := filepath.Join(dir, fmt.Sprintf("%s%d-abc", buildDirPrefix, 1<<30))
+	mine := filepath.Join(dir, fmt.Sprintf("%s%d-def", buildDirPrefix, os.Getpid()))
+	old := filepath.Join(dir, buildDirPrefix+"123abc") // the older naming, without a pid
+	other := filepath.Join(dir, "tiny-s-base-x.gguf")
+	for _, d := range []string{dead, mine, old} {
+		require.NoError(t, os.MkdirAll(filepath.Join(d, "sub"), 0o755))
+	}
+	require.NoError(t, os.WriteFile(other, []byte("x"), 0o644))
+	sweepStaleBuilds(dir, slog.New(slog.DiscardHandler))
+	require.NoDirExists(t, dead, "a dead builder's directory goes")
+	require.NoDirExists(t, old)
+	require.DirExists(t, mine, "a live builder's directory stays")
+	require.FileExists(t, other)
 }
