@@ -490,9 +490,9 @@ func Default() *Config {
 			ExampleSelection: flywheel.SelectionUniform,
 		},
 		Training: TrainingDefaults(PlatformLocal),
-		LoRA:   flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1},
-		Logs:   LogsConfig{RetentionInterval: RetentionIntervalDefault},
-		Online: OnlineDefault(),
+		LoRA:     flywheel.LoRAConfig{AdapterDim: 32, AdapterDropout: 0.1},
+		Logs:     LogsConfig{RetentionInterval: RetentionIntervalDefault},
+		Online:   OnlineDefault(),
 		Server: ServerConfig{Addr: AddrDefault, Auth: AuthConfig{SessionTTL: SessionTTLDefault},
 			ReadHeaderTimeout: ReadHeaderTimeoutDefault, ReadTimeout: ReadTimeoutDefault, IdleTimeout: IdleTimeoutDefault},
 		Platform: PlatformConfig{
