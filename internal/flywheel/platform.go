@@ -116,6 +116,15 @@ type Platform interface {
 	CancelCustomization(ctx context.Context, id string) error
 }
 
+// ModelPreparer is implemented by platforms that must prepare a candidate's
+// model, once, before they can deploy it: the local platform pre-trains a
+// base on first use (many minutes). The spin-up stage calls PrepareModel
+// before Deploy, where a cancel can still stop it, and shows progress
+// (0..100) on the stage; when the model is ready it returns at once.
+type ModelPreparer interface {
+	PrepareModel(ctx context.Context, m NIMConfig, progress func(percent float64)) error
+}
+
 // DatasetPublisher is implemented by platforms with a data store of their
 // own: the dataset files are uploaded there and registered.
 type DatasetPublisher interface {

@@ -30,6 +30,8 @@ type Platform struct {
 	FailCustomization map[string]string
 	// DeployErr, when set, is returned by Deploy (for retry tests).
 	DeployErr func(model string, attempt int) error
+	// Prepare, when set, is PrepareModel (flywheel.ModelPreparer).
+	Prepare func(ctx context.Context, m flywheel.NIMConfig, progress func(float64)) error
 
 	mu             sync.Mutex
 	deployments    map[string]*deployment // by id
@@ -59,6 +61,7 @@ type custJob struct {
 var (
 	_ flywheel.Platform         = (*Platform)(nil)
 	_ flywheel.ResourceReleaser = (*Platform)(nil)
+	_ flywheel.ModelPreparer    = (*Platform)(nil)
 )
 
 func (p *Platform) init() {
@@ -203,6 +206,15 @@ func (p *Platform) CancelCustomization(ctx context.Context, id string) error {
 		p.cancels++
 	}
 	return nil
+}
+
+// PrepareModel implements flywheel.ModelPreparer with Prepare (nothing to
+// do when it is nil).
+func (p *Platform) PrepareModel(ctx context.Context, m flywheel.NIMConfig, progress func(float64)) error {
+	if p.Prepare == nil {
+		return nil
+	}
+	return p.Prepare(ctx, m, progress)
 }
 
 // Release implements flywheel.ResourceReleaser.

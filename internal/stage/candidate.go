@@ -66,6 +66,9 @@ func (r *Runner) spinUpNIM(ctx context.Context, c Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if err := r.prepareModel(ctx, c, cfg); err != nil {
+		return Result{}, err
+	}
 	dep, ready, err := r.ensureDeployment(ctx, c.Run.ID, c.NIM.ID, flywheel.DeployRequest{
 		Key: c.Run.ID + "/" + c.NIM.ID, RunID: c.Run.ID, NIMID: c.NIM.ID, Model: cfg})
 	if err != nil {
@@ -87,6 +90,27 @@ func (r *Runner) spinUpNIM(ctx context.Context, c Call) (Result, error) {
 	}
 	r.noteModel(ctx, c, cfg, nil)
 	return succeeded(deployOutput{DeploymentID: dep.ID, Endpoint: dep.Endpoint}), nil
+}
+
+// prepareModel lets a platform that prepares models (flywheel.ModelPreparer)
+// do so before the deployment, showing its progress on the stage in whole
+// percents.
+func (r *Runner) prepareModel(ctx context.Context, c Call, cfg flywheel.NIMConfig) error {
+	mp, ok := r.Platform.(flywheel.ModelPreparer)
+	if !ok {
+		return nil
+	}
+	shown := -1
+	err := mp.PrepareModel(ctx, cfg, func(percent float64) {
+		if p := int(percent); p != shown {
+			shown = p
+			_ = r.Store.SetStageProgress(ctx, c.Run.ID, c.NIM.ID, c.Stage.Name, float64(p))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("prepare %s: %w", cfg.ModelName, err)
+	}
+	return nil
 }
 
 func candidateConfig(run *flywheel.Run, nim *flywheel.NIMRun) (flywheel.NIMConfig, error) {

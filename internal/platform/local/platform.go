@@ -123,6 +123,7 @@ type Platform struct {
 var (
 	_ flywheel.Platform         = (*Platform)(nil)
 	_ flywheel.ResourceReleaser = (*Platform)(nil)
+	_ flywheel.ModelPreparer    = (*Platform)(nil)
 )
 
 // ErrNotInstalled is returned when llama-server or the trainer's Python
@@ -239,7 +240,7 @@ func (p *Platform) ModelPath(ctx context.Context, m flywheel.NIMConfig) (string,
 		return "", flywheel.Permanent(err)
 	}
 	if p.opts.Base != BaseRandom {
-		return p.EnsureBase(ctx, size, p.logBaseProgress(m.ModelName))
+		return p.EnsureBase(ctx, size, p.logBaseProgress(m.ModelName, nil))
 	}
 	path := filepath.Join(p.opts.ModelsDir, size.Name+".gguf")
 	unlock := p.lockID("model:" + path)
@@ -259,17 +260,37 @@ func (p *Platform) ModelPath(ctx context.Context, m flywheel.NIMConfig) (string,
 }
 
 // logBaseProgress logs a base build's progress every tenth of the way.
-func (p *Platform) logBaseProgress(model string) func(BaseProgress) {
+func (p *Platform) logBaseProgress(model string, report func(percent float64)) func(BaseProgress) {
 	next := 0.0
 	return func(bp BaseProgress) {
 		if bp.Phase != "train" || bp.Total == 0 {
 			return
 		}
-		if f := float64(bp.Step) / float64(bp.Total); f >= next {
+		f := float64(bp.Step) / float64(bp.Total)
+		if report != nil {
+			report(100 * f)
+		}
+		if f >= next {
 			p.log.Warn("pre-training base", "model", model, "step", bp.Step, "of", bp.Total, "loss", bp.Loss)
 			next += 0.1
 		}
 	}
+}
+
+// PrepareModel implements flywheel.ModelPreparer: it pre-trains the
+// candidate's base when none is built yet (see EnsureBase), reporting the
+// share of training steps done. A candidate with its own model file, or
+// with random weights, needs nothing.
+func (p *Platform) PrepareModel(ctx context.Context, m flywheel.NIMConfig, progress func(percent float64)) error {
+	if f, ok := m.Extra["model_file"].(string); (ok && f != "") || p.opts.Base == BaseRandom {
+		return nil
+	}
+	size, err := SizeFor(m.ModelName)
+	if err != nil {
+		return flywheel.Permanent(err)
+	}
+	_, err = p.EnsureBase(ctx, size, p.logBaseProgress(m.ModelName, progress))
+	return err
 }
 
 // start launches a child process in its own process group with output to
