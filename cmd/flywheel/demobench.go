@@ -184,7 +184,7 @@ func runDemoBench(ctx context.Context, g *globals, f demoFlags) error {
 		run := *g
 		run.dataDir, run.stdout, run.stderr = dir, logFile, logFile
 		start := time.Now()
-		d, err := demoOnce(ctx, &run, demoFlags{records: f.records, addr: f.addr, workload: f.workload, client: f.client})
+		d, err := demoOnce(ctx, &run, demoFlags{records: f.records, addr: f.addr, workload: f.workload, client: f.client, epochs: f.epochs, evalSize: f.evalSize})
 		r := newBenchRun(dir, time.Since(start), d, err)
 		if cerr := logFile.Close(); err == nil && cerr != nil {
 			r.Err = cerr
