@@ -304,3 +304,24 @@ func queryText(r *Record) string {
 	}
 	return q
 }
+
+// FewShotRequest returns request with examples prepended to its system
+// message as few-shot examples, rendered exactly as the ICL dataset and
+// icl-eval render them (the blueprint's format), tool-call arguments
+// parsed as with data_split_config.parse_function_arguments. Pre-training
+// uses it so that a base has seen such prompts. An example that does not
+// validate is an error naming it.
+func FewShotRequest(request json.RawMessage, examples []flywheel.LogRecord) (json.RawMessage, error) {
+	texts := make([]string, 0, len(examples))
+	for i, ex := range examples {
+		r, ferr := Validate(ex)
+		if ferr != nil {
+			return nil, fmt.Errorf("example %d: %w", i, ferr)
+		}
+		if err := r.parseArguments(); err != nil {
+			return nil, fmt.Errorf("example %d: %w", i, err)
+		}
+		texts = append(texts, exampleText(r))
+	}
+	return injectExamples(request, texts)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,6 +69,19 @@ func (t drillTool) name() string { return t.verb + "_" + t.noun }
 // EachDrill generates cfg.N drills in order and hands each to fn; it stops
 // at fn's first error.
 func EachDrill(cfg DrillConfig, fn func(flywheel.LogRecord) error) error {
+	return eachDrill(cfg, 99, func(r *rand.Rand, i int, cfg DrillConfig) error {
+		rec, err := drill(r, i, cfg)
+		if err != nil {
+			return fmt.Errorf("drill %d: %w", i, err)
+		}
+		return fn(rec)
+	})
+}
+
+// eachDrill fills cfg's defaults and calls gen cfg.N times with one
+// random stream (seeded by cfg.Seed and stream), the drill's index and
+// the filled-in cfg.
+func eachDrill(cfg DrillConfig, stream uint64, gen func(r *rand.Rand, i int, cfg DrillConfig) error) error {
 	if cfg.N < 0 {
 		return fmt.Errorf("n: want ≥ 0, got %d", cfg.N)
 	}
@@ -80,17 +94,49 @@ func EachDrill(cfg DrillConfig, fn func(flywheel.LogRecord) error) error {
 	if cfg.Start.IsZero() {
 		cfg.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	r := rand.New(rand.NewPCG(cfg.Seed, 99))
+	r := rand.New(rand.NewPCG(cfg.Seed, stream))
 	for i := range cfg.N {
-		rec, err := drill(r, i, cfg)
-		if err != nil {
-			return fmt.Errorf("drill %d: %w", i, err)
-		}
-		if err := fn(rec); err != nil {
+		if err := gen(r, i, cfg); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// FewShotDrill is a drill with examples for a few-shot prompt: other drills
+// on the same offered tools, with the same system message.
+type FewShotDrill struct {
+	Record   flywheel.LogRecord
+	Examples []flywheel.LogRecord
+}
+
+// EachFewShotDrill generates cfg.N drills, each with one to maxExamples
+// examples, and hands each to fn; it stops at fn's first error. An
+// example calls any of the offered tools, so that a model learns to read
+// examples without taking their answer for the request's. The draws
+// differ from EachDrill's: the same seed gives other drills.
+func EachFewShotDrill(cfg DrillConfig, maxExamples int, fn func(FewShotDrill) error) error {
+	if maxExamples < 1 {
+		return fmt.Errorf("max examples: want ≥ 1, got %d", maxExamples)
+	}
+	return eachDrill(cfg, 0xfe5, func(r *rand.Rand, i int, cfg DrillConfig) error {
+		set := drillToolSet(r)
+		system := drillSystem[r.IntN(len(drillSystem))]
+		var d FewShotDrill
+		for k := range 1 + r.IntN(maxExamples) {
+			ex, err := drillOn(r, i*16+k+1, cfg, set, r.IntN(len(set)), system)
+			if err != nil {
+				return err
+			}
+			d.Examples = append(d.Examples, ex)
+		}
+		rec, err := drillOn(r, i*16, cfg, set, 0, system)
+		if err != nil {
+			return err
+		}
+		d.Record = rec
+		return fn(d)
+	})
 }
 
 // WriteDrills writes cfg's drills to w as JSON lines.
@@ -195,7 +241,9 @@ func randomDrillTool(r *rand.Rand) drillTool {
 	return t
 }
 
-func drill(r *rand.Rand, i int, cfg DrillConfig) (flywheel.LogRecord, error) {
+// drillToolSet draws one to three tools; the others share the first's verb
+// or noun now and then, so that a request must name both to pick one.
+func drillToolSet(r *rand.Rand) []drillTool {
 	tools := []drillTool{randomDrillTool(r)}
 	for n := 1 + r.IntN(3); len(tools) < n; {
 		t := randomDrillTool(r)
@@ -209,7 +257,18 @@ func drill(r *rand.Rand, i int, cfg DrillConfig) (flywheel.LogRecord, error) {
 			tools = append(tools, t)
 		}
 	}
-	call := tools[0]
+	return tools
+}
+
+func drill(r *rand.Rand, i int, cfg DrillConfig) (flywheel.LogRecord, error) {
+	return drillOn(r, i, cfg, drillToolSet(r), 0, "")
+}
+
+// drillOn is the drill that offers set (in a shuffled order) and calls
+// set[call]; system is its system message ("": drawn).
+func drillOn(r *rand.Rand, i int, cfg DrillConfig, set []drillTool, call0 int, system string) (flywheel.LogRecord, error) {
+	tools := slices.Clone(set)
+	call := tools[call0]
 	r.Shuffle(len(tools), func(a, b int) { tools[a], tools[b] = tools[b], tools[a] })
 
 	var args bytes.Buffer
@@ -268,10 +327,13 @@ func drill(r *rand.Rand, i int, cfg DrillConfig) (flywheel.LogRecord, error) {
 		}})
 	}
 	ts := cfg.Start.Add(time.Duration(i) * time.Second).UTC()
+	if system == "" {
+		system = drillSystem[r.IntN(len(drillSystem))]
+	}
 	req, err := json.Marshal(map[string]any{
 		"model": Model,
 		"messages": []map[string]any{
-			{"role": "system", "content": drillSystem[r.IntN(len(drillSystem))]},
+			{"role": "system", "content": system},
 			{"role": "user", "content": q},
 		},
 		"tools": defs,
