@@ -19,7 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flywheel-go/flywheel/internal/dataset"
 	"github.com/flywheel-go/flywheel/internal/flywheel"
+	"github.com/flywheel-go/flywheel/internal/gguf"
 	"github.com/flywheel-go/flywheel/internal/tokenizer"
 	"github.com/flywheel-go/flywheel/internal/toolcorpus"
 	"github.com/flywheel-go/flywheel/tools"
@@ -68,6 +70,30 @@ type BaseRecipe struct {
 	BatchSize    int      `json:"batch_size"`
 	LearningRate float64  `json:"learning_rate"`
 	Seed         uint64   `json:"seed"`
+	// FewShot, when set, continues training the base the recipe describes
+	// without it (built first, or found) on drills in few-shot prompts.
+	FewShot *FewShotPhase `json:"few_shot,omitempty"`
+}
+
+// FewShotPhase is a second pre-training phase that teaches a base the
+// prompts of icl-eval: a system message holding examples of earlier
+// requests and their answers (dataset.FewShotRequest), which a base
+// trained on single requests alone reads as noise (in the demo its
+// tool-name accuracy fell from about 0.5 to 0.28 with two examples).
+type FewShotPhase struct {
+	// Drills is the number of few-shot drills (toolcorpus.EachFewShotDrill:
+	// one to MaxExamples examples on the same tools, each calling any of
+	// them); Plain drills and Corpus broad-corpus records are mixed in so
+	// that the base keeps what the first phase taught.
+	Drills      int `json:"drills"`
+	MaxExamples int `json:"max_examples"`
+	Plain       int `json:"plain"`
+	Corpus      int `json:"corpus"`
+	Steps       int `json:"steps"`
+	// MaxLen is the trainer's longest sequence in tokens (few-shot prompts
+	// run to several hundred; a longer one loses its start).
+	MaxLen       int     `json:"max_len"`
+	LearningRate float64 `json:"learning_rate"`
 }
 
 // DefaultBaseRecipe returns the recipe of the default bases of size.
@@ -81,6 +107,13 @@ func DefaultBaseRecipe(size ModelSize) BaseRecipe {
 		// A larger model learns more per step and takes longer for each.
 		r.LearningRate, r.Steps = 2e-3, 2400
 	}
+	r.FewShot = &FewShotPhase{Drills: 4800, MaxExamples: 3, Plain: 1600, Corpus: 800, Steps: 300, MaxLen: 1024, LearningRate: 1e-3}
+	return r
+}
+
+// first returns the recipe of the first phase: r without FewShot.
+func (r BaseRecipe) first() BaseRecipe {
+	r.FewShot = nil
 	return r
 }
 
@@ -94,6 +127,14 @@ func (r BaseRecipe) validate() error {
 		return fmt.Errorf("base recipe: %d drills and %d corpus records, want some", r.Drills, r.Corpus)
 	case r.LearningRate <= 0:
 		return fmt.Errorf("base recipe: learning rate %g, want > 0", r.LearningRate)
+	}
+	if f := r.FewShot; f != nil {
+		switch {
+		case f.Drills <= 0 || f.MaxExamples <= 0 || f.Plain < 0 || f.Corpus < 0:
+			return fmt.Errorf("base recipe: few-shot phase of %d drills with up to %d examples, %d plain drills and %d corpus records, want drills and examples", f.Drills, f.MaxExamples, f.Plain, f.Corpus)
+		case f.Steps <= 0 || f.LearningRate <= 0 || f.MaxLen <= 0:
+			return fmt.Errorf("base recipe: few-shot phase of %d steps at %g, longest %d tokens, want all > 0", f.Steps, f.LearningRate, f.MaxLen)
+		}
 	}
 	return nil
 }
@@ -113,6 +154,9 @@ type BaseInfo struct {
 	Seconds   float64 `json:"seconds"`
 	FinalLoss float64 `json:"final_loss"`
 	BuiltAt   string  `json:"built_at"`
+	// From is the first phase's base a few-shot phase continued (its
+	// Records, Tokens, Steps and Seconds are the few-shot phase's).
+	From string `json:"from,omitempty"`
 }
 
 // BaseProgress is one progress report of BuildBase.
@@ -262,9 +306,50 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 
 	key := p.baseKey(size, r)
 	tok := p.tokenizer()
-	m, err := NewModel("local/"+size.Name, size, tok, p.opts.Seed)
-	if err != nil {
-		return BaseInfo{}, flywheel.Permanent(err)
+	var (
+		m    *gguf.File
+		from string
+		chat bytes.Buffer
+	)
+	steps, lr, maxLen, report := r.Steps, r.LearningRate, 0, progress
+	if fs := r.FewShot; fs != nil {
+		first := r.first()
+		all := first.Steps + fs.Steps
+		from = findFile(append(p.BaseDirs(), dir), p.BaseFileName(size, first))
+		if from == "" {
+			bi, err := p.BuildBase(ctx, size, first, dir, func(bp BaseProgress) {
+				if bp.Phase == "train" {
+					bp.Total = all
+				}
+				progress(bp)
+			})
+			if err != nil {
+				return BaseInfo{}, err
+			}
+			from = bi.Path
+		}
+		if m, err = gguf.ReadFile(from); err != nil {
+			return BaseInfo{}, fmt.Errorf("read the first phase's base: %w", err)
+		}
+		report = func(bp BaseProgress) {
+			if bp.Phase == "train" {
+				bp.Step, bp.Total = bp.Step+first.Steps, all
+			}
+			progress(bp)
+		}
+		progress(BaseProgress{Size: size.Name, Phase: "corpus", Total: fs.Drills + fs.Plain + fs.Corpus})
+		if err := fewShotCorpus(&chat, r, tok); err != nil {
+			return BaseInfo{}, err
+		}
+		steps, lr, maxLen = fs.Steps, fs.LearningRate, fs.MaxLen
+	} else {
+		if m, err = NewModel("local/"+size.Name, size, tok, p.opts.Seed); err != nil {
+			return BaseInfo{}, flywheel.Permanent(err)
+		}
+		progress(BaseProgress{Size: size.Name, Phase: "corpus", Total: r.Drills + r.Corpus})
+		if err := baseCorpus(&chat, r, tok); err != nil {
+			return BaseInfo{}, err
+		}
 	}
 	recipe, err := json.Marshal(r)
 	if err != nil {
@@ -275,12 +360,6 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 	init := filepath.Join(work, "init.gguf")
 	if err := m.WriteFile(init); err != nil {
 		return BaseInfo{}, fmt.Errorf("write initial model: %w", err)
-	}
-
-	progress(BaseProgress{Size: size.Name, Phase: "corpus", Total: r.Drills + r.Corpus})
-	var chat bytes.Buffer
-	if err := baseCorpus(&chat, r, tok); err != nil {
-		return BaseInfo{}, err
 	}
 	tokPath := filepath.Join(work, "corpus.tok.jsonl")
 	w, err := os.Create(tokPath)
@@ -299,12 +378,16 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 		return BaseInfo{}, err
 	}
 	out := filepath.Join(work, "base.gguf")
-	cmd := exec.CommandContext(ctx, p.opts.Python, trainer,
+	args := []string{trainer,
 		"--base", init, "--train", tokPath, "--out", out, "--mode", "full",
-		"--epochs", "1", "--max-steps", strconv.Itoa(r.Steps),
+		"--epochs", "1", "--max-steps", strconv.Itoa(steps),
 		"--batch-size", strconv.Itoa(r.BatchSize),
-		"--lr", strconv.FormatFloat(r.LearningRate, 'g', -1, 64),
-		"--threads", "1", "--seed", strconv.FormatUint(r.Seed, 10))
+		"--lr", strconv.FormatFloat(lr, 'g', -1, 64),
+		"--threads", "1", "--seed", strconv.FormatUint(r.Seed, 10)}
+	if maxLen > 0 {
+		args = append(args, "--max-len", strconv.Itoa(maxLen))
+	}
+	cmd := exec.CommandContext(ctx, p.opts.Python, args...)
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1")
 	var stderr bytes.Buffer
@@ -320,7 +403,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 	var seconds, loss float64
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	total := r.Steps
+	total := steps
 	for sc.Scan() {
 		var ev struct {
 			trainerEvent
@@ -334,7 +417,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 			total = ev.TotalSteps
 		case "step":
 			loss = ev.Loss
-			progress(BaseProgress{Size: size.Name, Phase: "train", Step: ev.Step, Total: total, Loss: ev.Loss})
+			report(BaseProgress{Size: size.Name, Phase: "train", Step: ev.Step, Total: total, Loss: ev.Loss})
 		case "done":
 			done, seconds = ev.trainerEvent, ev.Seconds
 		}
@@ -361,7 +444,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 	bi := BaseInfo{
 		Size: size.Name, Path: final, Key: key, Recipe: r, Params: size.Params(tok.VocabSize()), Bytes: fi.Size(),
 		Records: st.Written, Tokens: st.Tokens, Steps: done.Step, Seconds: seconds, FinalLoss: loss,
-		BuiltAt: time.Now().UTC().Format(time.RFC3339),
+		BuiltAt: time.Now().UTC().Format(time.RFC3339), From: from,
 	}
 	if done.Step == 0 {
 		bi.Steps = total
@@ -387,17 +470,30 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 // drills and the broad corpus, without any record that offers a tool of
 // r.Exclude.
 func baseCorpus(dst *bytes.Buffer, r BaseRecipe, tok *tokenizer.Tokenizer) error {
-	excluded := func(req json.RawMessage) bool {
-		for _, name := range r.Exclude {
-			if bytes.Contains(req, []byte(`"name":"`+name+`"`)) {
-				return true
-			}
-		}
-		return false
+	add := corpusWriter(dst, r.Exclude)
+	if err := toolcorpus.EachDrill(toolcorpus.DrillConfig{N: r.Drills, Seed: r.Seed, Words: wholeWords(tok)}, add); err != nil {
+		return fmt.Errorf("generate drills: %w", err)
 	}
-	add := func(rec flywheel.LogRecord) error {
-		if excluded(rec.Request) {
-			return nil
+	err := toolcorpus.Each(toolcorpus.Config{N: r.Corpus, Seed: r.Seed}, func(ex toolcorpus.Example) error {
+		return add(ex.Record)
+	})
+	if err != nil {
+		return fmt.Errorf("generate corpus: %w", err)
+	}
+	return nil
+}
+
+// corpusWriter returns a function that writes a logged record to dst as a
+// chat record, skipping one whose request or answer names a tool of exclude
+// (a few-shot request holds its examples' answers).
+func corpusWriter(dst *bytes.Buffer, exclude []string) func(flywheel.LogRecord) error {
+	return func(rec flywheel.LogRecord) error {
+		for _, name := range exclude {
+			for _, part := range []json.RawMessage{rec.Request, rec.Response} {
+				if bytes.Contains(part, []byte(`"name":"`+name+`"`)) || bytes.Contains(part, []byte(`\"name\": \"`+name+`\"`)) {
+					return nil
+				}
+			}
 		}
 		c, err := chatRecordOf(rec.Request, rec.Response)
 		if err != nil {
@@ -406,10 +502,33 @@ func baseCorpus(dst *bytes.Buffer, r BaseRecipe, tok *tokenizer.Tokenizer) error
 		dst.Write(append(c, '\n'))
 		return nil
 	}
-	if err := toolcorpus.EachDrill(toolcorpus.DrillConfig{N: r.Drills, Seed: r.Seed, Words: wholeWords(tok)}, add); err != nil {
+}
+
+// fewShotCorpus writes the few-shot phase's corpus of r as chat records:
+// few-shot drills with their examples in the system message, rendered as
+// icl-eval renders them, then plain drills and broad-corpus records (seeded
+// apart from the first phase's), without any record that offers a tool of
+// r.Exclude.
+func fewShotCorpus(dst *bytes.Buffer, r BaseRecipe, tok *tokenizer.Tokenizer) error {
+	fs := r.FewShot
+	words := wholeWords(tok)
+	add := corpusWriter(dst, r.Exclude)
+	err := toolcorpus.EachFewShotDrill(toolcorpus.DrillConfig{N: fs.Drills, Seed: r.Seed, Words: words}, fs.MaxExamples,
+		func(d toolcorpus.FewShotDrill) error {
+			req, err := dataset.FewShotRequest(d.Record.Request, d.Examples)
+			if err != nil {
+				return err
+			}
+			d.Record.Request = req
+			return add(d.Record)
+		})
+	if err != nil {
+		return fmt.Errorf("generate few-shot drills: %w", err)
+	}
+	if err := toolcorpus.EachDrill(toolcorpus.DrillConfig{N: fs.Plain, Seed: r.Seed + 1, Words: words}, add); err != nil {
 		return fmt.Errorf("generate drills: %w", err)
 	}
-	err := toolcorpus.Each(toolcorpus.Config{N: r.Corpus, Seed: r.Seed}, func(ex toolcorpus.Example) error {
+	err = toolcorpus.Each(toolcorpus.Config{N: fs.Corpus, Seed: r.Seed + 1}, func(ex toolcorpus.Example) error {
 		return add(ex.Record)
 	})
 	if err != nil {

@@ -103,3 +103,98 @@ func TestSweepStaleBuilds(t *testing.T) {
 	require.DirExists(t, mine, "a live builder's directory stays")
 	require.FileExists(t, other)
 }
+
+// The few-shot phase's corpus renders its examples as icl-eval does, every
+// record tokenizes, and no record or example names an excluded tool.
+func TestFewShotCorpus(t *testing.T) {
+	t.Parallel()
+	tok := DefaultTokenizer()
+	r := BaseRecipe{Version: 2, Drills: 1, Corpus: 1, Steps: 1, BatchSize: 1, LearningRate: 1, Seed: 3,
+		FewShot: &FewShotPhase{Drills: 200, MaxExamples: 3, Plain: 50, Corpus: 50, Steps: 1, MaxLen: 1024, LearningRate: 1}}
+	var all bytes.Buffer
+	require.NoError(t, fewShotCorpus(&all, r, tok))
+	lines := strings.Split(strings.TrimSpace(all.String()), "\n")
+	require.Len(t, lines, 300)
+	fewShot := 0
+	for i, l := range lines {
+		if strings.Contains(l, "For example, if the conversation looks like this:") {
+			fewShot++
+		}
+		ids, n, err := TokenizeRecord([]byte(l), tok)
+		require.NoError(t, err, "line %d", i+1)
+		require.Greater(t, len(ids), n)
+	}
+	require.Equal(t, 200, fewShot)
+
+	var first Record
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
+	r.FewShot.Drills = 40
+	name := first.Tools[0].Function.Name
+	r.Exclude = []string{name}
+	var kept bytes.Buffer
+	require.NoError(t, fewShotCorpus(&kept, r, tok))
+	require.NotContains(t, kept.String(), `"name":"`+name+`"`)
+	require.NotContains(t, kept.String(), name+`\"`)
+}
+
+// The default recipe's first phase is the recipe v2 bases were built with,
+// so a machine holding one builds only the few-shot phase on top of it.
+func TestDefaultRecipeFirstPhaseKey(t *testing.T) {
+	t.Parallel()
+	tok := DefaultTokenizer()
+	for _, name := range []string{"local/tiny-s", "local/tiny-m"} {
+		size, err := SizeFor(name)
+		require.NoError(t, err)
+		r := DefaultBaseRecipe(size)
+		require.NotNil(t, r.FewShot)
+		require.NoError(t, r.validate())
+		v2 := BaseRecipe{Version: 2, Drills: 33000, Corpus: 6000, Exclude: r.Exclude, Steps: 2400, BatchSize: 16,
+			LearningRate: r.LearningRate, Seed: 1}
+		require.Equal(t, BaseKey(size, v2, 0, tok), BaseKey(size, r.first(), 0, tok), name)
+		require.NotEqual(t, BaseKey(size, r, 0, tok), BaseKey(size, r.first(), 0, tok), name)
+	}
+	bad := BaseRecipe{Steps: 1, BatchSize: 1, Drills: 1, LearningRate: 1, FewShot: &FewShotPhase{Drills: 1, MaxExamples: 1, Steps: 1, LearningRate: 1}}
+	require.ErrorContains(t, bad.validate(), "longest 0 tokens")
+}
+
+// A two-phase base builds its first phase (kept as a base of its own),
+// then continues it, reporting the steps of both phases as one count.
+func TestBuildBaseFewShotPhase(t *testing.T) {
+	requireInstalled(t)
+	t.Parallel()
+	ctx := context.Background()
+	p := newE2EPlatform(t, t.TempDir(), Options{})
+	size, err := SizeFor("local/tiny-xs")
+	require.NoError(t, err)
+	r := BaseRecipe{Version: 1, Drills: 60, Corpus: 12, Steps: 3, BatchSize: 8, LearningRate: 3e-3, Seed: 2,
+		FewShot: &FewShotPhase{Drills: 30, MaxExamples: 2, Plain: 10, Corpus: 4, Steps: 2, MaxLen: 1024, LearningRate: 1e-3}}
+	dir := t.TempDir()
+	var steps []int
+	bi, err := p.BuildBase(ctx, size, r, dir, func(bp BaseProgress) {
+		if bp.Phase == "train" {
+			require.Equal(t, 5, bp.Total)
+			steps = append(steps, bp.Step)
+		}
+	})
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2, 3, 4, 5}, steps)
+	require.Equal(t, p.BaseFileName(size, r), filepath.Base(bi.Path))
+	require.Equal(t, filepath.Join(dir, p.BaseFileName(size, r.first())), bi.From)
+	require.FileExists(t, bi.From, "the first phase is a base of its own")
+
+	// Built again with the first phase present: only the second runs.
+	steps = nil
+	again, err := p.BuildBase(ctx, size, r, dir, func(bp BaseProgress) {
+		if bp.Phase == "train" {
+			steps = append(steps, bp.Step)
+		}
+	})
+	require.NoError(t, err)
+	require.Equal(t, []int{4, 5}, steps)
+	require.Equal(t, bi.From, again.From)
+	a, err := os.ReadFile(bi.Path)
+	require.NoError(t, err)
+	b, err := os.ReadFile(again.Path)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(a, b), "same phases, same weights")
+}

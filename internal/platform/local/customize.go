@@ -218,6 +218,11 @@ func (p *Platform) StartCustomization(ctx context.Context, req flywheel.Customiz
 			args = append(args, "--val", filepath.Join(dir, "val.tok.jsonl"))
 		}
 	}
+	if cc := req.Model.CustomizerConfigs; cc != nil && cc.MaxSeqLength > 0 {
+		// The trainer keeps the end of a longer record (the answer) and
+		// cuts its start; 512 by default.
+		args = append(args, "--max-len", strconv.Itoa(cc.MaxSeqLength))
+	}
 	if p.opts.MaxTrainSeconds > 0 {
 		args = append(args, "--max-seconds", strconv.FormatFloat(p.opts.MaxTrainSeconds, 'g', -1, 64))
 	}
