@@ -125,18 +125,21 @@ func buildBases(ctx context.Context, g *globals, p *local.Platform, sizes []loca
 	var wg sync.WaitGroup
 	for i, s := range todo {
 		r := local.DefaultBaseRecipe(s)
-		say("%-7s pre-training into %s: %d steps of %d records (%d drills, %d corpus records), one thread; progress every 5%%\n",
-			s.Name, dir, r.Steps, r.BatchSize, r.Drills, r.Corpus)
+		say("%-7s pre-training into %s: %d steps of %d records (%d drills, %d corpus records)%s, one thread; progress every 5%%\n",
+			s.Name, dir, r.Steps, r.BatchSize, r.Drills, r.Corpus, fewShotText(r.FewShot))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			began := time.Now()
-			next := 0.0
+			next, from := 0.0, -1
 			bi, err := p.BuildBase(ctx, s, r, dir, func(bp local.BaseProgress) {
 				if bp.Phase != "train" || bp.Total == 0 {
 					return
+				}
+				if from < 0 {
+					from = bp.Step - 1 // a first phase found built is not counted in the rate
 				}
 				f := float64(bp.Step) / float64(bp.Total)
 				if f+1e-9 < next && bp.Step != bp.Total {
@@ -144,7 +147,7 @@ func buildBases(ctx context.Context, g *globals, p *local.Platform, sizes []loca
 				}
 				next = f + 0.05
 				el := time.Since(began)
-				eta := time.Duration(float64(el) / max(f, 1e-9) * (1 - f))
+				eta := time.Duration(float64(el) / float64(max(bp.Step-from, 1)) * float64(bp.Total-bp.Step))
 				say("%-7s %3.0f%%  step %5d/%d  loss %.3f  %s elapsed, ~%s left\n", s.Name, 100*f, bp.Step, bp.Total, bp.Loss,
 					el.Round(time.Second), eta.Round(time.Second))
 			})
@@ -197,4 +200,13 @@ func newBasesListCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// fewShotText describes a recipe's few-shot phase for bases build.
+func fewShotText(f *local.FewShotPhase) string {
+	if f == nil {
+		return ""
+	}
+	return fmt.Sprintf(", then %d steps on %d few-shot drills (up to %d examples), %d drills and %d corpus records",
+		f.Steps, f.Drills, f.MaxExamples, f.Plain, f.Corpus)
 }
