@@ -134,22 +134,28 @@ func buildBases(ctx context.Context, g *globals, p *local.Platform, sizes []loca
 			defer func() { <-sem }()
 			began := time.Now()
 			next, from := 0.0, -1
+			var firstAt time.Time
 			bi, err := p.BuildBase(ctx, s, r, dir, func(bp local.BaseProgress) {
 				if bp.Phase != "train" || bp.Total == 0 {
 					return
 				}
 				if from < 0 {
-					from = bp.Step - 1 // a first phase found built is not counted in the rate
+					// The rate counts from the first step seen: neither the
+					// corpus nor a first phase found built is in it.
+					from, firstAt = bp.Step, time.Now()
 				}
 				f := float64(bp.Step) / float64(bp.Total)
 				if f+1e-9 < next && bp.Step != bp.Total {
 					return
 				}
 				next = f + 0.05
-				el := time.Since(began)
-				eta := time.Duration(float64(el) / float64(max(bp.Step-from, 1)) * float64(bp.Total-bp.Step))
+				left := "?"
+				if bp.Step > from {
+					eta := time.Duration(float64(time.Since(firstAt)) / float64(bp.Step-from) * float64(bp.Total-bp.Step))
+					left = eta.Round(time.Second).String()
+				}
 				say("%-7s %3.0f%%  step %5d/%d  loss %.3f  %s elapsed, ~%s left\n", s.Name, 100*f, bp.Step, bp.Total, bp.Loss,
-					el.Round(time.Second), eta.Round(time.Second))
+					time.Since(began).Round(time.Second), left)
 			})
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: %w", s.Name, err)

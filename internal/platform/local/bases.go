@@ -210,12 +210,17 @@ func sweepStaleBuilds(dir string, log *slog.Logger) {
 		if !ok || !e.IsDir() {
 			continue
 		}
-		pidText, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if err == nil && pid > 0 && processAlive(pid) {
+		path := filepath.Join(dir, e.Name())
+		pidText, _, withPid := strings.Cut(rest, "-")
+		if !withPid {
+			// An older version's name, without the builder's pid: it may
+			// still be building; remove it only when a day old.
+			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < 24*time.Hour {
+				continue
+			}
+		} else if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && processAlive(pid) {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
 		if err := os.RemoveAll(path); err != nil {
 			log.Warn("remove a stale base build directory", "path", path, "err", err)
 			continue

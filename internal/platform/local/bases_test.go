@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -91,15 +92,21 @@ func TestSweepStaleBuilds(t *testing.T) {
 	dir := t.TempDir()
 	dead := filepath.Join(dir, fmt.Sprintf("%s%d-abc", buildDirPrefix, 1<<30))
 	mine := filepath.Join(dir, fmt.Sprintf("%s%d-def", buildDirPrefix, os.Getpid()))
-	old := filepath.Join(dir, buildDirPrefix+"123abc") // the older naming, without a pid
+	// The older naming has no pid: a recent one may belong to a running
+	// older version's build, a day-old one is stale.
+	recent := filepath.Join(dir, buildDirPrefix+"2352476556")
+	old := filepath.Join(dir, buildDirPrefix+"123abc")
 	other := filepath.Join(dir, "tiny-s-base-x.gguf")
-	for _, d := range []string{dead, mine, old} {
+	for _, d := range []string{dead, mine, recent, old} {
 		require.NoError(t, os.MkdirAll(filepath.Join(d, "sub"), 0o755))
 	}
+	dayAgo := time.Now().Add(-25 * time.Hour)
+	require.NoError(t, os.Chtimes(old, dayAgo, dayAgo))
 	require.NoError(t, os.WriteFile(other, []byte("x"), 0o644))
 	sweepStaleBuilds(dir, slog.New(slog.DiscardHandler))
 	require.NoDirExists(t, dead, "a dead builder's directory goes")
 	require.NoDirExists(t, old)
+	require.DirExists(t, recent)
 	require.DirExists(t, mine, "a live builder's directory stays")
 	require.FileExists(t, other)
 }
