@@ -9,7 +9,8 @@ import (
 // Findings says, for every candidate evaluated both as-is and another way,
 // whether few-shot examples (icl-eval) and fine-tuning (customized-eval)
 // helped it on metric: the paired difference from its base-eval on the
-// items both scored, with its 95% interval. "helped" and "hurt" need the
+// items both scored, with its 95% interval (on exact tool calls, the tool
+// name's too). "helped" and "hurt" need the
 // interval to exclude zero; otherwise the line says the difference is not
 // clear. Candidates come in their order; one without a base-eval, or
 // sharing no scored item with it, has no finding.
@@ -38,8 +39,17 @@ func Findings(cands []Candidate, metric string, boot Bootstrap) []string {
 				if err != nil {
 					continue
 				}
-				out = append(out, fmt.Sprintf("%s: %s %s: %s %.4f vs %.4f as-is, difference %+.4f [95%% CI %+.4f, %+.4f], n=%d",
-					name, way.what, verdict(cp.Diff), metric, cp.MeanA, cp.MeanB, cp.Diff.Mean, cp.Diff.CILow, cp.Diff.CIHigh, cp.N))
+				line := fmt.Sprintf("%s: %s %s: %s %.4f vs %.4f as-is, difference %+.4f [95%% CI %+.4f, %+.4f], n=%d",
+					name, way.what, verdict(cp.Diff), metric, cp.MeanA, cp.MeanB, cp.Diff.Mean, cp.Diff.CILow, cp.Diff.CIHigh, cp.N)
+				// Exact calls say little where few are right: the tool
+				// name shows what changed below them.
+				if metric == flywheel.ScoreFunctionNameAndArgs {
+					if fn, err := Compare(c, base[name], flywheel.ScoreFunctionName, boot); err == nil {
+						line += fmt.Sprintf("; %s %s: %.4f vs %.4f, difference %+.4f [95%% CI %+.4f, %+.4f]",
+							flywheel.ScoreFunctionName, verdict(fn.Diff), fn.MeanA, fn.MeanB, fn.Diff.Mean, fn.Diff.CILow, fn.Diff.CIHigh)
+					}
+				}
+				out = append(out, line)
 			}
 		}
 	}

@@ -17,6 +17,14 @@ func scored(name string, t flywheel.EvalType, vals ...float64) Candidate {
 	return c
 }
 
+// named adds per-item function_name scores to c.
+func named(c Candidate, vals []float64) Candidate {
+	for i := range c.Result.Items {
+		c.Result.Items[i].Scores[flywheel.ScoreFunctionName] = vals[i]
+	}
+	return c
+}
+
 func repeat(v float64, n int) []float64 {
 	out := make([]float64, n)
 	for i := range out {
@@ -45,6 +53,11 @@ func TestFindings(t *testing.T) {
 			scored("a", flywheel.EvalBase, repeat(1, 30)...),
 			scored("a", flywheel.EvalICL, repeat(1, 30)...),
 		}, []string{"a: few-shot examples (icl-eval) made no difference: function_name_and_args_accuracy 1.0000 vs 1.0000 as-is, difference +0.0000 [95% CI +0.0000, +0.0000], n=30"}},
+		{"the tool name comes with exact calls", []Candidate{
+			named(scored("n", flywheel.EvalBase, repeat(0, 40)...), repeat(1, 40)),
+			named(scored("n", flywheel.EvalICL, repeat(0, 40)...), repeat(0, 40)),
+		}, []string{"n: few-shot examples (icl-eval) made no difference: function_name_and_args_accuracy 0.0000 vs 0.0000 as-is, " +
+			"difference +0.0000 [95% CI +0.0000, +0.0000], n=40; function_name did not help (it hurt): 0.0000 vs 1.0000, difference -1.0000 [95% CI -1.0000, -1.0000]"}},
 		{"unclear", []Candidate{
 			scored("a", flywheel.EvalBase, half...),
 			scored("a", flywheel.EvalICL, append(repeat(0, 1), half[1:]...)...),
