@@ -107,14 +107,10 @@ func DefaultBaseRecipe(size ModelSize) BaseRecipe {
 		// A larger model learns more per step and takes longer for each.
 		r.LearningRate, r.Steps = 2e-3, 2400
 	}
-	return r
-}
-
-// FewShotRecipe returns r with the few-shot phase measured in
-// docs/local-models.md (not the default: on a 2-core machine it takes
-// longer than the whole first phase, since its prompts are six times as
-// long).
-func FewShotRecipe(r BaseRecipe) BaseRecipe {
+	// Then a few-shot phase: without it icl-eval's prompts confuse the
+	// base (docs/local-models.md). Its prompts are six times as long as
+	// the first phase's, so its 300 steps take about as long as the
+	// first phase's 2,400.
 	r.FewShot = &FewShotPhase{Drills: 4800, MaxExamples: 3, Plain: 1600, Corpus: 800, Steps: 300, MaxLen: 1024, LearningRate: 1e-3}
 	return r
 }

@@ -144,16 +144,16 @@ func TestFewShotCorpus(t *testing.T) {
 	require.NotContains(t, kept.String(), name+`\"`)
 }
 
-// The few-shot recipe's first phase is the default (v2) recipe, so a
-// machine holding a default base builds only the few-shot phase on top.
+// The default recipe's first phase is the recipe v2 bases were built with,
+// so a machine holding one builds only the few-shot phase on top of it.
 func TestDefaultRecipeFirstPhaseKey(t *testing.T) {
 	t.Parallel()
 	tok := DefaultTokenizer()
 	for _, name := range []string{"local/tiny-s", "local/tiny-m"} {
 		size, err := SizeFor(name)
 		require.NoError(t, err)
-		r := FewShotRecipe(DefaultBaseRecipe(size))
-		require.Nil(t, DefaultBaseRecipe(size).FewShot)
+		r := DefaultBaseRecipe(size)
+		require.NotNil(t, r.FewShot)
 		require.NoError(t, r.validate())
 		v2 := BaseRecipe{Version: 2, Drills: 33000, Corpus: 6000, Exclude: r.Exclude, Steps: 2400, BatchSize: 16,
 			LearningRate: r.LearningRate, Seed: 1}
