@@ -200,6 +200,7 @@ func TestGet(t *testing.T) {
 			"dfwbp/customized-meta-llama-3.2-1b-instruct@cust-1",
 			"start_customization", "attempt 1: connection reset", "1h0m0s",
 			"Recommendation: within 2 points of production",
+			"Findings:\n  - m: fine-tuning (customized-eval) helped",
 		} {
 			require.Contains(t, out, want)
 		}
@@ -321,7 +322,8 @@ func TestWatch(t *testing.T) {
 		require.Contains(t, out, "meta/llama-3.2-1b-instruct customized-eval function_name_and_args_accuracy=0.960, function_name=0.990", "headline metric first")
 		require.Contains(t, out, "stage start_customization running (attempt 2)")
 		require.NotContains(t, out, "stage run_customization_eval pending", "pending stages are not news")
-		require.Equal(t, "14:40:00 recommendation: within 2 points of production", lines[len(lines)-1])
+		require.Equal(t, "14:40:00 recommendation: within 2 points of production", lines[len(lines)-2])
+		require.Equal(t, "14:40:00 finding: m: fine-tuning (customized-eval) helped", lines[len(lines)-1])
 		require.Equal(t, 1, strings.Count(out, "run_base_eval running 50%"), "an unchanged state prints nothing")
 		require.Equal(t, 1, strings.Count(out, "job run-1 running"))
 	})

@@ -208,6 +208,9 @@ func renderFrame(d api.JobDetailResponse, now time.Time, width int) string {
 	}
 	if r := d.Recommendation; r != nil {
 		add("recommendation: %s", r.Reason)
+		for _, f := range r.Findings {
+			add("finding: %s", f)
+		}
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
@@ -259,6 +262,9 @@ func (v *lineView) draw(d api.JobDetailResponse) error {
 	}
 	if r := d.Recommendation; r != nil {
 		facts = append(facts, fact{"recommendation", "recommendation: " + r.Reason})
+		for i, f := range r.Findings {
+			facts = append(facts, fact{fmt.Sprintf("finding/%d", i), "finding: " + f})
+		}
 	}
 	stamp := v.now().UTC().Format("15:04:05")
 	var b strings.Builder

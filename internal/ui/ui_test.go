@@ -99,6 +99,7 @@ func TestPages(t *testing.T) {
 		{"TimelineFragmentLive", "/ui/runs/" + slow.ID + "/timeline", 200, []string{"run_base_eval"}, []string{"data-final"}},
 		{"Results", "/ui/runs/" + done.ID + "/results", 200, []string{"Recommended: <strong>" + largeModel, "<svg",
 			"whisker", "function_name_and_args_accuracy", "n=120", "customized-eval", "Evidence", "Latency p50 / p95",
+			"<h3>Findings</h3>", "<li>fine-tuning (customized-eval) helped</li>",
 			"/ui/runs/" + done.ID + "/divergences?eval="}, nil},
 		{"ResultsOtherMetric", "/ui/runs/" + done.ID + "/results?metric=function_name_and_args_accuracy", 200,
 			[]string{`<option value="function_name_and_args_accuracy" selected>`, "function_name_and_args_accuracy by candidate"}, nil},

@@ -127,6 +127,7 @@ func Detail(id string, status flywheel.RunStatus, start time.Time) *flywheel.Job
 		run.FinishedAt = at(600)
 		run.Recommendation = &flywheel.Recommendation{Candidate: "meta/llama-3.2-1b-instruct", EvalType: flywheel.EvalCustomized,
 			Metric: flywheel.ScoreFunctionNameAndArgs, Margin: -0.02, Reason: "within 2 points of production", Evidence: []string{"n=100"},
+			Findings:       []string{"m: fine-tuning (customized-eval) helped"},
 			CostPerRequest: ptr(0.0000021), ProductionCostPerRequest: ptr(0.00016)}
 	}
 	run.Spec.Judge = flywheel.JudgeConfig{DeploymentType: flywheel.DeploymentTypeRemote,
