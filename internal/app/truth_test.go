@@ -158,6 +158,8 @@ func TestRunAgainstAServerThatAlwaysFails(t *testing.T) {
 		t.Logf("warning: %s", w.Message)
 	}
 	require.GreaterOrEqual(t, model.Count("/v1/chat/completions"), 180, "every item was asked")
+	require.NotNil(t, d.Recommendation)
+	require.Empty(t, d.Recommendation.Findings, "no finding compares evaluations whose items all failed")
 }
 
 // A judge that answers HTTP 500 to every request while the candidate

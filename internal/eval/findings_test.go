@@ -25,6 +25,22 @@ func named(c Candidate, vals []float64) Candidate {
 	return c
 }
 
+// failing marks the items at idx as failed at the server.
+func failing(c Candidate, idx ...int) Candidate {
+	for _, i := range idx {
+		c.Result.Items[i].ErrorClass = "server_error"
+	}
+	return c
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
 func repeat(v float64, n int) []float64 {
 	out := make([]float64, n)
 	for i := range out {
@@ -62,6 +78,15 @@ func TestFindings(t *testing.T) {
 			scored("a", flywheel.EvalBase, half...),
 			scored("a", flywheel.EvalICL, append(repeat(0, 1), half[1:]...)...),
 		}, []string{"a: few-shot examples (icl-eval) made no clear difference"}},
+		{"failed items are left out", []Candidate{
+			failing(scored("f", flywheel.EvalBase, repeat(0, 30)...), 0, 1),
+			failing(scored("f", flywheel.EvalICL, repeat(0, 30)...), 1, 2),
+		}, []string{"f: few-shot examples (icl-eval) made no difference: function_name_and_args_accuracy 0.0000 vs 0.0000 as-is, " +
+			"difference +0.0000 [95% CI +0.0000, +0.0000], n=27 (3 items without an answer in one of the two left out)"}},
+		{"every item failed, no finding", []Candidate{
+			failing(scored("x", flywheel.EvalBase, repeat(0, 30)...), seq(30)...),
+			scored("x", flywheel.EvalICL, repeat(0, 30)...),
+		}, nil},
 		{"no base, no finding", []Candidate{
 			scored("a", flywheel.EvalICL, half...),
 			scored("a", flywheel.EvalCustomized, half...),
