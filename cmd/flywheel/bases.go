@@ -145,10 +145,13 @@ func buildBases(ctx context.Context, g *globals, p *local.Platform, sizes []loca
 					from, firstAt = bp.Step, time.Now()
 				}
 				f := float64(bp.Step) / float64(bp.Total)
-				if f+1e-9 < next && bp.Step != bp.Total {
+				// Every 5% of the steps this build trains (a first phase
+				// found built is not among them).
+				done := float64(bp.Step-from) / float64(max(bp.Total-from, 1))
+				if done+1e-9 < next && bp.Step != bp.Total && bp.Step != from {
 					return
 				}
-				next = f + 0.05
+				next = done + 0.05
 				left := "?"
 				if bp.Step > from {
 					eta := time.Duration(float64(time.Since(firstAt)) / float64(bp.Step-from) * float64(bp.Total-bp.Step))
