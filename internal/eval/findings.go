@@ -78,12 +78,13 @@ func verdict(d flywheel.ScoreDetail) string {
 }
 
 // answeredInBoth returns a and b holding only the items (by index) that
-// both answered, and how many items of either were left out.
+// both answered (a wrong answer counts; a failed request does not), and
+// how many items of either were left out.
 func answeredInBoth(a, b Candidate) (Candidate, Candidate, int) {
 	ok := func(c Candidate) map[int]bool {
 		m := make(map[int]bool, len(c.Result.Items))
 		for _, it := range c.Result.Items {
-			m[it.Index] = it.ErrorClass == ""
+			m[it.Index] = !noReply(it.ErrorClass)
 		}
 		return m
 	}
@@ -104,4 +105,14 @@ func answeredInBoth(a, b Candidate) (Candidate, Candidate, int) {
 	fa, leftA := keep(a)
 	fb, leftB := keep(b)
 	return fa, fb, max(leftA, leftB)
+}
+
+// noReply reports whether an item's class says the model gave no usable
+// reply (a failed request), rather than a wrong one.
+func noReply(class string) bool {
+	switch class {
+	case ClassServerError, ClassTimeout, ClassUnparseable, ClassConnectionError:
+		return true
+	}
+	return false
 }

@@ -33,6 +33,14 @@ func failing(c Candidate, idx ...int) Candidate {
 	return c
 }
 
+// classed gives every item of c the error class.
+func classed(c Candidate, class string) Candidate {
+	for i := range c.Result.Items {
+		c.Result.Items[i].ErrorClass = class
+	}
+	return c
+}
+
 func seq(n int) []int {
 	out := make([]int, n)
 	for i := range out {
@@ -83,6 +91,11 @@ func TestFindings(t *testing.T) {
 			failing(scored("f", flywheel.EvalICL, repeat(0, 30)...), 1, 2),
 		}, []string{"f: few-shot examples (icl-eval) made no difference: function_name_and_args_accuracy 0.0000 vs 0.0000 as-is, " +
 			"difference +0.0000 [95% CI +0.0000, +0.0000], n=27 (3 items without an answer in one of the two left out)"}},
+		{"a wrong answer is an answer", []Candidate{
+			failing(scored("w", flywheel.EvalBase, repeat(0, 30)...)),
+			classed(scored("w", flywheel.EvalICL, repeat(0, 30)...), ClassWrongName),
+		}, []string{"w: few-shot examples (icl-eval) made no difference: function_name_and_args_accuracy 0.0000 vs 0.0000 as-is, " +
+			"difference +0.0000 [95% CI +0.0000, +0.0000], n=30"}},
 		{"every item failed, no finding", []Candidate{
 			failing(scored("x", flywheel.EvalBase, repeat(0, 30)...), seq(30)...),
 			scored("x", flywheel.EvalICL, repeat(0, 30)...),

@@ -272,7 +272,13 @@ func (p *Platform) StartCustomization(ctx context.Context, req flywheel.Customiz
 	}
 	p.log.Info("started trainer", "job", id, "model", req.Model.ModelName, "mode", mode, "pid", ident.PID,
 		"records", prep.Written, "variants", prep.Variants, "skipped", len(prep.Skipped))
-	return p.job(st), nil
+	j := p.job(st)
+	if j.Status == flywheel.JobFailed && strings.HasPrefix(j.Message, diedSilently) {
+		// A trainer launched a moment ago was once read as gone while it
+		// ran on; the next poll tells (and relaunches one that is gone).
+		j.Status, j.Message = flywheel.JobPending, "starting"
+	}
+	return j, nil
 }
 
 func cmp0(a, b float64) float64 {
