@@ -76,11 +76,7 @@ func TestBuildBaseIsDeterministic(t *testing.T) {
 
 	b, err := p.BuildBase(ctx, size, r, filepath.Join(t.TempDir(), "b"), nil)
 	require.NoError(t, err)
-	ab, err := os.ReadFile(a.Path)
-	require.NoError(t, err)
-	bb, err := os.ReadFile(b.Path)
-	require.NoError(t, err)
-	require.True(t, bytes.Equal(ab, bb), "same recipe, same weights")
+	requireSameBytes(t, a.Path, b.Path, "same recipe, same weights")
 
 	entries, err := os.ReadDir(filepath.Dir(a.Path))
 	require.NoError(t, err)
@@ -199,9 +195,15 @@ func TestBuildBaseFewShotPhase(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int{4, 5}, steps)
 	require.Equal(t, bi.From, again.From)
-	a, err := os.ReadFile(bi.Path)
+	requireSameBytes(t, bi.Path, again.Path, "same phases, same weights")
+}
+
+// requireSameBytes requires the files at a and b to hold the same bytes.
+func requireSameBytes(t *testing.T, a, b, msg string) {
+	t.Helper()
+	ab, err := os.ReadFile(a)
 	require.NoError(t, err)
-	b, err := os.ReadFile(again.Path)
+	bb, err := os.ReadFile(b)
 	require.NoError(t, err)
-	require.True(t, bytes.Equal(a, b), "same phases, same weights")
+	require.True(t, bytes.Equal(ab, bb), msg)
 }

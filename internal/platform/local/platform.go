@@ -229,6 +229,12 @@ func validID(id, prefix string) bool {
 // with Options.Base "random", a seeded random model created in the models
 // directory.
 func (p *Platform) ModelPath(ctx context.Context, m flywheel.NIMConfig) (string, error) {
+	return p.modelPath(ctx, m, nil)
+}
+
+// modelPath is ModelPath, reporting a base build's share of steps done to
+// progress (nil: to the log alone).
+func (p *Platform) modelPath(ctx context.Context, m flywheel.NIMConfig, progress func(percent float64)) (string, error) {
 	if f, ok := m.Extra["model_file"].(string); ok && f != "" {
 		if _, err := os.Stat(f); err != nil {
 			return "", flywheel.Permanent(fmt.Errorf("candidate %s: model file: %w", m.ModelName, err))
@@ -240,7 +246,7 @@ func (p *Platform) ModelPath(ctx context.Context, m flywheel.NIMConfig) (string,
 		return "", flywheel.Permanent(err)
 	}
 	if p.opts.Base != BaseRandom {
-		return p.EnsureBase(ctx, size, p.logBaseProgress(m.ModelName, nil))
+		return p.EnsureBase(ctx, size, p.logBaseProgress(m.ModelName, progress))
 	}
 	path := filepath.Join(p.opts.ModelsDir, size.Name+".gguf")
 	unlock := p.lockID("model:" + path)
@@ -277,19 +283,11 @@ func (p *Platform) logBaseProgress(model string, report func(percent float64)) f
 	}
 }
 
-// PrepareModel implements flywheel.ModelPreparer: it pre-trains the
-// candidate's base when none is built yet (see EnsureBase), reporting the
-// share of training steps done. A candidate with its own model file, or
-// with random weights, needs nothing.
+// PrepareModel implements flywheel.ModelPreparer: it makes the model file
+// the candidate starts from (ModelPath), pre-training its base when none
+// is built yet and reporting the share of training steps done.
 func (p *Platform) PrepareModel(ctx context.Context, m flywheel.NIMConfig, progress func(percent float64)) error {
-	if f, ok := m.Extra["model_file"].(string); (ok && f != "") || p.opts.Base == BaseRandom {
-		return nil
-	}
-	size, err := SizeFor(m.ModelName)
-	if err != nil {
-		return flywheel.Permanent(err)
-	}
-	_, err = p.EnsureBase(ctx, size, p.logBaseProgress(m.ModelName, progress))
+	_, err := p.modelPath(ctx, m, progress)
 	return err
 }
 
