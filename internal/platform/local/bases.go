@@ -398,7 +398,7 @@ func (p *Platform) BuildBase(ctx context.Context, size ModelSize, r BaseRecipe, 
 	}
 	cmd := exec.CommandContext(ctx, p.opts.Python, args...)
 	cmd.SysProcAttr = sysProcAttr()
-	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1")
+	cmd.Env = trainerEnv(1)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -249,7 +249,7 @@ func (p *Platform) StartCustomization(ctx context.Context, req flywheel.Customiz
 		progress.Close()
 		return flywheel.CustomizationJob{}, fmt.Errorf("create trainer log: %w", err)
 	}
-	cmd, err := p.start(p.opts.Python, args, progress, errLog, progress, errLog)
+	cmd, err := p.start(p.opts.Python, args, trainerEnv(p.opts.Threads), progress, errLog, progress, errLog)
 	if err != nil {
 		progress.Close()
 		errLog.Close()
@@ -272,13 +272,7 @@ func (p *Platform) StartCustomization(ctx context.Context, req flywheel.Customiz
 	}
 	p.log.Info("started trainer", "job", id, "model", req.Model.ModelName, "mode", mode, "pid", ident.PID,
 		"records", prep.Written, "variants", prep.Variants, "skipped", len(prep.Skipped))
-	j := p.job(st)
-	if j.Status == flywheel.JobFailed && strings.HasPrefix(j.Message, diedSilently) {
-		// A trainer launched a moment ago was once read as gone while it
-		// ran on; the next poll tells (and relaunches one that is gone).
-		j.Status, j.Message = flywheel.JobPending, "starting"
-	}
-	return j, nil
+	return p.job(st), nil
 }
 
 func cmp0(a, b float64) float64 {
@@ -357,7 +351,7 @@ func (p *Platform) relaunch(ctx context.Context, st JobData) (flywheel.Customiza
 		return flywheel.CustomizationJob{}, fmt.Errorf("open trainer log: %w", err)
 	}
 	fmt.Fprintf(errLog, "# %s relaunch %d after the trainer died without finishing\n", time.Now().UTC().Format(time.RFC3339), st.Restarts+1)
-	cmd, err := p.start(p.opts.Python, st.Args, progress, errLog, progress, errLog)
+	cmd, err := p.start(p.opts.Python, st.Args, trainerEnv(p.opts.Threads), progress, errLog, progress, errLog)
 	if err != nil {
 		progress.Close()
 		errLog.Close()

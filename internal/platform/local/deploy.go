@@ -100,7 +100,7 @@ func (p *Platform) Deploy(ctx context.Context, req flywheel.DeployRequest) (flyw
 		return flywheel.Deployment{}, fmt.Errorf("open server log: %w", err)
 	}
 	fmt.Fprintf(logFile, "# %s %s %v\n", time.Now().UTC().Format(time.RFC3339), p.opts.LlamaServer, args)
-	cmd, err := p.start(p.opts.LlamaServer, args, logFile, logFile, logFile)
+	cmd, err := p.start(p.opts.LlamaServer, args, threadEnv(p.opts.Threads), logFile, logFile, logFile)
 	if err != nil {
 		logFile.Close()
 		return flywheel.Deployment{}, err

@@ -293,13 +293,13 @@ func (p *Platform) PrepareModel(ctx context.Context, m flywheel.NIMConfig, progr
 
 // start launches a child process in its own process group with output to
 // logPath, and reaps it when it exits.
-func (p *Platform) start(name string, args []string, stdout, stderr io.Writer, extraFiles ...*os.File) (*exec.Cmd, error) {
+func (p *Platform) start(name string, args, env []string, stdout, stderr io.Writer, extraFiles ...*os.File) (*exec.Cmd, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	cmd.Stdin = nil
 	cmd.SysProcAttr = sysProcAttr()
-	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+fmt.Sprint(p.opts.Threads), "OPENBLAS_NUM_THREADS="+fmt.Sprint(p.opts.Threads))
+	cmd.Env = env
 	if err := cmd.Start(); err != nil {
 		err = fmt.Errorf("start %s: %w", filepath.Base(name), err)
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {

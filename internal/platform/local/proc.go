@@ -45,9 +45,13 @@ func procStartTicks(pid int) (uint64, error) {
 	return strconv.ParseUint(fields[19], 10, 64)
 }
 
+// procArgs returns the arguments of pid, or nil when it has none to show:
+// gone, or between address spaces (for a moment after exec has let the
+// parent go, before the new program's arguments are mapped, and while it
+// exits).
 func procArgs(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
+	if err != nil || len(bytes.Trim(b, "\x00")) == 0 {
 		return nil
 	}
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
@@ -55,7 +59,12 @@ func procArgs(pid int) []string {
 
 // alive reports whether the process recorded in id is still running (the
 // same process: same start time and program, so a reused pid is not
-// mistaken for it).
+// mistaken for it). A process with the recorded start time that shows no
+// arguments is alive: exec lets the parent go (exec.Cmd.Start returns)
+// before the kernel maps the new program's arguments, and an exiting
+// process drops them before it becomes a zombie; reading either moment as
+// "gone" made a just-started trainer fail and left a just-deployed server
+// running after Undeploy. The start time alone already tells a reused pid.
 func (id procIdentity) alive() bool {
 	if id.PID <= 0 {
 		return false
@@ -65,10 +74,7 @@ func (id procIdentity) alive() bool {
 		return false
 	}
 	args := procArgs(id.PID)
-	if len(args) == 0 {
-		return false
-	}
-	if id.Program == "" {
+	if len(args) == 0 || id.Program == "" {
 		return true
 	}
 	for _, a := range args[:min(len(args), 2)] {
@@ -137,6 +143,31 @@ func (id procIdentity) stop(ctx context.Context, grace time.Duration) error {
 // fires when the process dies. The ledger and Undeploy cover the rest.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// threadEnv is this process's environment for a child limited to threads
+// OpenMP/BLAS threads.
+func threadEnv(threads int) []string {
+	return append(os.Environ(), "OMP_NUM_THREADS="+strconv.Itoa(threads), "OPENBLAS_NUM_THREADS="+strconv.Itoa(threads))
+}
+
+// trainerEnv is threadEnv for the PyTorch trainer, with glibc's malloc told
+// to keep freed memory instead of returning it to the kernel (unless the
+// environment already says otherwise). Each batch of another length
+// allocates tensors of other sizes; by default the large ones are mapped
+// and unmapped every step, and the kernel zeroes each page again. Measured
+// on variable-length batches of up to 1,000 tokens on one thread: page
+// faults 8.0 M → 0.8 M, system time 12.7 s → 3.6 s, wall time 38 s → 28 s,
+// peak memory +35 %. It changes no result: the same arithmetic runs on
+// other addresses.
+func trainerEnv(threads int) []string {
+	env := threadEnv(threads)
+	for _, kv := range []string{"MALLOC_MMAP_THRESHOLD_=4294967296", "MALLOC_TRIM_THRESHOLD_=4294967296"} {
+		if _, set := os.LookupEnv(kv[:strings.IndexByte(kv, '=')]); !set {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
