@@ -77,7 +77,7 @@ func BenchmarkTrainerVsRawTorch(b *testing.B) {
 	for range b.N {
 		cmd := exec.Command(PythonDefault, script, "--base", base, "--train", train, "--out", filepath.Join(dir, "unused.gguf"),
 			"--bench", strconv.Itoa(steps), "--batch-size", strconv.Itoa(batch), "--threads", "1")
-		cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1")
+		cmd.Env = trainerEnv(1)
 		stdout, err := cmd.Output()
 		require.NoError(b, err, "%s", stdout)
 		var last []byte
