@@ -111,3 +111,15 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 	err = runDemoBench(context.Background(), g, demoFlags{bench: 2, keep: true})
 	require.ErrorContains(t, err, "--keep-serving")
 }
+
+func TestDemoTrafficIsTheSameEveryRun(t *testing.T) {
+	t.Parallel()
+	f := demoFlags{records: 50, workload: "w", client: "c"}
+	a, err := demoTraffic(f)
+	require.NoError(t, err)
+	time.Sleep(2 * time.Millisecond)
+	b, err := demoTraffic(f)
+	require.NoError(t, err)
+	require.Len(t, a, 50)
+	require.Equal(t, a, b, "a second run must find its traffic already stored")
+}
