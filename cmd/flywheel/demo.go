@@ -96,7 +96,8 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) error {
 // demoOnce runs the demo once and returns the job's detail, also when the
 // job did not complete (with the error that says so).
 func demoOnce(ctx context.Context, g *globals, f demoFlags) (*flywheel.JobDetail, error) {
-	if g.dataDir == "" && g.getenv(config.EnvDataDir) == "" {
+	ownDir := g.dataDir == "" && g.getenv(config.EnvDataDir) == ""
+	if ownDir {
 		g.dataDir = filepath.Join(config.DefaultDataDir(g.getenv), "demo")
 	}
 	cfg, err := g.load()
@@ -149,6 +150,20 @@ func demoOnce(ctx context.Context, g *globals, f demoFlags) (*flywheel.JobDetail
 	recs, err := demoTraffic(f)
 	if err != nil {
 		return nil, err
+	}
+	if ownDir {
+		// Every run in the demo's own data directory starts from its own
+		// traffic alone: the directory may hold a demo's from before the
+		// timestamps were fixed (newer than these, so the job would pick
+		// those). A directory named with --data-dir is the user's: its
+		// records stay, and the fixed timestamps make a rerun add nothing.
+		n, err := a.Store.DeleteLogs(ctx, flywheel.LogFilter{WorkloadID: f.workload, ClientID: f.client})
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			fmt.Fprintf(out, "Replaced the %d stored records of %q traffic that earlier demo runs left\n", n, f.workload)
+		}
 	}
 	inserted, dups, err := a.Store.InsertLogs(ctx, recs)
 	if err != nil {
