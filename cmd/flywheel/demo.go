@@ -45,7 +45,9 @@ examples and after fine-tuning, fine-tune them with PyTorch on the CPU, shut
 everything down, and print the results and the recommendation.
 
 Its data goes to <data dir>/demo unless --data-dir is given; while it runs, the API
-and dashboard are served (see the printed address). scripts/install-local.sh
+and dashboard are served (see the printed address). The generated traffic is the same
+in every run, timestamps included, so a rerun works on the same data; in <data dir>/demo
+each run replaces the traffic earlier runs stored. scripts/install-local.sh
 installs what it needs (scripts/demo.sh runs both).
 
 With --bench N it runs the demo N times, each on a fresh data directory with its
