@@ -253,7 +253,7 @@ func formatSummary(s flywheel.EvalSummary) string {
 		fmt.Fprintf(&b, ", judge failed on %d of %d", s.JudgeFailures, s.JudgeCalls)
 	}
 	if s.LatencyP50MS != nil && s.LatencyP95MS != nil {
-		fmt.Fprintf(&b, ", latency p50 %.0f ms / p95 %.0f ms (n=%d)", *s.LatencyP50MS, *s.LatencyP95MS, s.LatencyN)
+		fmt.Fprintf(&b, ", latency p50 %.0f ms / p95 %.0f ms (%s)", *s.LatencyP50MS, *s.LatencyP95MS, flywheel.LatencyBasis(s))
 	} else {
 		fmt.Fprintf(&b, ", latency n/a (n=%d)", s.LatencyN)
 	}

@@ -120,7 +120,7 @@ func recommendReason(c Candidate, cp Comparison, metric string, margin float64, 
 		fmt.Fprintf(&b, "; cost %s/request (production's unknown)", flywheel.FormatUSD(cost))
 	}
 	if s.LatencyP50MS != nil {
-		fmt.Fprintf(&b, "; p50 latency %.0f ms (n=%d)", *s.LatencyP50MS, s.LatencyN)
+		fmt.Fprintf(&b, "; p50 latency %.0f ms (%s)", *s.LatencyP50MS, flywheel.LatencyBasis(s))
 	}
 	b.WriteString(". ")
 	b.WriteString(sources(s, prod))

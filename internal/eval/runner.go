@@ -352,6 +352,7 @@ func (r *Runner) Evaluate(ctx context.Context, req flywheel.EvalRequest, progres
 	}
 	res, err := agg.result(req, r.opts.Bootstrap)
 	if err == nil {
+		res.Summary.Concurrency = r.opts.Concurrency
 		perHour := req.PricePerHour
 		if perHour == 0 {
 			perHour = r.opts.PricePerHourByModel[req.Target.Model]

@@ -190,6 +190,7 @@ func testRunnerReplaysGroundTruth(t *testing.T, dir, name string, stream bool) {
 	require.Equal(t, l.n, res.Summary.Answered)
 	require.Zero(t, res.Summary.Failures.Total())
 	require.Equal(t, l.n, res.Summary.LatencyN)
+	require.Equal(t, 8, res.Summary.Concurrency, "the latency's load is stated")
 	require.Positive(t, *res.Summary.LatencyP50MS)
 	require.GreaterOrEqual(t, *res.Summary.LatencyP95MS, *res.Summary.LatencyP50MS)
 	if stream {

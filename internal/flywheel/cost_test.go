@@ -56,3 +56,17 @@ func TestCostPerRequest(t *testing.T) {
 		require.InDelta(t, tt.want, got, 1e-15, tt.name)
 	}
 }
+
+func TestLatencyBasis(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		s    flywheel.EvalSummary
+		want string
+	}{
+		{flywheel.EvalSummary{LatencyN: 60}, "n=60"},
+		{flywheel.EvalSummary{LatencyN: 60, Concurrency: 1}, "n=60"},
+		{flywheel.EvalSummary{LatencyN: 100, Concurrency: 8}, "n=100, 8 in flight"},
+	} {
+		require.Equal(t, tc.want, flywheel.LatencyBasis(tc.s))
+	}
+}

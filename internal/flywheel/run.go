@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -123,7 +124,11 @@ type EvalSummary struct {
 	JudgeFailures   int    `json:"judge_failures,omitempty"`
 	FirstJudgeError string `json:"first_judge_error,omitempty"`
 	// LatencyN is the number of replies the latency percentiles are over.
-	LatencyN     int      `json:"latency_n"`
+	LatencyN int `json:"latency_n"`
+	// Concurrency is how many requests the evaluation kept in flight: a
+	// reply's latency includes its wait behind the others at the
+	// candidate's server (a one-slot llama-server answers one at a time).
+	Concurrency  int      `json:"concurrency,omitempty"`
 	LatencyP50MS *float64 `json:"latency_p50_ms"`
 	LatencyP95MS *float64 `json:"latency_p95_ms"`
 	// TTFTP50MS is the median time to the first token of streamed replies.
@@ -284,4 +289,13 @@ func writeCompact(w interface{ Write([]byte) (int, error) }, raw json.RawMessage
 		return
 	}
 	_, _ = w.Write(buf.Bytes())
+}
+
+// LatencyBasis says what an evaluation's latency percentiles are over:
+// "n=60", or "n=60, 8 in flight" when it kept several requests in flight.
+func LatencyBasis(s EvalSummary) string {
+	if s.Concurrency > 1 {
+		return fmt.Sprintf("n=%d, %d in flight", s.LatencyN, s.Concurrency)
+	}
+	return fmt.Sprintf("n=%d", s.LatencyN)
 }

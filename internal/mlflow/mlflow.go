@@ -336,6 +336,9 @@ func metrics(ev *flywheel.Evaluation, items []flywheel.ItemResult, now time.Time
 		// Latency and tokens exist only over answered requests: with none,
 		// the metrics are left out rather than logged as 0.
 		add("latency_n", float64(s.LatencyN), 0)
+		if s.Concurrency > 0 {
+			add("concurrency", float64(s.Concurrency), 0)
+		}
 		addPtr("latency_p50_ms", s.LatencyP50MS)
 		addPtr("latency_p95_ms", s.LatencyP95MS)
 		add("tokens_n", float64(s.TokensN), 0)

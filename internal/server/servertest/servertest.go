@@ -141,7 +141,7 @@ func Detail(id string, status flywheel.RunStatus, start time.Time) *flywheel.Job
 			Scores:  map[string]float64{flywheel.ScoreFunctionName: 0.95, flywheel.ScoreFunctionNameAndArgs: 0.91},
 			Details: map[string]flywheel.ScoreDetail{flywheel.ScoreFunctionNameAndArgs: detail},
 			Summary: &flywheel.EvalSummary{Items: 100, Answered: 99, Errors: 1, Failures: flywheel.FailureCounts{Timeout: 1},
-				LatencyN: 99, LatencyP50MS: ptr(120.0), LatencyP95MS: ptr(340.0), TokensN: 99, PromptTokens: ptr(210.0), CompletionTokens: ptr(31.0), CostPer1KReq: 0.4,
+				LatencyN: 99, Concurrency: 8, LatencyP50MS: ptr(120.0), LatencyP95MS: ptr(340.0), TokensN: 99, PromptTokens: ptr(210.0), CompletionTokens: ptr(31.0), CostPer1KReq: 0.4,
 				CostBasis: flywheel.CostTokens, CostSource: "210+31 tokens/request (n=99 replies) × $0.00166 per 1k tokens",
 				ComputeN: 99, CPUSecondsPerRequest: ptr(0.021),
 				Production:   &flywheel.ProductionCost{TokensN: 100, PromptTokens: 180, CompletionTokens: 24, CostPer1KReq: 0.16, CostSource: "180+24 logged tokens/request"},
