@@ -46,7 +46,7 @@ func TestTruthfulSummaryInGet(t *testing.T) {
 		return servertest.Detail(id, flywheel.RunCompleted, start), nil
 	}
 	require.NoError(t, b.run(t, "get", "run-1"))
-	require.Contains(t, b.stdout.String(), "base-eval: 100 items, 99 answered, 1 errors (timeout 1), latency p50 120 ms / p95 340 ms (n=99, 8 in flight), 210+31 tokens per request (n=99)")
+	require.Contains(t, b.stdout.String(), "base-eval: 100 items, 99 answered, 1 errors (timeout 1), latency p50 120 ms / p95 340 ms (n=99, 8 in flight; server time p50 21 ms, n=99), 210+31 tokens per request (n=99)")
 	require.NotContains(t, b.stdout.String(), "Warnings:")
 }
 

@@ -29,8 +29,7 @@ type Prices struct {
 // from: the server's compute time of the answered items and the usage the
 // production model logged for every valid item.
 type costFigures struct {
-	computeN               int
-	computeMS              float64
+	computeMS              []float64 // each answered reply's compute time
 	refN                   int
 	refPrompt, refComplete int64
 }
@@ -38,8 +37,7 @@ type costFigures struct {
 // add records one valid item's figures.
 func (c *costFigures) add(o outcome) {
 	if o.computed && o.failure == noFailure {
-		c.computeN++
-		c.computeMS += float64(o.computeMS)
+		c.computeMS = append(c.computeMS, float64(o.computeMS))
 	}
 	if o.refUsage {
 		c.refN++
@@ -57,13 +55,18 @@ func (c *costFigures) add(o outcome) {
 // Production's cost is its logged tokens × the production prices.
 func (c *costFigures) price(s *flywheel.EvalSummary, per1KTokens, perHour float64, wall time.Duration, p Prices) {
 	threads := max(p.CPUThreads, 1)
-	if c.computeN > 0 {
-		busyMS := c.computeMS
+	if n := len(c.computeMS); n > 0 {
+		var busyMS float64
+		for _, ms := range c.computeMS {
+			busyMS += ms
+		}
 		if wallMS := float64(wall) / float64(time.Millisecond); wallMS > 0 && busyMS > wallMS {
 			busyMS = wallMS
 		}
-		cpu := busyMS / 1000 * float64(threads) / float64(c.computeN)
-		s.ComputeN, s.CPUSecondsPerRequest = c.computeN, &cpu
+		cpu := busyMS / 1000 * float64(threads) / float64(n)
+		s.ComputeN, s.CPUSecondsPerRequest = n, &cpu
+		p := Percentiles(c.computeMS, 0.5, 0.95)
+		s.ServerP50MS, s.ServerP95MS = &p[0], &p[1]
 	}
 	switch {
 	case per1KTokens > 0:

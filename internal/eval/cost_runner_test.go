@@ -57,6 +57,12 @@ func TestRunnerPricesMeasuredCPUTime(t *testing.T) {
 	require.InDelta(t, 0.008, *s.CPUSecondsPerRequest, 1e-9)
 	require.InDelta(t, 8e-5, s.CostPer1KReq, 1e-12)
 	require.Contains(t, s.CostSource, "n=5 replies' llama-server timings")
+	// The server's own time per reply, 1.5 + 2.5 ms, apart from the 10 ms
+	// each request took.
+	require.NotNil(t, s.ServerP50MS)
+	require.InDelta(t, 4.0, *s.ServerP50MS, 1e-9)
+	require.Greater(t, *s.LatencyP50MS, 10.0)
+	require.Equal(t, 1, s.Concurrency)
 	// (180×1 + 20×2)/1e6 = $0.00022 per request.
 	require.NotNil(t, s.Production)
 	require.Equal(t, 5, s.Production.TokensN)

@@ -34,22 +34,22 @@ func TestCostFiguresPrice(t *testing.T) {
 		{
 			// 10 replies of 50 ms compute on 2 threads: 0.1 CPU-s each;
 			// 0.1/3600 h × $0.036 = $0.000001 per request.
-			name: "CPUTime", figures: costFigures{computeN: 10, computeMS: 500}, wall: time.Second, prices: prices,
+			name: "CPUTime", figures: costFigures{computeMS: tenOf(50)}, wall: time.Second, prices: prices,
 			wantBasis: flywheel.CostCPUTime, want1K: 0.001, wantCPU: 0.1,
 			wantSource: "50.0 ms server compute/request × 2 thread(s) = 0.1 CPU-s/request (n=10 replies' llama-server timings) × $0.036/CPU-hour",
 		},
 		{
 			// Parallel slots report overlapping durations: the compute
 			// counted is at most the evaluation's wall time (250 ms).
-			name: "CPUTimeBoundedByWallTime", figures: costFigures{computeN: 10, computeMS: 500}, wall: 250 * time.Millisecond, prices: prices,
+			name: "CPUTimeBoundedByWallTime", figures: costFigures{computeMS: tenOf(50)}, wall: 250 * time.Millisecond, prices: prices,
 			wantBasis: flywheel.CostCPUTime, want1K: 0.0005, wantCPU: 0.05, wantSource: "25.0 ms server compute/request",
 		},
 		{
-			name: "NoThreadsMeansOne", figures: costFigures{computeN: 4, computeMS: 400}, wall: time.Second, prices: Prices{CPUHourUSD: 0.036},
+			name: "NoThreadsMeansOne", figures: costFigures{computeMS: []float64{100, 100, 100, 100}}, wall: time.Second, prices: Prices{CPUHourUSD: 0.036},
 			wantBasis: flywheel.CostCPUTime, want1K: 0.001, wantCPU: 0.1, wantSource: "× 1 thread(s)",
 		},
 		{
-			name: "PerTokenPriceWins", figures: costFigures{computeN: 10, computeMS: 500}, summary: tokens, per1KTokens: 0.002, perHour: 3.6,
+			name: "PerTokenPriceWins", figures: costFigures{computeMS: tenOf(50)}, summary: tokens, per1KTokens: 0.002, perHour: 3.6,
 			wall: time.Second, prices: prices, wantBasis: flywheel.CostTokens, want1K: 0.24, wantCPU: 0.1,
 			wantSource: "100+20 tokens/request (n=10 replies) × $0.002 per 1k tokens",
 		},
@@ -59,11 +59,11 @@ func TestCostFiguresPrice(t *testing.T) {
 		},
 		{
 			// $3.6/hour × 1 s / 10 items = $0.0001 per request.
-			name: "HourlyPriceBeforeCPUTime", figures: costFigures{computeN: 10, computeMS: 500}, perHour: 3.6, wall: time.Second, prices: prices,
+			name: "HourlyPriceBeforeCPUTime", figures: costFigures{computeMS: tenOf(50)}, perHour: 3.6, wall: time.Second, prices: prices,
 			wantBasis: flywheel.CostGPUHour, want1K: 0.1, wantCPU: 0.1, wantSource: "$3.6/hour × 1s of evaluation / 10 items",
 		},
 		{
-			name: "NoCPUPrice", figures: costFigures{computeN: 10, computeMS: 500}, wall: time.Second,
+			name: "NoCPUPrice", figures: costFigures{computeMS: tenOf(50)}, wall: time.Second,
 			wantCPU: 0.05, wantSource: "unknown: no price configured",
 		},
 		{
@@ -92,7 +92,11 @@ func TestCostFiguresPrice(t *testing.T) {
 			} else {
 				require.NotNil(t, s.CPUSecondsPerRequest)
 				require.InDelta(t, tt.wantCPU, *s.CPUSecondsPerRequest, 1e-12)
-				require.Equal(t, tt.figures.computeN, s.ComputeN)
+				require.Equal(t, len(tt.figures.computeMS), s.ComputeN)
+				// The server's own time per reply, over the same replies
+				// (not bounded by the wall time, unlike the cost).
+				require.NotNil(t, s.ServerP50MS)
+				require.Equal(t, Percentiles(tt.figures.computeMS, 0.5)[0], *s.ServerP50MS)
 			}
 			if tt.wantProd1K == 0 {
 				require.Nil(t, s.Production)
@@ -115,5 +119,14 @@ func TestCostFiguresAdd(t *testing.T) {
 	// A failed request has no compute time to count, but production
 	// answered it all the same.
 	c.add(outcome{computed: true, computeMS: 999, failure: failTimeout, refUsage: true, refPrompt: 50, refComplete: 6})
-	require.Equal(t, costFigures{computeN: 2, computeMS: 100, refN: 2, refPrompt: 150, refComplete: 16}, c)
+	require.Equal(t, costFigures{computeMS: []float64{30, 70}, refN: 2, refPrompt: 150, refComplete: 16}, c)
+}
+
+// tenOf is ten replies of ms each.
+func tenOf(ms float64) []float64 {
+	out := make([]float64, 10)
+	for i := range out {
+		out[i] = ms
+	}
+	return out
 }

@@ -66,6 +66,7 @@ func TestLatencyBasis(t *testing.T) {
 		{flywheel.EvalSummary{LatencyN: 60}, "n=60"},
 		{flywheel.EvalSummary{LatencyN: 60, Concurrency: 1}, "n=60"},
 		{flywheel.EvalSummary{LatencyN: 100, Concurrency: 8}, "n=100, 8 in flight"},
+		{flywheel.EvalSummary{LatencyN: 100, Concurrency: 8, ComputeN: 99, ServerP50MS: new(30.6)}, "n=100, 8 in flight; server time p50 31 ms, n=99"},
 	} {
 		require.Equal(t, tc.want, flywheel.LatencyBasis(tc.s))
 	}

@@ -151,6 +151,11 @@ type EvalSummary struct {
 	// time × the server's threads per request, is over them.
 	ComputeN             int      `json:"compute_n,omitempty"`
 	CPUSecondsPerRequest *float64 `json:"cpu_seconds_per_request,omitempty"`
+	// ServerP50MS and ServerP95MS are percentiles of that compute time
+	// per reply, over the same ComputeN replies: the model's own time,
+	// without the wait behind other requests or the network.
+	ServerP50MS *float64 `json:"server_p50_ms,omitempty"`
+	ServerP95MS *float64 `json:"server_p95_ms,omitempty"`
 	// Production is what the production model's logged answers to the
 	// same items cost, from the usage they logged.
 	Production   *ProductionCost        `json:"production,omitempty"`
@@ -292,10 +297,16 @@ func writeCompact(w interface{ Write([]byte) (int, error) }, raw json.RawMessage
 }
 
 // LatencyBasis says what an evaluation's latency percentiles are over:
-// "n=60", or "n=60, 8 in flight" when it kept several requests in flight.
+// "n=60", or "n=60, 8 in flight" when it kept several requests in flight,
+// followed by the server's own time per reply where it reported one
+// ("n=60, 8 in flight; server time p50 31 ms, n=60").
 func LatencyBasis(s EvalSummary) string {
+	b := fmt.Sprintf("n=%d", s.LatencyN)
 	if s.Concurrency > 1 {
-		return fmt.Sprintf("n=%d, %d in flight", s.LatencyN, s.Concurrency)
+		b += fmt.Sprintf(", %d in flight", s.Concurrency)
 	}
-	return fmt.Sprintf("n=%d", s.LatencyN)
+	if s.ServerP50MS != nil {
+		b += fmt.Sprintf("; server time p50 %.0f ms, n=%d", *s.ServerP50MS, s.ComputeN)
+	}
+	return b
 }

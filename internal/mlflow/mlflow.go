@@ -341,6 +341,8 @@ func metrics(ev *flywheel.Evaluation, items []flywheel.ItemResult, now time.Time
 		}
 		addPtr("latency_p50_ms", s.LatencyP50MS)
 		addPtr("latency_p95_ms", s.LatencyP95MS)
+		addPtr("server_p50_ms", s.ServerP50MS)
+		addPtr("server_p95_ms", s.ServerP95MS)
 		add("tokens_n", float64(s.TokensN), 0)
 		addPtr("prompt_tokens_per_request", s.PromptTokens)
 		addPtr("completion_tokens_per_request", s.CompletionTokens)

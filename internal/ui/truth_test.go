@@ -41,5 +41,5 @@ func TestPagesShowWarnings(t *testing.T) {
 	got = do(t, http.DefaultClient, http.MethodGet, srv.URL+"/ui/runs/"+id+"/results", nil, nil)
 	require.Contains(t, got.body, "0 answered, 60 server errors")
 	require.Contains(t, got.body, "— / — ms<div class=\"ci\">n=0</div>", "no latency over no reply")
-	require.Contains(t, got.body, "120 / 340 ms<div class=\"ci\">n=99, 8 in flight</div>", "the other candidate's figures keep their n")
+	require.Contains(t, got.body, "120 / 340 ms<div class=\"ci\">n=99, 8 in flight</div><div class=\"ci\">server time p50 21.0 ms</div>", "the other candidate's figures keep their n")
 }

@@ -143,7 +143,7 @@ func Detail(id string, status flywheel.RunStatus, start time.Time) *flywheel.Job
 			Summary: &flywheel.EvalSummary{Items: 100, Answered: 99, Errors: 1, Failures: flywheel.FailureCounts{Timeout: 1},
 				LatencyN: 99, Concurrency: 8, LatencyP50MS: ptr(120.0), LatencyP95MS: ptr(340.0), TokensN: 99, PromptTokens: ptr(210.0), CompletionTokens: ptr(31.0), CostPer1KReq: 0.4,
 				CostBasis: flywheel.CostTokens, CostSource: "210+31 tokens/request (n=99 replies) × $0.00166 per 1k tokens",
-				ComputeN: 99, CPUSecondsPerRequest: ptr(0.021),
+				ComputeN: 99, CPUSecondsPerRequest: ptr(0.021), ServerP50MS: ptr(21.0), ServerP95MS: ptr(35.0),
 				Production:   &flywheel.ProductionCost{TokensN: 100, PromptTokens: 180, CompletionTokens: 24, CostPer1KReq: 0.16, CostSource: "180+24 logged tokens/request"},
 				ErrorClasses: map[string]int{"wrong_arguments": 9}, PerTool: map[string]flywheel.ScoreDetail{"calculate_triangle_area": detail}}},
 		{ID: id + "-e2", EvalType: flywheel.EvalICL, StartedAt: start.Add(time.Minute), FinishedAt: at(130), RuntimeSeconds: 70, Progress: 100,
