@@ -136,7 +136,7 @@ func TestNeMoEvaluatorParity(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, "Job cancellation initiated successfully.", msg)
 			stopped := waitFor(5*time.Second, 10*time.Millisecond, func() bool { return b.fake.Live().Empty() })
-			require.True(t, stopped, "still running: %+v", b.fake.Live())
+			require.True(t, stopped, "still running: %+v (live at cancel: %v)", b.fake.Live(), jobs)
 			for _, id := range jobs {
 				require.Equal(t, "cancelled", b.fake.EvaluationStatus(id), id)
 			}

@@ -55,6 +55,12 @@ func (p *Platform) Evaluate(ctx context.Context, req flywheel.EvalRequest, progr
 	}
 	job, err := p.launchEvaluation(ctx, req.EvaluationID, body)
 	if err != nil {
+		if ctx.Err() != nil && req.EvaluationID != "" {
+			// Cancelled while the create call was out: the server may
+			// have made the job all the same, and the ledger keeps
+			// evaluation jobs as results, so nothing else would stop it.
+			p.cancelEvaluationJob(ctx, "", req.EvaluationID)
+		}
 		return flywheel.EvalResult{}, err
 	}
 	p.logger.InfoContext(ctx, "Evaluation job running", slog.String("job_id", job.ID),
@@ -62,12 +68,7 @@ func (p *Platform) Evaluate(ctx context.Context, req flywheel.EvalRequest, progr
 
 	if err := p.waitEvaluation(ctx, job.ID, progress); err != nil {
 		if ctx.Err() != nil || errors.Is(err, errEvalStalled) {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
-			if cerr := p.Eval.CancelJob(cctx, job.ID); cerr != nil {
-				p.logger.WarnContext(ctx, "Cancel evaluation job failed", slog.String("job_id", job.ID),
-					slog.String("error", cerr.Error()))
-			}
-			cancel()
+			p.cancelEvaluationJob(ctx, job.ID, "")
 		}
 		if ctx.Err() != nil {
 			return flywheel.EvalResult{}, ctx.Err()
@@ -84,6 +85,30 @@ func (p *Platform) Evaluate(ctx context.Context, req flywheel.EvalRequest, progr
 	}
 	progress(100)
 	return out, nil
+}
+
+// cancelEvaluationJob cancels the evaluation job id, or the job of
+// evaluationID when id is empty (none found is not an error), with a
+// context of its own: ctx is usually the cancelled one. A failure is
+// logged; the job's deletion with its run tries again.
+func (p *Platform) cancelEvaluationJob(ctx context.Context, id, evaluationID string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
+	defer cancel()
+	if id == "" {
+		job, ok, err := p.Eval.FindJob(cctx, customFieldEvaluationID, evaluationID, p.cfg.ListPages)
+		if err != nil || !ok {
+			if err != nil {
+				p.logger.WarnContext(ctx, "Find evaluation job to cancel failed", slog.String("evaluation_id", evaluationID),
+					slog.String("error", err.Error()))
+			}
+			return
+		}
+		id = job.ID
+	}
+	if err := p.Eval.CancelJob(cctx, id); err != nil {
+		p.logger.WarnContext(ctx, "Cancel evaluation job failed", slog.String("job_id", id),
+			slog.String("error", err.Error()))
+	}
 }
 
 // judgeModel returns the judge parameter: the model id when the judge is

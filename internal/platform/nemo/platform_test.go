@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -316,6 +320,41 @@ func TestPlatformFailures(t *testing.T) {
 			Target: flywheel.Endpoint{Model: "m"}, Dataset: eval, Judge: &flywheel.Endpoint{Model: judgeModel}}, nil)
 		require.ErrorContains(t, err, "without progress")
 		require.Empty(t, fake.Live().Evaluations, "a stalled evaluation is cancelled remotely")
+	})
+
+	t.Run("CancelDuringCreateCancelsTheJob", func(t *testing.T) {
+		t.Parallel()
+		fake := nemotest.New(nemotest.Options{StuckEvaluations: true, Models: []string{judgeModel, "m"}})
+		defer fake.Close()
+		// The create call reaches the Evaluator, which makes the job, but
+		// its answer does not come back before the caller is cancelled.
+		target, err := url.Parse(fake.URL)
+		require.NoError(t, err)
+		rp := httputil.NewSingleHostReverseProxy(target)
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method+" "+r.URL.Path == nemotest.EndpointEvaluationCreate {
+				rp.ServeHTTP(httptest.NewRecorder(), r.WithContext(context.WithoutCancel(r.Context())))
+				<-r.Context().Done()
+				return
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		defer proxy.Close()
+		p := newPlatform(t, fake, func(c *nemo.Config) { c.NeMo.BaseURL = proxy.URL })
+		eval, err := p.PublishDataset(t.Context(), "", buildDatasets(t, "cancel-create").eval)
+		require.NoError(t, err)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.Evaluate(ctx, flywheel.EvalRequest{EvaluationID: "e", WorkloadType: flywheel.WorkloadToolCalling,
+				Target: flywheel.Endpoint{Model: "m"}, Dataset: eval, Judge: &flywheel.Endpoint{Model: judgeModel}}, nil)
+			done <- err
+		}()
+		require.Eventually(t, func() bool { return len(fake.Live().Evaluations) == 1 }, 10*time.Second, time.Millisecond)
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+		require.Empty(t, fake.Live().Evaluations, "the job the cancelled create made is cancelled")
 	})
 }
 
