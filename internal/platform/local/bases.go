@@ -109,8 +109,10 @@ func DefaultBaseRecipe(size ModelSize) BaseRecipe {
 	}
 	// Then a few-shot phase: without it icl-eval's prompts confuse the
 	// base (docs/local-models.md). Its prompts are six times as long as
-	// the first phase's, so its 300 steps take longer than the first
-	// phase's 2,400 (measured: 2,939 s against 1,382 s for tiny-s).
+	// the first phase's, so its 300 steps cost about three quarters of the first
+	// phase's 2,400 (measured for tiny-s on an idle 2-core machine: 449 s
+	// against 612 s; before the trainer's malloc settings, on a busy one,
+	// 2,939 s against 1,382 s).
 	r.FewShot = &FewShotPhase{Drills: 4800, MaxExamples: 3, Plain: 1600, Corpus: 800, Steps: 300, MaxLen: 1024, LearningRate: 1e-3}
 	return r
 }

@@ -96,11 +96,12 @@ func (p *Platform) cancelEvaluationJob(ctx context.Context, id, evaluationID str
 	defer cancel()
 	if id == "" {
 		job, ok, err := p.Eval.FindJob(cctx, customFieldEvaluationID, evaluationID, p.cfg.ListPages)
-		if err != nil || !ok {
-			if err != nil {
-				p.logger.WarnContext(ctx, "Find evaluation job to cancel failed", slog.String("evaluation_id", evaluationID),
-					slog.String("error", err.Error()))
-			}
+		if err != nil {
+			p.logger.WarnContext(ctx, "Find evaluation job to cancel failed", slog.String("evaluation_id", evaluationID),
+				slog.String("error", err.Error()))
+			return
+		}
+		if !ok {
 			return
 		}
 		id = job.ID
