@@ -158,7 +158,7 @@ func threadEnv(threads int) []string {
 // and unmapped every step, and the kernel zeroes each page again. Measured
 // on variable-length batches of up to 1,000 tokens on one thread: page
 // faults 8.0 M → 0.8 M, system time 12.7 s → 3.6 s, wall time 38 s → 28 s,
-// peak memory +35 %. It changes no result: the same arithmetic runs on
+// peak memory +34 %. It changes no result: the same arithmetic runs on
 // other addresses.
 func trainerEnv(threads int) []string {
 	env := threadEnv(threads)
