@@ -75,13 +75,21 @@ the same database (add more with 'flywheel worker').`,
 // not ended.
 func logStop(ctx context.Context, logger *slog.Logger, msg string) func() {
 	done := make(chan struct{})
+	log := func() { logger.Info(msg, "reason", context.Cause(ctx).Error()) }
 	stop := context.AfterFunc(ctx, func() {
 		defer close(done)
-		logger.Info(msg, "reason", context.Cause(ctx).Error())
+		log()
 	})
 	return func() {
 		if !stop() {
 			<-done
+			return
+		}
+		// A context closes its Done channel before it starts its
+		// after-funcs: whoever saw it end and got here first stopped the
+		// line from being written, so write it now.
+		if ctx.Err() != nil {
+			log()
 		}
 	}
 }
